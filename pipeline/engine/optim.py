@@ -1,0 +1,69 @@
+"""Batched SGD (plain, momentum, Nesterov), Adam and AdamW with per-model knobs.
+
+The update rules follow torch.optim's single-tensor implementations (dampening 0);
+tests/test_engine.py proves each equal to torch.optim on every model of a group.
+Weight decay applies to weights only, never to biases (d2l's concise setting).
+"""
+
+from __future__ import annotations
+
+import torch
+
+KINDS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+
+
+def _per_model(values, dtype=torch.float32, device=None) -> torch.Tensor:
+    return torch.as_tensor(values, dtype=dtype, device=device).reshape(-1, 1, 1)  # (G, 1, 1)
+
+
+class BatchedOptimizer:
+    def __init__(self, params: list[torch.Tensor], decays: list[bool], kind: str, *,
+                 lr, weight_decay, momentum, betas):
+        if kind not in KINDS:
+            raise ValueError(f"unknown optimizer {kind!r}; expected one of {KINDS}")
+        dev = params[0].device
+        self.params, self.decays, self.kind = params, decays, kind
+        self.lr = _per_model(lr, device=dev)
+        self.wd = _per_model(weight_decay, device=dev)
+        self.momentum = _per_model(momentum, device=dev)
+        # bias corrections are computed in float64, as torch.optim does with Python floats
+        self.lr64 = torch.as_tensor(lr, dtype=torch.float64)
+        wd64 = torch.as_tensor(weight_decay, dtype=torch.float64)
+        self.decoupled = _per_model(1 - self.lr64 * wd64, device=dev)  # AdamW's p *= 1 - lr*wd
+        b = torch.as_tensor(betas, dtype=torch.float64).reshape(-1, 2)
+        self.beta1_64, self.beta2_64 = b[:, 0], b[:, 1]
+        self.one_minus_beta1 = _per_model(1 - b[:, 0], device=dev)
+        self.beta2 = _per_model(b[:, 1], device=dev)
+        self.one_minus_beta2 = _per_model(1 - b[:, 1], device=dev)
+        self.eps = 1e-8
+        self.t = 0
+        self.state = [torch.zeros_like(p) for p in params]
+        self.state2 = [torch.zeros_like(p) for p in params] if kind.startswith("adam") else []
+
+    def step(self, grads: list[torch.Tensor], active: torch.Tensor) -> None:
+        """One update; models with active False keep their parameters."""
+        self.t += 1
+        keep = active.reshape(-1, 1, 1)
+        if self.kind.startswith("adam"):
+            dev = self.params[0].device
+            bc1 = 1 - self.beta1_64 ** self.t
+            step_size = _per_model(self.lr64 / bc1, device=dev)
+            bc2_sqrt = _per_model(torch.sqrt(1 - self.beta2_64 ** self.t), device=dev)
+        for i, (p, g, decay) in enumerate(zip(self.params, grads, self.decays)):
+            if self.kind == "adamw":
+                new = p * self.decoupled if decay else p
+            else:
+                new = p
+                if decay:
+                    g = g + self.wd * p
+            if self.kind in ("sgd", "momentum", "nesterov"):
+                if self.kind != "sgd":
+                    buf = self.state[i].mul_(self.momentum).add_(g)
+                    g = g + self.momentum * buf if self.kind == "nesterov" else buf
+                new = new - self.lr * g
+            else:
+                m = self.state[i].lerp_(g, self.one_minus_beta1)
+                v = self.state2[i].mul_(self.beta2).addcmul_(g, g * self.one_minus_beta2)
+                denom = v.sqrt() / bc2_sqrt + self.eps
+                new = new - step_size * (m / denom)
+            p.copy_(torch.where(keep, new, p))

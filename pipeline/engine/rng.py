@@ -1,0 +1,32 @@
+"""Per-model random streams, so results are independent of grouping."""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """A 63-bit seed for one named stream of one model seed."""
+    digest = hashlib.sha256(f"{seed}/{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+class ModelRng:
+    """The three random streams of one model: init, batch order, dropout masks."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.init = torch.Generator().manual_seed(stream_seed(seed, "init"))
+        self.order = torch.Generator().manual_seed(stream_seed(seed, "order"))
+        self.dropout = torch.Generator().manual_seed(stream_seed(seed, "dropout"))
+
+    def permutation(self, n: int) -> torch.Tensor:
+        return torch.randperm(n, generator=self.order)
+
+    def keep_mask(self, shape: tuple[int, ...], p: float) -> torch.Tensor:
+        """Inverted-dropout mask: 0 with probability p, else 1 / (1 - p)."""
+        if p == 0.0:
+            return torch.ones(shape)
+        return (torch.rand(shape, generator=self.dropout) >= p).float() / (1.0 - p)

@@ -1,0 +1,64 @@
+"""Atomic file writes: a temp file in the target folder, then a rename.
+
+A stage killed half-way leaves either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FLOAT_FORMAT = "%.9g"  # fixed formatting: equal numbers give byte-identical CSVs
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ""):
+    """Yield a temp path beside `path`; rename it over `path` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_with(path: str | Path, write: Callable[[Path], None], suffix: str = "") -> None:
+    with atomic_path(path, suffix) as tmp:
+        write(tmp)
+
+
+def write_json(path: str | Path, obj: object) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    _write_with(path, lambda p: p.write_text(text))
+
+
+def write_text(path: str | Path, text: str) -> None:
+    _write_with(path, lambda p: p.write_text(text))
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+    _write_with(path, lambda p: frame.to_csv(p, index=False, float_format=FLOAT_FORMAT))
+
+
+def write_npz(path: str | Path, meta: dict, **arrays: np.ndarray) -> None:
+    """Arrays plus the generating params (as JSON) in one .npz."""
+    meta_json = np.array(json.dumps(meta, sort_keys=True))
+    _write_with(path, lambda p: np.savez(p, meta=meta_json, **arrays), suffix=".npz")
+
+
+def read_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files if k != "meta"}
+        meta = json.loads(str(f["meta"])) if "meta" in f.files else {}
+    return arrays, meta

@@ -1,0 +1,12 @@
+"""One module per study, all of the same shape:
+
+    cells(config) -> list[dict]          the grid: one dict of config columns per cell
+    run(config, cells, data, device)     train every cell on the engine -> StudyOutput
+    summarize(output) -> dict            headline numbers for `dvc metrics diff`
+
+Each module names the datasets it reads in DATASETS.
+"""
+
+from pipeline.studies import polynomial, regularization, spiral
+
+STUDIES = {"spiral": spiral, "polynomial": polynomial, "regularization": regularization}

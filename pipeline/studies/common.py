@@ -1,0 +1,49 @@
+"""What every study shares: tidy result tables and writing them out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.engine import Result
+from pipeline.io import write_csv, write_json
+
+
+@dataclass
+class StudyOutput:
+    cells: pd.DataFrame  # one row per cell: config columns, seed, final metrics, diverged
+    curves: pd.DataFrame  # one row per cell and logged epoch
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # study-specific extras
+
+
+def tidy(cells: list[dict], results: list[Result]) -> StudyOutput:
+    """Final-metric and curve tables; every row carries its cell's config columns."""
+    rows, curve_rows = [], []
+    for i, (cell, res) in enumerate(zip(cells, results)):
+        rows.append({"cell": i, **cell, **res.metrics, "diverged": res.diverged,
+                     "diverged_epoch": res.diverged_epoch, "seconds": res.seconds})
+        curve_rows += [{"cell": i, **cell, **point} for point in res.curve]
+    frame = pd.DataFrame(rows)
+    frame["diverged_epoch"] = frame["diverged_epoch"].astype("Int64")
+    return StudyOutput(frame, pd.DataFrame(curve_rows))
+
+
+def mean_over_seeds(frame: pd.DataFrame, by: list[str], value: str) -> dict:
+    """{group key: mean of value over seeds}, diverged cells left out, NaN as None."""
+    ok = frame[~frame["diverged"]]
+    means = ok.groupby(by, sort=False)[value].mean()
+    return {(k if isinstance(k, str) else "/".join(map(str, np.atleast_1d(k)))):
+            (None if not np.isfinite(v) else round(float(v), 6)) for k, v in means.items()}
+
+
+def write_study(output: StudyOutput, metrics: dict, out_dir: str | Path,
+                metrics_path: str | Path) -> None:
+    out_dir = Path(out_dir)
+    write_csv(out_dir / "cells.csv", output.cells)
+    write_csv(out_dir / "curves.csv", output.curves)
+    for name, table in output.tables.items():
+        write_csv(out_dir / f"{name}.csv", table)
+    write_json(metrics_path, metrics)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "params_tiny.yaml"
+BIN = Path(sys.executable).parent  # the venv's python, dvc
+
+
+@pytest.fixture
+def tiny_params() -> dict:
+    return yaml.safe_load(TINY.read_text())
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def project_copy(dest: Path, params: Path = TINY) -> Path:
+    """A fresh git + DVC repo holding the project's tracked files and the given params."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        src = ROOT / rel
+        if src.is_file() and not rel.startswith(("data/", "reports/")) and rel != "dvc.lock":
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    shutil.copy(params, dest / "params.yaml")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], cwd=dest, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "copy"], cwd=dest, check=True)
+    return dest
+
+
+def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env_path = f"{BIN}:{subprocess.os.environ.get('PATH', '')}"
+    return subprocess.run([str(BIN / "dvc"), *args], cwd=cwd, capture_output=True, text=True,
+                          env={**subprocess.os.environ, "PATH": env_path})

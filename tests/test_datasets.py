@@ -1,0 +1,121 @@
+"""Generators: shape, dtype, determinism under a seed, statistical sanity."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.config import (
+    ConfigError,
+    HighDimData,
+    ImageData,
+    LinearData,
+    PolynomialData,
+    SpiralData,
+)
+from pipeline.datasets import highdim, images, linear, polynomial, spiral
+from pipeline.io import read_npz, write_npz
+
+
+@pytest.mark.parametrize("generator", ["dlsp20", "cs231n"])
+def test_spiral_shape_balance_radius_and_seed(generator):
+    cfg = SpiralData(generator=generator, classes=4, points_per_class=50,
+                     test_points_per_class=30, noise=0.2, seed=3)
+    d = spiral.generate(cfg)
+    assert d["x_train"].shape == (200, 2) and d["x_train"].dtype == np.float32
+    assert d["y_train"].dtype == np.int64 and d["x_test"].shape == (120, 2)
+    assert np.bincount(d["y_train"]).tolist() == [50] * 4
+    radius = np.linalg.norm(d["x_train"], axis=1)
+    assert radius.max() <= 1.0 + 1e-6 and radius.min() == 0.0  # radius spans 0 .. 1
+    again = spiral.generate(cfg)
+    assert all(np.array_equal(d[k], again[k]) for k in d)
+    other = spiral.generate(cfg.model_copy(update={"seed": 4}))
+    assert not np.array_equal(d["x_train"], other["x_train"])
+    # train and test are independent draws of the same spiral
+    assert not np.array_equal(d["x_train"][:30], d["x_test"][:30])
+
+
+def test_spiral_noise_is_added_to_the_angle():
+    quiet = spiral.generate(SpiralData(noise=0.0, points_per_class=200))["x_train"]
+    noisy = spiral.generate(SpiralData(noise=0.5, points_per_class=200))["x_train"]
+    # noise moves points along the circle: radii are unchanged, positions are not
+    np.testing.assert_allclose(np.linalg.norm(quiet, axis=1), np.linalg.norm(noisy, axis=1),
+                               atol=1e-6)
+    assert np.abs(quiet - noisy).mean() > 0.05
+
+
+def test_linear_targets_have_the_configured_noise():
+    cfg = LinearData(n=5000, noise=0.5, seed=1)
+    d = linear.generate(cfg)
+    resid = d["y"][:, 0] - (d["x"] @ np.array(cfg.w) + cfg.b)
+    assert d["x"].shape == (5000, 2) and d["y"].shape == (5000, 1)
+    assert abs(resid.std() - 0.5) < 0.03 and abs(resid.mean()) < 0.03
+    w_hat = np.linalg.lstsq(np.c_[d["x"], np.ones(5000)], d["y"][:, 0], rcond=None)[0]
+    np.testing.assert_allclose(w_hat, [2.0, -3.4, 4.2], atol=0.05)
+
+
+def test_polynomial_features_and_truth():
+    cfg = PolynomialData(seed=2, noise=0.1)
+    d = polynomial.generate(cfg)
+    assert d["x_train"].shape == (100, 20) and d["x_test"].shape == (100, 20)
+    x = d["raw_x_train"].astype(np.float64)
+    np.testing.assert_allclose(d["x_train"][:, 3], x ** 3 / 6, rtol=1e-5, atol=1e-6)
+    assert np.all(d["x_train"][:, 0] == 1.0)
+    resid = d["y_train"][:, 0] - d["x_train"][:, :4] @ np.array(cfg.true_w, dtype=np.float32)
+    assert 0.07 < resid.std() < 0.13
+    assert np.array_equal(polynomial.generate(cfg)["y_test"], d["y_test"])
+
+
+def test_highdim_shapes_and_noise():
+    cfg = HighDimData(n_test=2000, noise=0.01)
+    d = highdim.generate(cfg)
+    assert d["x_train"].shape == (20, 200) and d["x_test"].shape == (2000, 200)
+    resid = d["y_test"][:, 0] - (d["x_test"].sum(axis=1) * 0.01 + 0.05)
+    assert abs(resid.std() - 0.01) < 0.002
+
+
+def test_digits_split_is_fixed_stratified_and_scaled():
+    d = images.generate(ImageData())
+    assert d["x_train"].shape == (1437, 64) and d["x_test"].shape == (360, 64)
+    assert 0.0 <= d["x_train"].min() and d["x_train"].max() <= 1.0
+    counts = np.bincount(d["y_test"])
+    assert len(counts) == 10 and counts.min() >= 35
+    assert np.array_equal(images.generate(ImageData())["y_test"], d["y_test"])
+
+
+def _write_idx(path: Path, array: np.ndarray, gz: bool = False) -> None:
+    code = 0x08  # unsigned byte
+    header = struct.pack(">HBB", 0, code, array.ndim) + b"".join(
+        struct.pack(">I", s) for s in array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+def test_fashion_mnist_loader_reads_tiny_idx_files(tmp_path):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 12), ("t10k", 5)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    d = images.generate(ImageData(source="fashion_mnist", root=str(tmp_path), limit_train=10))
+    assert d["x_train"].shape == (10, 784) and d["x_test"].shape == (5, 784)
+    assert d["x_train"].dtype == np.float32 and d["x_train"].max() <= 1.0
+    assert d["y_train"].tolist() == list(range(10)) and d["y_test"].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_fashion_mnist_missing_says_where_to_put_files(tmp_path):
+    with pytest.raises(ConfigError, match=r"FashionMNIST/raw.*download: true"):
+        images.generate(ImageData(source="fashion_mnist", root=str(tmp_path)))
+
+
+def test_npz_records_generating_params(tmp_path):
+    path = tmp_path / "d.npz"
+    write_npz(path, {"params": {"seed": 3}}, a=np.arange(3))
+    arrays, meta = read_npz(path)
+    assert meta == {"params": {"seed": 3}} and arrays["a"].tolist() == [0, 1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["d.npz"]  # no temp file left

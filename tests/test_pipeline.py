@@ -1,0 +1,73 @@
+"""End to end: `dvc repro` of the tiny profile in a temporary copy of the project."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from tests.conftest import dvc, project_copy
+
+STUDY_STAGES = ("spiral", "polynomial", "regularization")
+
+
+def _ran(stdout: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", stdout))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = project_copy(tmp_path_factory.mktemp("project"))
+    first = dvc("repro", cwd=root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return root, first
+
+
+def test_repro_runs_every_stage_and_writes_outputs(repo):
+    root, first = repo
+    data_stages = {f"data@{n}" for n in ("spiral", "linear", "polynomial", "highdim", "images")}
+    assert _ran(first.stdout) == data_stages | set(STUDY_STAGES)
+    for name in ("spiral", "linear", "polynomial", "highdim", "images"):
+        assert (root / "data" / f"{name}.npz").exists()
+    for study in STUDY_STAGES:
+        assert (root / "data" / "results" / study / "cells.csv").exists()
+        metrics = json.loads((root / "reports" / "metrics" / f"{study}.json").read_text())
+        assert metrics["diverged_cells"] == 0
+    assert "data/*.npz" not in (root / ".gitignore").read_text()
+    assert "/spiral.npz" in (root / "data" / ".gitignore").read_text()  # git-ignored by DVC
+
+
+def test_second_repro_does_nothing(repo):
+    root, _ = repo
+    again = dvc("repro", cwd=root)
+    assert again.returncode == 0 and _ran(again.stdout) == set()
+    assert "didn't change" in again.stdout or "up to date" in again.stdout
+
+
+def test_changing_spiral_params_reruns_only_spiral(repo):
+    root, _ = repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"]["spiral"]["noise"] = 0.3
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    rerun = dvc("repro", cwd=root)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _ran(rerun.stdout) == {"data@spiral", "spiral"}
+
+
+def test_bad_params_fail_the_stage_then_a_fix_restores_from_cache(repo):
+    root, _ = repo
+    cells = root / "data" / "results" / "polynomial" / "cells.csv"
+    before = cells.read_bytes()
+    good = (root / "params.yaml").read_text()
+    params = yaml.safe_load(good)
+    params["polynomial"]["lr"] = -1
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    failed = dvc("repro", "polynomial", cwd=root)
+    assert failed.returncode != 0
+    assert "polynomial.lr" in failed.stderr + failed.stdout
+    assert not cells.exists() or cells.read_bytes() == before  # never half-written
+    (root / "params.yaml").write_text(good)
+    fixed = dvc("repro", "polynomial", cwd=root)
+    assert fixed.returncode == 0 and cells.read_bytes() == before
