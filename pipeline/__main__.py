@@ -2,6 +2,8 @@
 
     python -m pipeline data NAME --out data/NAME.npz
     python -m pipeline study NAME --data data --out data/results/NAME --metrics M.json
+    python -m pipeline aggregate --results data/results --out reports/tables --metrics M.json
+    python -m pipeline report --tables reports/tables --html R.html --pdf R.pdf
 
 A params problem prints one line naming the key and value and exits 2, before any
 output is written.
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 from pipeline.config import ConfigError, load_config, resolve_device
+from pipeline.io import write_json, write_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +37,17 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("--data", default="data", help="folder of dataset .npz files")
     study.add_argument("--out", required=True, help="folder for the result tables")
     study.add_argument("--metrics", required=True, help="metrics JSON to write")
+
+    agg = stages.add_parser("aggregate", help="summary tables and headline metrics")
+    agg.add_argument("--results", default="data/results", help="folder of study results")
+    agg.add_argument("--out", required=True, help="folder for the summary CSV tables")
+    agg.add_argument("--metrics", required=True, help="headline metrics JSON to write")
+
+    rep = stages.add_parser("report", help="render report.html and report.pdf")
+    rep.add_argument("--results", default="data/results", help="folder of study results")
+    rep.add_argument("--tables", required=True, help="folder of summary tables")
+    rep.add_argument("--html", required=True)
+    rep.add_argument("--pdf", default=None, help="also write this PDF (WeasyPrint)")
     return parser
 
 
@@ -60,17 +74,51 @@ def run_study(args, config) -> None:
     start = time.perf_counter()
     output = module.run(config, grid, data, device)
     metrics = module.summarize(output)
+    seconds = time.perf_counter() - start
     write_study(output, metrics, args.out, args.metrics)
+    write_json(Path(args.out) / "run.json",
+               {"device": str(device), "cells": len(grid), "seconds": round(seconds, 3)})
     diverged = int(output.cells["diverged"].sum())
-    print(f"study {args.name}: {len(grid)} cells on {device} in "
-          f"{time.perf_counter() - start:.1f} s ({diverged} diverged) -> {args.out}")
+    print(f"study {args.name}: {len(grid)} cells on {device} in {seconds:.1f} s "
+          f"({diverged} diverged) -> {args.out}")
+
+
+def run_aggregate(args, config) -> None:
+    from pipeline.io import write_csv
+    from pipeline.report.aggregate import headline, load_cells, study_tables
+
+    tables = {}
+    for study, cells in load_cells(args.results).items():
+        tables |= study_tables(study, cells)
+    for name, table in tables.items():
+        write_csv(Path(args.out) / f"{name}.csv", table)
+    write_json(args.metrics, headline(tables))
+    print(f"aggregate: {len(tables)} tables -> {args.out}")
+
+
+def run_report(args, config) -> None:
+    import pandas as pd
+
+    from pipeline.report.render import build_sections, provenance, render_html, write_pdf
+
+    results = Path(args.results)
+    tables = {p.stem: pd.read_csv(p) for p in sorted(Path(args.tables).glob("*.csv"))}
+    params = config.model_dump(mode="json")
+    sections = build_sections(results, tables, params)
+    html = render_html(sections, provenance(Path(args.params), results, config.seeds))
+    write_text(args.html, html)
+    if args.pdf:
+        write_pdf(html, Path(args.pdf))
+    print(f"report: {len(sections)} studies -> {args.html}" + (f", {args.pdf}" if args.pdf else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = load_config(Path(args.params))
-        {"data": run_data, "study": run_study}[args.stage](args, config)
+        stages = {"data": run_data, "study": run_study, "aggregate": run_aggregate,
+                  "report": run_report}
+        stages[args.stage](args, config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -44,3 +44,12 @@ def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env_path = f"{BIN}:{subprocess.os.environ.get('PATH', '')}"
     return subprocess.run([str(BIN / "dvc"), *args], cwd=cwd, capture_output=True, text=True,
                           env={**subprocess.os.environ, "PATH": env_path})
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory):
+    """The project with the tiny profile after one full `dvc repro`."""
+    root = project_copy(tmp_path_factory.mktemp("project"))
+    first = dvc("repro", cwd=root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return root, first

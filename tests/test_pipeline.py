@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
+import pytest  # noqa: F401
 import yaml
 
-from tests.conftest import dvc, project_copy
+from tests.conftest import dvc
 
 STUDY_STAGES = ("spiral", "polynomial", "regularization")
 
@@ -17,18 +17,15 @@ def _ran(stdout: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", stdout))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    root = project_copy(tmp_path_factory.mktemp("project"))
-    first = dvc("repro", cwd=root)
-    assert first.returncode == 0, first.stdout + first.stderr
-    return root, first
+@pytest.fixture
+def repo(tiny_repo):
+    return tiny_repo
 
 
 def test_repro_runs_every_stage_and_writes_outputs(repo):
     root, first = repo
     data_stages = {f"data@{n}" for n in ("spiral", "linear", "polynomial", "highdim", "images")}
-    assert _ran(first.stdout) == data_stages | set(STUDY_STAGES)
+    assert _ran(first.stdout) == data_stages | set(STUDY_STAGES) | {"aggregate", "report"}
     for name in ("spiral", "linear", "polynomial", "highdim", "images"):
         assert (root / "data" / f"{name}.npz").exists()
     for study in STUDY_STAGES:
@@ -37,6 +34,8 @@ def test_repro_runs_every_stage_and_writes_outputs(repo):
         assert metrics["diverged_cells"] == 0
     assert "data/*.npz" not in (root / ".gitignore").read_text()
     assert "/spiral.npz" in (root / "data" / ".gitignore").read_text()  # git-ignored by DVC
+    for report in ("report.html", "report.pdf"):
+        assert (root / "reports" / report).exists()
 
 
 def test_second_repro_does_nothing(repo):
@@ -53,7 +52,7 @@ def test_changing_spiral_params_reruns_only_spiral(repo):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rerun = dvc("repro", cwd=root)
     assert rerun.returncode == 0, rerun.stderr
-    assert _ran(rerun.stdout) == {"data@spiral", "spiral"}
+    assert _ran(rerun.stdout) == {"data@spiral", "spiral", "aggregate", "report"}
 
 
 def test_bad_params_fail_the_stage_then_a_fix_restores_from_cache(repo):

@@ -1,0 +1,132 @@
+"""Engine vs the naive per-model loop, on the same grids, in the same process.
+
+    python -m benchmarks.engine            # the d2l / DLSP20 settings
+    python -m benchmarks.engine --scale 0.1  # a tenth of the epochs, for a quick look
+
+Prints seconds for both, their ratio, and the engine's achieved GFLOP/s beside a large
+fp32 matmul's in this run (the machine is noisy: compare within one run only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.config import Config
+from pipeline.datasets import GENERATORS
+from pipeline.engine import Arch, Job, TrainData, TrainSpec, train
+
+NN_ACT = {"none": nn.Identity, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU,
+          "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
+
+
+def naive(job: Job, data: TrainData) -> float:
+    """One model at a time, the textbook way: nn.Sequential, torch.optim, a Python loop."""
+    spec, arch = job.spec, job.spec.arch
+    torch.manual_seed(job.seed)
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(arch.sizes, arch.sizes[1:])):
+        layers.append(nn.Linear(a, b, bias=arch.bias))
+        if i < len(arch.sizes) - 2:
+            layers.append(NN_ACT[arch.activation]())
+            p = job.dropout[i] if job.dropout else 0.0
+            if p:
+                layers.append(nn.Dropout(p))
+    net = nn.Sequential(*layers)
+    x, y = data.x_train, data.y_train
+    if job.active_inputs:
+        x = x[:, : job.active_inputs]
+        net[0] = nn.Linear(job.active_inputs, arch.sizes[1], bias=arch.bias)
+    if spec.optimizer == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=job.lr, weight_decay=job.weight_decay)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=job.lr, weight_decay=job.weight_decay)
+    loss_fn = nn.CrossEntropyLoss() if spec.classification else nn.MSELoss()
+    n = len(x)
+    batch = min(spec.batch_size or n, n)
+    start = time.perf_counter()
+    for _ in range(spec.epochs):
+        order = torch.randperm(n) if batch < n else torch.arange(n)
+        for s in range(0, n, batch):
+            idx = order[s:s + batch]
+            loss = loss_fn(net(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return time.perf_counter() - start
+
+
+def flops(jobs: list[Job], n_rows: int) -> float:
+    """Forward + backward matmul FLOPs: 6 x rows x sum(fan_in x fan_out) per epoch."""
+    total = 0.0
+    for j in jobs:
+        sizes = list(j.spec.arch.sizes)
+        total += 6 * n_rows * sum(a * b for a, b in zip(sizes, sizes[1:])) * j.spec.epochs
+    return total
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def grids(scale: float) -> dict[str, tuple[list[Job], TrainData]]:
+    cfg = Config()
+    data = {k: TrainData.from_arrays(g(getattr(cfg.data, k))) for k, g in GENERATORS.items()
+            if k != "linear"}
+    ep = lambda e: max(1, int(e * scale))  # noqa: E731
+    poly = TrainSpec(Arch((20, 1), "none", bias=False), "sgd", "mse", epochs=ep(400),
+                     batch_size=10, log_every=10 ** 9)
+    wd = TrainSpec(Arch((200, 1), "none"), "sgd", "half_mse", epochs=ep(100), batch_size=5,
+                   log_every=10 ** 9, init_std=1.0)
+    img = TrainSpec(Arch((64, 256, 256, 10), "relu"), "sgd", "cross_entropy", epochs=ep(10),
+                    batch_size=64, log_every=10 ** 9, init_std=0.01)
+    spiral = lambda a: TrainSpec(Arch((2, 100, 3), a), "adam", "cross_entropy",  # noqa: E731
+                                 epochs=ep(1000), log_every=10 ** 9)
+    return {
+        "polynomial 20 degrees x 3 seeds": (
+            [Job(poly, s, 0.01, active_inputs=d + 1) for d in range(20) for s in range(3)],
+            data["polynomial"]),
+        "weight decay 10 lambdas x 3 seeds": (
+            [Job(wd, s, 0.003, weight_decay=lam) for lam in np.geomspace(1e-3, 10, 10)
+             for s in range(3)], data["highdim"]),
+        "spiral 5 activations x 3 seeds": (
+            [Job(spiral(a), s, 1e-3, weight_decay=1e-5)
+             for a in ("relu", "leaky_relu", "sigmoid", "tanh", "gelu") for s in range(3)],
+            data["spiral"]),
+        "image MLP 8 dropout settings": (
+            [Job(img, 0, 0.5, dropout=(p, p)) for p in np.linspace(0, 0.7, 8)], data["images"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the epochs")
+    args = parser.parse_args()
+    torch.set_flush_denormal(True)
+    peak = matmul_peak()
+    print(f"large fp32 matmul: {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads)")
+    print(f"{'grid':36} {'models':>6} {'naive s':>8} {'engine s':>8} {'ratio':>6} "
+          f"{'GFLOP/s':>8} {'% peak':>6}")
+    for name, (jobs, data) in grids(args.scale).items():
+        naive_s = sum(naive(j, data) for j in jobs)
+        engine_s = _timed(lambda: train(jobs, data, progress=False))  # noqa: B023
+        gf = flops(jobs, len(data.x_train)) / engine_s / 1e9
+        print(f"{name:36} {len(jobs):6d} {naive_s:8.2f} {engine_s:8.2f} "
+              f"{naive_s / engine_s:6.1f} {gf:8.2f} {100 * gf / peak:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

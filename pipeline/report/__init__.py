@@ -1,0 +1,1 @@
+"""Aggregation (pandas tables, headline metrics) and the report (seaborn, jinja2, PDF)."""
