@@ -76,11 +76,21 @@ def run_study(args, config) -> None:
     metrics = module.summarize(output)
     seconds = time.perf_counter() - start
     write_study(output, metrics, args.out, args.metrics)
-    write_json(Path(args.out) / "run.json",
-               {"device": str(device), "cells": len(grid), "seconds": round(seconds, 3)})
+    peak = peak_rss_mib()
+    write_json(Path(args.out) / "run.json", {"device": str(device), "cells": len(grid),
+                                             "seconds": round(seconds, 3), "peak_mib": peak})
     diverged = int(output.cells["diverged"].sum())
-    print(f"study {args.name}: {len(grid)} cells on {device} in {seconds:.1f} s "
-          f"({diverged} diverged) -> {args.out}")
+    print(f"study {args.name}: {len(grid)} cells on {device} in {seconds:.1f} s, peak "
+          f"{peak} MiB ({diverged} diverged) -> {args.out}")
+
+
+def peak_rss_mib() -> int:
+    """Peak resident memory of this process or its largest worker, in MiB."""
+    import resource
+
+    kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return round(kib / 1024)
 
 
 def run_aggregate(args, config) -> None:

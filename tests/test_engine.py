@@ -216,3 +216,16 @@ def test_default_init_matches_torch_nn_bounds():
     assert params[2].abs().max() <= 1 / 20 ** 0.5
     std = init_params(arch, ModelRng(0), init_std=0.01)[0].std().item()
     assert 0.008 < std < 0.012
+
+
+def test_worker_processes_give_identical_numbers():
+    data = _classification_data()
+    specs = [TrainSpec(Arch((5, w, 3), "tanh"), "adam", "cross_entropy", epochs=3, batch_size=8)
+             for w in (6, 9)]
+    jobs = [Job(specs[i % 2], seed=i, lr=0.01, dropout=(0.2,)) for i in range(6)]
+    local = train(jobs, data, progress=False)
+    pooled = train(jobs, data, progress=False, workers=2)
+    for a, b in zip(local, pooled):
+        assert a.job == b.job and a.curve == b.curve
+        for pa, pb in zip(a.params, b.params):
+            assert torch.equal(pa, pb)

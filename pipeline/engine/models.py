@@ -84,9 +84,12 @@ def forward(arch: Arch, params: list[torch.Tensor], x: torch.Tensor,
     h = x
     for layer in range(n_layers):
         w = params[step * layer]
-        h = torch.matmul(h, w)  # (G, N, fan_out); a shared (N, in) x broadcasts
-        if arch.bias:
-            h = h + params[step * layer + 1]
+        if arch.bias and h.dim() == 3:
+            h = torch.baddbmm(params[step * layer + 1], h, w)  # (G, N, fan_out)
+        else:
+            h = torch.matmul(h, w)  # (G, N, fan_out); a shared (N, in) x broadcasts
+            if arch.bias:
+                h = h + params[step * layer + 1]
         if layer < n_layers - 1:
             h = act(h)
             if masks is not None:

@@ -37,33 +37,40 @@ class BatchedOptimizer:
         self.one_minus_beta2 = _per_model(1 - b[:, 1], device=dev)
         self.eps = 1e-8
         self.t = 0
-        self.state = [torch.zeros_like(p) for p in params]
-        self.state2 = [torch.zeros_like(p) for p in params] if kind.startswith("adam") else []
+        self.any_decay = bool((self.wd != 0).any())
+        momentum_kind = kind in ("momentum", "nesterov")
+        self.state = [torch.zeros_like(p) for p in params] if kind != "sgd" else []
+        self.state2 = [torch.zeros_like(p) for p in params] if not momentum_kind and \
+            kind != "sgd" else []
 
-    def step(self, grads: list[torch.Tensor], active: torch.Tensor) -> None:
-        """One update; models with active False keep their parameters."""
+    def step(self, grads: list[torch.Tensor], active: torch.Tensor | None = None) -> None:
+        """One update. active (G,) bool: models with False keep their parameters;
+        None: every model updates (the fast path, no masking)."""
         self.t += 1
-        keep = active.reshape(-1, 1, 1)
-        if self.kind.startswith("adam"):
+        adam = self.kind.startswith("adam")
+        if adam:
             dev = self.params[0].device
             bc1 = 1 - self.beta1_64 ** self.t
             step_size = _per_model(self.lr64 / bc1, device=dev)
             bc2_sqrt = _per_model(torch.sqrt(1 - self.beta2_64 ** self.t), device=dev)
         for i, (p, g, decay) in enumerate(zip(self.params, grads, self.decays)):
-            if self.kind == "adamw":
-                new = p * self.decoupled if decay else p
-            else:
-                new = p
-                if decay:
-                    g = g + self.wd * p
-            if self.kind in ("sgd", "momentum", "nesterov"):
+            decay = decay and self.any_decay
+            if decay and self.kind != "adamw":
+                g = g + self.wd * p  # L2: decay through the gradient
+            if not adam:
                 if self.kind != "sgd":
                     buf = self.state[i].mul_(self.momentum).add_(g)
                     g = g + self.momentum * buf if self.kind == "nesterov" else buf
-                new = new - self.lr * g
+                update = self.lr * g
             else:
                 m = self.state[i].lerp_(g, self.one_minus_beta1)
                 v = self.state2[i].mul_(self.beta2).addcmul_(g, g * self.one_minus_beta2)
-                denom = v.sqrt() / bc2_sqrt + self.eps
-                new = new - step_size * (m / denom)
-            p.copy_(torch.where(keep, new, p))
+                update = step_size * (m / (v.sqrt() / bc2_sqrt + self.eps))
+            decoupled = decay and self.kind == "adamw"  # AdamW: p *= 1 - lr * wd first
+            if active is None:
+                if decoupled:
+                    p.mul_(self.decoupled)
+                p.sub_(update)
+            else:
+                new = (p * self.decoupled if decoupled else p) - update
+                p.copy_(torch.where(active.reshape(-1, 1, 1), new, p))

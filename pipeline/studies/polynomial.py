@@ -58,7 +58,8 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
     jobs = [Job(spec, seed=c["seed"], lr=p.lr, active_inputs=c["degree"] + 1,
                 rows=None if c["train_size"] == n_train else tuple(range(c["train_size"])))
             for c in grid]
-    results = train(jobs, TrainData.from_arrays(arrays, device), device, desc="polynomial")
+    results = train(jobs, TrainData.from_arrays(arrays, device), device, desc="polynomial",
+                   workers=config.workers)
     out = tidy(grid, results)
 
     true_w = arrays["true_w"]

@@ -66,10 +66,12 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
     dr_cells = [c for c in grid if c["experiment"] != "weight_decay"]
     hd, img = data["highdim"], data["images"]
     wd_res = train(_weight_decay_jobs(config, wd_cells, hd["x_train"].shape[1]),
-                   TrainData.from_arrays(hd, device), device, desc="weight decay")
+                   TrainData.from_arrays(hd, device), device, desc="weight decay",
+                   workers=config.workers)
     dr_res = train(_dropout_jobs(config, dr_cells, img["x_train"].shape[1],
                                  int(img["y_train"].max()) + 1),
-                   TrainData.from_arrays(img, device), device, desc="dropout")
+                   TrainData.from_arrays(img, device), device, desc="dropout",
+                   workers=config.workers)
     wd_out, dr_out = tidy(wd_cells, wd_res), tidy(dr_cells, dr_res)
     wd_out.cells["weight_norm"] = [float(np.linalg.norm(r.params[0].numpy())) for r in wd_res]
     dr_out.cells["gap"] = dr_out.cells["train_acc"] - dr_out.cells["test_acc"]
