@@ -52,12 +52,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run_data(args, config) -> None:
-    from pipeline.datasets import GENERATORS
-    from pipeline.io import write_npz
+    from pipeline.datasets import build
 
-    section = getattr(config.data, args.name)
-    arrays = GENERATORS[args.name](section)
-    write_npz(args.out, {"dataset": args.name, "params": section.model_dump()}, **arrays)
+    arrays = build(args.name, config, args.out)
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
     print(f"data {args.name}: {shapes} -> {args.out}")
 
@@ -69,7 +66,8 @@ def run_study(args, config) -> None:
 
     device = resolve_device(config.device)
     module = STUDIES[args.name]
-    data = {name: load(name, args.data) for name in module.DATASETS}
+    data = {name: load(name, args.data, getattr(config.data, name))
+            for name in module.DATASETS}
     grid = module.cells(config)
     start = time.perf_counter()
     output = module.run(config, grid, data, device)
@@ -130,9 +128,6 @@ def main(argv: list[str] | None = None) -> int:
                   "report": run_report}
         stages[args.stage](args, config)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -104,12 +104,23 @@ class ImageData(Section):
     limit_test: PositiveInt | None = None
 
 
+class WilsonData(Section):
+    """Wilson et al. 2017, section 3.3: a separable problem where adaptive methods
+    generalise worse than gradient descent."""
+
+    n_train: Annotated[int, Field(ge=2)] = 50
+    n_test: PositiveInt = 1000
+    p_positive: Annotated[float, Field(gt=0.5, lt=1)] = 0.6
+    seed: int = 0
+
+
 class DataConfig(Section):
     spiral: SpiralData = SpiralData()
     linear: LinearData = LinearData()
     polynomial: PolynomialData = PolynomialData()
     highdim: HighDimData = HighDimData()
     images: ImageData = ImageData()
+    wilson: WilsonData = WilsonData()
 
 
 # ---------------------------------------------------------------- studies
@@ -170,6 +181,84 @@ class RegularizationStudy(Section):
     dropout: DropoutStudy = DropoutStudy()
 
 
+class OptimizerSpiral(Section):
+    width: PositiveInt = 100
+    epochs: PositiveInt = 300
+    log_every: PositiveInt = 10
+
+
+class OptimizerImages(Section):
+    hidden: PositiveInt = 128
+    batch_size: PositiveInt = 64
+    epochs: PositiveInt = 10
+    log_every: PositiveInt = 1
+
+
+class OptimizerWilson(Section):
+    optimizers: _grid(Literal["sgd", "momentum", "nesterov", "adam"]) = ["sgd", "adam"]
+    lr: PositiveFloat = 0.01
+    epochs: PositiveInt = 400
+    log_every: PositiveInt = 20
+
+
+class OptimizersStudy(Section):
+    """SGD, momentum, Nesterov and Adam across learning rates, same model and budget."""
+
+    optimizers: _grid(Literal["sgd", "momentum", "nesterov", "adam"]) = [
+        "sgd", "momentum", "nesterov", "adam"]
+    lrs: _grid(PositiveFloat) = [0.0001, 0.001, 0.01, 0.1, 1.0]
+    momentum: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    target_loss: PositiveFloat = 0.5
+    spiral: OptimizerSpiral = OptimizerSpiral()
+    images: OptimizerImages = OptimizerImages()
+    wilson: OptimizerWilson = OptimizerWilson()
+
+
+class WidthDepthData(Section):
+    batch_size: PositiveInt | None = None  # None: full batch
+    epochs: PositiveInt = 300
+    log_every: PositiveInt = 50
+
+
+class WidthDepthStudy(Section):
+    """Depth x width at matched parameter budgets."""
+
+    depths: _grid(Annotated[int, Field(ge=1, le=12)]) = [1, 2, 3, 4]
+    widths: _grid(PositiveInt) = [8, 32, 128]
+    budgets: _grid(PositiveInt) = [1000, 5000, 20000]
+    activation: Activation = "relu"
+    optimizer: Optimizer = "adam"
+    lr: PositiveFloat = 0.01
+    spiral: WidthDepthData = WidthDepthData(epochs=500, log_every=50)
+    images: WidthDepthData = WidthDepthData(batch_size=64, epochs=20, log_every=5)
+
+
+class KFoldPolynomial(Section):
+    degrees: _grid(Annotated[int, Field(ge=0)]) = list(range(11))
+    lr: PositiveFloat = 0.01
+    batch_size: PositiveInt = 10
+    epochs: PositiveInt = 400
+    log_every: PositiveInt = 100
+
+
+class KFoldWeightDecay(Section):
+    lambdas: _grid(NonNegFloat) = [0.0, 0.01, 0.1, 1.0, 3.0, 10.0]
+    lr: PositiveFloat = 0.003
+    batch_size: PositiveInt = 5
+    epochs: PositiveInt = 100
+    log_every: PositiveInt = 25
+    init_std: PositiveFloat = 1.0
+
+
+class KFoldStudy(Section):
+    """K-fold cross-validation for model selection vs a held-out test set."""
+
+    k: Annotated[int, Field(ge=2)] = 5
+    shuffle_seed: int = 0
+    polynomial: KFoldPolynomial = KFoldPolynomial()
+    weight_decay: KFoldWeightDecay = KFoldWeightDecay()
+
+
 class Config(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     workers: Annotated[int, Field(ge=1, le=256)] = 2  # CPU processes; changes no number
@@ -178,18 +267,29 @@ class Config(Section):
     spiral: SpiralStudy = SpiralStudy()
     polynomial: PolynomialStudy = PolynomialStudy()
     regularization: RegularizationStudy = RegularizationStudy()
+    optimizers: OptimizersStudy = OptimizersStudy()
+    width_depth: WidthDepthStudy = WidthDepthStudy()
+    kfold: KFoldStudy = KFoldStudy()
 
     @model_validator(mode="after")
     def _cross_checks(self):
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: {self.seeds} repeats a seed")
         n_features = self.data.polynomial.n_features
-        for d in self.polynomial.degrees:
-            if d >= n_features:
+        for key, degrees in (("polynomial.degrees", self.polynomial.degrees),
+                             ("kfold.polynomial.degrees", self.kfold.polynomial.degrees)):
+            for d in degrees:
+                if d >= n_features:
+                    raise ValueError(
+                        f"{key}: degree {d} needs {d + 1} features but "
+                        f"data.polynomial.n_features is {n_features}"
+                    )
+        for name in ("polynomial", "highdim"):
+            n = getattr(self.data, name).n_train
+            if self.kfold.k > n:
                 raise ValueError(
-                    f"polynomial.degrees: degree {d} needs {d + 1} features but "
-                    f"data.polynomial.n_features is {n_features}"
-                )
+                    f"kfold.k: {self.kfold.k} folds exceed the {n} training rows of "
+                    f"data.{name}")
         for key, sizes in (("train_sizes", self.polynomial.train_sizes),
                            ("min_norm_train_sizes", self.polynomial.min_norm_train_sizes)):
             for n in sizes:

@@ -88,3 +88,21 @@ def test_cli_bad_params_exit_2_one_line_no_output(tmp_path, tiny_params):
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "data.spiral.noise" in proc.stderr and "-1" in proc.stderr
     assert not out.exists() and list(Path(tmp_path).iterdir()) == [params]
+
+
+def test_kfold_k_larger_than_dataset_is_rejected(tiny_params):
+    with pytest.raises(ConfigError, match=r"kfold.k: 500 folds exceed"):
+        parse_config(_with(tiny_params, "kfold.k", 500))
+    with pytest.raises(ConfigError, match=r"kfold.k"):
+        parse_config(_with(tiny_params, "kfold.k", 1))
+
+
+def test_stale_dataset_is_refused(tmp_path, tiny_params):
+    from pipeline.datasets import build, load
+
+    config = parse_config(tiny_params)
+    build("spiral", config, tmp_path / "spiral.npz")
+    assert load("spiral", tmp_path, config.data.spiral)["x_train"].shape == (300, 2)
+    other = parse_config(_with(tiny_params, "data.spiral.noise", 0.5))
+    with pytest.raises(ConfigError, match=r"dvc repro data@spiral"):
+        load("spiral", tmp_path, other.data.spiral)

@@ -8,9 +8,11 @@ import re
 import pytest  # noqa: F401
 import yaml
 
+from pipeline.datasets import GENERATORS
+from pipeline.studies import STUDIES
 from tests.conftest import dvc
 
-STUDY_STAGES = ("spiral", "polynomial", "regularization")
+STUDY_STAGES = tuple(STUDIES)
 
 
 def _ran(stdout: str) -> set[str]:
@@ -24,9 +26,9 @@ def repo(tiny_repo):
 
 def test_repro_runs_every_stage_and_writes_outputs(repo):
     root, first = repo
-    data_stages = {f"data@{n}" for n in ("spiral", "linear", "polynomial", "highdim", "images")}
+    data_stages = {f"data@{n}" for n in GENERATORS}
     assert _ran(first.stdout) == data_stages | set(STUDY_STAGES) | {"aggregate", "report"}
-    for name in ("spiral", "linear", "polynomial", "highdim", "images"):
+    for name in GENERATORS:
         assert (root / "data" / f"{name}.npz").exists()
     for study in STUDY_STAGES:
         assert (root / "data" / "results" / study / "cells.csv").exists()
@@ -52,7 +54,9 @@ def test_changing_spiral_params_reruns_only_spiral(repo):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rerun = dvc("repro", cwd=root)
     assert rerun.returncode == 0, rerun.stderr
-    assert _ran(rerun.stdout) == {"data@spiral", "spiral", "aggregate", "report"}
+    readers = {name for name, module in STUDIES.items() if "spiral" in module.DATASETS}
+    assert readers == {"spiral", "optimizers", "width_depth"}
+    assert _ran(rerun.stdout) == {"data@spiral", "aggregate", "report"} | readers
 
 
 def test_bad_params_fail_the_stage_then_a_fix_restores_from_cache(repo):

@@ -74,3 +74,67 @@ def test_dropout_narrows_the_generalisation_gap(outputs):
     _, _, metrics = outputs["regularization"]
     gap = metrics["dropout_gap"]
     assert gap["0.5/0.5"] < gap["0.0/0.0"]
+
+
+def test_kfold_indices_equal_sklearn_and_cover_every_row_once():
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from pipeline.studies.kfold import fold_indices
+
+    folds = fold_indices(23, 5, seed=7)
+    ref = list(KFold(5, shuffle=True, random_state=7).split(np.zeros(23)))
+    for (tr, va), (rtr, rva) in zip(folds, ref):
+        assert tr.tolist() == sorted(rtr) and va.tolist() == sorted(rva)
+    validation = np.concatenate([va for _, va in folds])
+    assert sorted(validation.tolist()) == list(range(23))  # each row validates exactly once
+    for tr, va in folds:
+        assert not set(tr) & set(va) and len(tr) + len(va) == 23
+    y = np.array([0, 1] * 10)
+    strat = fold_indices(20, 4, seed=1, y=y)
+    ref = list(StratifiedKFold(4, shuffle=True, random_state=1).split(np.zeros(20), y))
+    assert [va.tolist() for _, va in strat] == [sorted(v) for _, v in ref]
+
+
+def test_kfold_picks_a_degree_near_the_truth_and_keeps_fold_rows(outputs):
+    grid, out, metrics = outputs["kfold"]
+    assert abs(metrics["degree"]["chosen"] - 3) <= 1
+    folds = out.cells[out.cells["fold"].notna()]
+    k = int(folds["fold"].max()) + 1
+    per_config = folds.groupby(["selection", "value", "seed"])["fold"].nunique()
+    assert (per_config == k).all() and folds["val_loss"].notna().all()
+    sel = out.tables["selection"]
+    assert sel.groupby("selection")["chosen"].sum().tolist() == [1, 1]
+    assert metrics["lambda"]["chosen"] == 3.0  # d2l's over-fitting regression needs decay
+
+
+def test_adam_falls_faster_than_sgd_at_a_small_learning_rate(outputs):
+    _, out, _ = outputs["optimizers"]
+    c = out.curves
+    small = c[(c["dataset"] == "spiral") & (c["lr"] == c["lr"].min())]
+    loss = small.groupby(["optimizer", "epoch"])["train_loss"].mean().unstack(0)
+    assert (loss["adam"] < loss["sgd"]).all()
+    assert loss["adam"].iloc[-1] < loss["sgd"].iloc[-1] * 0.9
+
+
+def test_wilson_gradient_descent_generalises_adam_does_not(outputs):
+    _, _, metrics = outputs["optimizers"]
+    err = metrics["wilson_test_error"]
+    assert err["sgd"] < 0.05 and err["adam"] > 0.3
+
+
+def test_parameter_counts_match_the_formula_and_torch(outputs):
+    from torch import nn
+
+    from pipeline.studies.width_depth import n_params
+
+    _, out, _ = outputs["width_depth"]
+    for row in out.cells.drop_duplicates(["dataset", "depth", "width"]).itertuples():
+        n_in, n_out = (2, 3) if row.dataset == "spiral" else (64, 10)
+        formula = (n_in + 1) * row.width + (row.depth - 1) * (row.width + 1) * row.width \
+            + (row.width + 1) * n_out
+        sizes = [n_in, *[row.width] * row.depth, n_out]
+        torch_count = sum(p.numel() for a, b in zip(sizes, sizes[1:])
+                          for p in nn.Linear(a, b).parameters())
+        assert row.n_params == formula == torch_count == n_params(tuple(sizes))
+    budgets = out.tables["budgets"]
+    assert (budgets["n_params"] <= budgets["budget"]).all()

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
 from pipeline.io import read_npz, write_npz
 
-from . import highdim, images, linear, polynomial, spiral
+from . import highdim, images, linear, polynomial, spiral, wilson
 
 GENERATORS: dict[str, Callable[..., dict[str, np.ndarray]]] = {
     "spiral": spiral.generate,
@@ -22,6 +22,7 @@ GENERATORS: dict[str, Callable[..., dict[str, np.ndarray]]] = {
     "polynomial": polynomial.generate,
     "highdim": highdim.generate,
     "images": images.generate,
+    "wilson": wilson.generate,
 }
 
 
@@ -29,17 +30,22 @@ def dataset_path(name: str, root: str | Path = "data") -> Path:
     return Path(root) / f"{name}.npz"
 
 
-def build(name: str, config: Config, root: str | Path = "data") -> Path:
-    """Generate dataset `name` from its params section and write it atomically."""
+def build(name: str, config: Config, out: str | Path) -> dict[str, np.ndarray]:
+    """Generate dataset `name` from its params section and write it atomically to out."""
     section = getattr(config.data, name)
     arrays = GENERATORS[name](section)
-    path = dataset_path(name, root)
-    write_npz(path, {"dataset": name, "params": section.model_dump()}, **arrays)
-    return path
+    write_npz(out, {"dataset": name, "params": section.model_dump(mode="json")}, **arrays)
+    return arrays
 
 
-def load(name: str, root: str | Path = "data") -> dict[str, np.ndarray]:
+def load(name: str, root: str | Path = "data", expected=None) -> dict[str, np.ndarray]:
+    """A dataset's arrays; with `expected` (its params section), refuse a file that was
+    generated from other params, so a stale file never feeds a study."""
     path = dataset_path(name, root)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `dvc repro data@{name}` first")
-    return read_npz(path)[0]
+        raise ConfigError(f"{path} is missing: run `dvc repro data@{name}` first")
+    arrays, meta = read_npz(path)
+    if expected is not None and meta.get("params") != expected.model_dump(mode="json"):
+        raise ConfigError(f"{path} was generated from other data.{name} params than "
+                          f"params.yaml holds: run `dvc repro data@{name}`")
+    return arrays

@@ -18,6 +18,13 @@ SUMMARIES = {
         ("dropout", ["p1", "p2"], ["train_acc", "test_acc", "gap"]),
         ("interaction", ["weight_decay", "p1"], ["train_acc", "test_acc", "gap"]),
     ],
+    "optimizers": [
+        ("lr_sweep", ["dataset", "optimizer", "lr"],
+         ["test_acc", "best_test_acc", "train_loss", "epochs_to_target"]),
+        ("wilson", ["optimizer"], ["test_error", "w_label", "w_constant", "train_loss"]),
+    ],
+    "width_depth": [("", ["dataset", "depth", "width", "n_params"], ["test_acc", "train_acc"])],
+    "kfold": [("", ["selection", "value", "fold"], ["val_loss", "train_loss", "test_loss"])],
 }
 
 
@@ -46,6 +53,7 @@ def study_tables(study: str, cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
     tables = {}
     for part, by, values in SUMMARIES[study]:
         subset = cells if not part else cells[cells["experiment"] == part]
+        by = [b for b in by if b in subset.columns]
         tables[f"{study}_{part}" if part else study] = summary(subset, by, values)
     return tables
 
@@ -86,6 +94,15 @@ def headline(tables: dict[str, pd.DataFrame]) -> dict:
         out.setdefault("regularization", {}).update({
             "dropout_best_test_acc": _num(best["test_acc_mean"]),
             "dropout_best": f"{best['p1']:g}/{best['p2']:g}"})
+    if "optimizers_wilson" in tables:
+        t = tables["optimizers_wilson"].set_index("optimizer")
+        out["optimizers"] = {f"wilson_test_error_{k}": _num(v)
+                             for k, v in t["test_error_mean"].items()}
+    if "kfold" in tables:
+        t = tables["kfold"]
+        cv = t[t["fold"].notna()].groupby(["selection", "value"])["val_loss_mean"].mean()
+        out["kfold"] = {f"chosen_{sel}": float(cv.loc[sel].idxmin())
+                        for sel in cv.index.get_level_values(0).unique()}
     return out
 
 

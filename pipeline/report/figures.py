@@ -57,8 +57,11 @@ def lines(frame: pd.DataFrame, x: str, y: str, hue: str | None, *, logx=False, l
           ylabel: str | None = None, style: str | None = None) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     sns.lineplot(frame, x=x, y=y, hue=hue, style=style, marker="o", ax=ax, errorbar=("ci", 95))
-    if logx:
-        ax.set_xscale("symlog", linthresh=1e-2)
+    if logx:  # a log axis; symlog where zero is on the grid (lambda = 0)
+        if (frame[x] > 0).all():
+            ax.set_xscale("log")
+        else:
+            ax.set_xscale("symlog", linthresh=1e-2)
     if logy:
         ax.set_yscale("log")
     ax.set_ylabel(ylabel or y)
@@ -81,4 +84,24 @@ def heatmaps(frame: pd.DataFrame, values: dict[str, str], row: str, col: str) ->
         pivot = frame.pivot_table(index=row, columns=col, values=value, aggfunc="mean")
         sns.heatmap(pivot, annot=True, fmt=".3f", cmap="viridis", ax=ax, cbar=False)
         ax.set_title(title)
+    return to_svg(fig)
+
+
+def kfold_selection(folds: pd.DataFrame, selection: pd.DataFrame) -> str:
+    parts = list(dict.fromkeys(selection["selection"]))
+    fig, axes = plt.subplots(1, len(parts), figsize=(4.5 * len(parts), 3.2), squeeze=False)
+    for ax, part in zip(axes.flat, parts):
+        f = folds[folds["selection"] == part]
+        s = selection[selection["selection"] == part]
+        sns.stripplot(f, x="value", y="val_loss", hue="fold", ax=ax, native_scale=True,
+                      size=3, legend=False)
+        ax.plot(s["value"], s["test_loss"], "k-", label="test (refit)")
+        chosen = s[s["chosen"]]
+        ax.plot(chosen["value"], chosen["cv_mean"], "r*", markersize=12, label="CV choice")
+        ax.set_yscale("log")
+        ax.set_xlabel(part)
+        ax.set_ylabel("loss")
+        if part == "lambda":
+            ax.set_xscale("symlog", linthresh=1e-2)
+        ax.legend(fontsize=7)
     return to_svg(fig)

@@ -171,3 +171,105 @@ def regularization(results: Path, tables: dict, params: dict) -> Section:
 
 
 BUILDERS = {"spiral": spiral, "polynomial": polynomial, "regularization": regularization}
+
+
+def optimizers(results: Path, tables: dict, params: dict) -> Section:
+    cells = pd.read_csv(results / "optimizers" / "cells.csv")
+    curves = pd.read_csv(results / "optimizers" / "curves.csv")
+    s = Section("optimizers", "Optimizers: SGD, momentum, Nesterov, Adam",
+                "Which optimizer trains the same model fastest, across learning rates, and "
+                "does the fastest one generalise?", _setting("optimizers"), params=params)
+    sweep = cells[cells["experiment"] == "lr_sweep"]
+    ok = sweep[~sweep["diverged"]]
+    s.figures.append(("Final test accuracy vs learning rate (diverged runs left out)",
+                      figures.lines(ok, "lr", "test_acc", "optimizer", style="dataset",
+                                    logx=True, ylabel="test accuracy")))
+    best_rows = []
+    means = ok.groupby(["dataset", "optimizer", "lr"])["test_acc"].mean()
+    for (dataset, opt), part in means.groupby(level=[0, 1]):
+        best_rows.append((dataset, opt, part.idxmax()[2], part.max()))
+    best = pd.DataFrame(best_rows, columns=["dataset", "optimizer", "lr", "test_acc"])
+    at_best = curves.merge(best[["dataset", "optimizer", "lr"]], on=["dataset", "optimizer", "lr"])
+    s.figures.append(("Training loss per optimizer at its best learning rate",
+                      figures.lines(at_best, "epoch", "train_loss", "optimizer", style="dataset",
+                                    logy=True, ylabel="train loss")))
+    s.tables += [("Learning-rate sweep over seeds", tables["optimizers_lr_sweep"]),
+                 ("Wilson et al. construction", tables["optimizers_wilson"])]
+    for dataset, part in best.groupby("dataset"):
+        top = part.loc[part["test_acc"].idxmax()]
+        s.findings.append(
+            f"On {dataset}, the best optimizer was {top['optimizer']} at lr {top['lr']:g} "
+            f"({_f(top['test_acc'])} test accuracy); "
+            + "; ".join(f"{r.optimizer} peaked at {_f(r.test_acc)} (lr {r.lr:g})"
+                        for r in part.itertuples() if r.optimizer != top["optimizer"]) + ".")
+    diverged = sweep[sweep["diverged"]]
+    if len(diverged):
+        s.findings.append("Diverged: " + ", ".join(
+            f"{r.optimizer} at lr {r.lr:g} on {r.dataset}"
+            for r in diverged.drop_duplicates(["dataset", "optimizer", "lr"]).itertuples()) + ".")
+    else:
+        s.findings.append("No learning rate in the grid diverged.")
+    wilson = tables["optimizers_wilson"].set_index("optimizer")
+    neg = pd.read_csv(results / "optimizers" / "wilson_majority.csv")["negative_fraction"][0]
+    s.findings.append(
+        "Wilson et al. construction: test error "
+        + ", ".join(f"{opt} {_f(r['test_error_mean'])}" for opt, r in wilson.iterrows())
+        + f"; always predicting the majority class errs on {_f(neg)} of the test points.")
+    s.reference = ("Wilson et al. 2017, section 3.3: gradient descent reaches zero test error "
+                   "on this construction, while adaptive methods predict the majority class "
+                   "and err on the minority fraction.")
+    return s
+
+
+def width_depth(results: Path, tables: dict, params: dict) -> Section:
+    cells = pd.read_csv(results / "width_depth" / "cells.csv")
+    budgets = pd.read_csv(results / "width_depth" / "budgets.csv")
+    s = Section("width_depth", "Width vs depth",
+                "At an equal parameter budget, is a deeper, narrower MLP better than a "
+                "shallower, wider one?", _setting("width_depth"), params=params)
+    ok = cells[~cells["diverged"]].copy()
+    ok["depth"] = ok["depth"].astype(str)
+    s.figures.append(("Test accuracy vs parameter count, coloured by depth", figures.lines(
+        ok, "n_params", "test_acc", "depth", style="dataset", logx=True,
+        ylabel="test accuracy")))
+    s.tables += [("Accuracy over seeds", tables["width_depth"]),
+                 ("Best model within each parameter budget", budgets)]
+    for (dataset, budget), part in budgets.groupby(["dataset", "budget"]):
+        by = part.set_index("kind")
+        if {"shallow", "deep"} <= set(by.index):
+            sh, dp = by.loc["shallow"], by.loc["deep"]
+            winner = "deep" if dp["test_acc"] > sh["test_acc"] else "shallow"
+            s.findings.append(
+                f"{dataset}, at most {budget} parameters: deep ({int(dp['depth'])}x"
+                f"{int(dp['width'])}, {int(dp['n_params'])} params) {_f(dp['test_acc'])} vs "
+                f"shallow (1x{int(sh['width'])}, {int(sh['n_params'])} params) "
+                f"{_f(sh['test_acc'])}: {winner} wins.")
+    s.reference = ("Eldan and Shamir 2016: some functions a 3-layer network expresses with "
+                   "few units need exponentially many units in 2 layers.")
+    return s
+
+
+def kfold(results: Path, tables: dict, params: dict) -> Section:
+    cells = pd.read_csv(results / "kfold" / "cells.csv")
+    sel = pd.read_csv(results / "kfold" / "selection.csv")
+    s = Section("kfold", "K-fold cross-validation for model selection",
+                "Does the config chosen by K-fold cross-validation also win on the held-out "
+                "test set, and how close is the CV estimate to the test loss?",
+                _setting("kfold"), params=params)
+    folds = cells[cells["fold"].notna() & ~cells["diverged"]]
+    s.figures.append(("Validation loss per fold (dots) and refitted test loss (line); the "
+                      "CV choice is marked", figures.kfold_selection(folds, sel)))
+    s.tables.append(("CV estimate vs test loss per candidate", sel))
+    for selection, part in sel.groupby("selection", sort=False):
+        chosen = part[part["chosen"]].iloc[0]
+        best = part.loc[part["test_loss"].idxmin()]
+        s.findings.append(
+            f"{selection}: CV chose {chosen['value']:g} (validation loss "
+            f"{_f(chosen['cv_mean'])} ± {_f(chosen['cv_std'])} over folds and seeds); "
+            f"refitted, its test loss is {_f(chosen['test_loss'])}. The best on the test set "
+            f"was {best['value']:g} ({_f(best['test_loss'])}).")
+    s.reference = "The polynomial data's truth is cubic (degree 3; d2l 4.4)."
+    return s
+
+
+BUILDERS |= {"optimizers": optimizers, "width_depth": width_depth, "kfold": kfold}

@@ -7,6 +7,7 @@
 Each module names the datasets it reads in DATASETS.
 """
 
-from pipeline.studies import polynomial, regularization, spiral
+from pipeline.studies import kfold, optimizers, polynomial, regularization, spiral, width_depth
 
-STUDIES = {"spiral": spiral, "polynomial": polynomial, "regularization": regularization}
+STUDIES = {"spiral": spiral, "polynomial": polynomial, "regularization": regularization,
+           "optimizers": optimizers, "width_depth": width_depth, "kfold": kfold}
