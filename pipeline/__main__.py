@@ -42,12 +42,15 @@ def _parser() -> argparse.ArgumentParser:
     agg.add_argument("--results", default="data/results", help="folder of study results")
     agg.add_argument("--out", required=True, help="folder for the summary CSV tables")
     agg.add_argument("--metrics", required=True, help="headline metrics JSON to write")
+    agg.add_argument("--plots", required=True, help="folder for the DVC plot CSVs")
 
     rep = stages.add_parser("report", help="render report.html and report.pdf")
     rep.add_argument("--results", default="data/results", help="folder of study results")
     rep.add_argument("--tables", required=True, help="folder of summary tables")
     rep.add_argument("--html", required=True)
     rep.add_argument("--pdf", default=None, help="also write this PDF (WeasyPrint)")
+    rep.add_argument("--metrics", default=None,
+                     help="headline metrics JSON, compared with the baseline revision's")
     return parser
 
 
@@ -93,27 +96,44 @@ def peak_rss_mib() -> int:
 
 def run_aggregate(args, config) -> None:
     from pipeline.io import write_csv
-    from pipeline.report.aggregate import headline, load_cells, study_tables
+    from pipeline.report.aggregate import (
+        headline,
+        headline_rows,
+        load_cells,
+        plot_tables,
+        study_tables,
+    )
 
     tables = {}
     for study, cells in load_cells(args.results).items():
         tables |= study_tables(study, cells)
+    rows = headline_rows(tables)
     for name, table in tables.items():
         write_csv(Path(args.out) / f"{name}.csv", table)
-    write_json(args.metrics, headline(tables))
-    print(f"aggregate: {len(tables)} tables -> {args.out}")
+    write_csv(Path(args.out) / "headline.csv", rows)
+    plots = plot_tables(args.results, tables)
+    for name, table in plots.items():
+        write_csv(Path(args.plots) / f"{name}.csv", table)
+    write_json(args.metrics, headline(rows))
+    print(f"aggregate: {len(tables)} tables -> {args.out}, {len(plots)} plots -> {args.plots}")
 
 
 def run_report(args, config) -> None:
     import pandas as pd
 
+    from pipeline.report.compare import compare
     from pipeline.report.render import build_sections, provenance, render_html, write_pdf
 
     results = Path(args.results)
     tables = {p.stem: pd.read_csv(p) for p in sorted(Path(args.tables).glob("*.csv"))}
     params = config.model_dump(mode="json")
     sections = build_sections(results, tables, params)
-    html = render_html(sections, provenance(Path(args.params), results, config.seeds))
+    comparison = None
+    if args.metrics:
+        comparison = compare(config.report.baseline, Path(args.params), Path(args.metrics),
+                             tables["headline"])
+    html = render_html(sections, provenance(Path(args.params), results, config.seeds),
+                       comparison)
     write_text(args.html, html)
     if args.pdf:
         write_pdf(html, Path(args.pdf))

@@ -259,6 +259,10 @@ class KFoldStudy(Section):
     weight_decay: KFoldWeightDecay = KFoldWeightDecay()
 
 
+class ReportConfig(Section):
+    baseline: Annotated[str, Field(min_length=1)] = "HEAD"  # git revision to compare with
+
+
 class Config(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     workers: Annotated[int, Field(ge=1, le=256)] = 2  # CPU processes; changes no number
@@ -270,6 +274,7 @@ class Config(Section):
     optimizers: OptimizersStudy = OptimizersStudy()
     width_depth: WidthDepthStudy = WidthDepthStudy()
     kfold: KFoldStudy = KFoldStudy()
+    report: ReportConfig = ReportConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
-import pytest  # noqa: F401
+import pytest
 import yaml
 
 from pipeline.datasets import GENERATORS
@@ -74,3 +75,31 @@ def test_bad_params_fail_the_stage_then_a_fix_restores_from_cache(repo):
     (root / "params.yaml").write_text(good)
     fixed = dvc("repro", "polynomial", cwd=root)
     assert fixed.returncode == 0 and cells.read_bytes() == before
+
+
+def test_compare_with_the_last_commit(repo):
+    """Commit, change one param, re-run: DVC's diffs and the report name the change."""
+    root, _ = repo
+    assert dvc("repro", cwd=root).returncode == 0
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["add", "-A"], cwd=root, check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "baseline"], cwd=root, check=True)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["spiral"]["lr"] = 0.05
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert dvc("repro", cwd=root).returncode == 0
+
+    params_diff = dvc("params", "diff", cwd=root)
+    assert "spiral.lr" in params_diff.stdout and "0.05" in params_diff.stdout
+    assert "spiral.epochs" not in params_diff.stdout
+    metrics_diff = dvc("metrics", "diff", cwd=root)
+    assert "reports/metrics/spiral.json" in metrics_diff.stdout
+    assert "adam_test_acc" in metrics_diff.stdout
+
+    html = (root / "reports" / "report.html").read_text()
+    section = re.search(r'<section id="changes">(.*?)</section>', html, re.S).group(1)
+    assert "<td>spiral.lr</td><td>0.01</td><td>0.05</td>" in section
+    row = re.search(r"<td>spiral\.test_acc_relu</td><td>([^<]*)</td><td>([^<]*)</td>"
+                    r"<td>([^<]*)</td>", section)
+    old, new, delta = (float(v) for v in row.groups())
+    assert delta == pytest.approx(new - old, abs=1e-3) and delta != 0

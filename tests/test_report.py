@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -95,3 +97,29 @@ def test_a_study_without_a_section_is_an_error(built, tmp_path):
     shutil.copy(results / "spiral" / "cells.csv", results / "mystery" / "cells.csv")
     with pytest.raises(KeyError, match="mystery"):
         _sections(root, results)
+
+
+def test_comparison_without_baseline_results_says_so(tmp_path):
+    from pipeline.report.compare import compare
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("seeds: [0]\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "x"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("seeds: [0, 1]\n")
+    metrics = tmp_path / "summary.json"
+    metrics.write_text("{}")
+    spread = pd.DataFrame(columns=["study", "metric", "value", "std"])
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        c = compare("HEAD", Path("params.yaml"), Path("summary.json"), spread)
+        missing = compare("no-such-rev", Path("params.yaml"), Path("summary.json"), spread)
+    finally:
+        os.chdir(cwd)
+    assert "has no results" in c.status
+    assert c.params == [{"key": "seeds", "baseline": [0], "current": [0, 1]}]
+    assert "could not be read" in missing.status

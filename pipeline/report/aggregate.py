@@ -68,43 +68,107 @@ def load_cells(results: str | Path) -> dict[str, pd.DataFrame]:
     return out
 
 
-def headline(tables: dict[str, pd.DataFrame]) -> dict:
-    """The few numbers per study that `dvc metrics diff` shows first."""
-    out: dict = {}
+def headline_rows(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The few numbers per study that `dvc metrics diff` shows first, each with its
+    seed-to-seed standard deviation (NaN for a choice such as a selected degree)."""
+    rows: list[tuple[str, str, float, float]] = []
+
+    def add(study, metric, table, row, value):
+        std = table.loc[row, value.replace("_mean", "_std")] if table is not None else np.nan
+        rows.append((study, metric, table.loc[row, value] if table is not None else row, std))
+
     if "spiral" in tables:
         t = tables["spiral"]
-        course = t[t["course_setting"]].set_index("activation")["test_acc_mean"]
-        out["spiral"] = {f"test_acc_{a}": _num(v) for a, v in course.items()}
+        course = t[t["course_setting"]]
+        for i, r in course.iterrows():
+            add("spiral", f"test_acc_{r['activation']}", t, i, "test_acc_mean")
     if "polynomial" in tables:
         t = tables["polynomial"]
-        t = t[t["train_size"] == t["train_size"].max()].set_index("degree")
-        best = t["test_loss_mean"].idxmin()
-        out["polynomial"] = {"best_degree": int(best),
-                             "best_test_loss": _num(t.loc[best, "test_loss_mean"])}
+        full = t[t["train_size"] == t["train_size"].max()]
+        best = full["test_loss_mean"].idxmin()
+        add("polynomial", "best_degree", None, float(t.loc[best, "degree"]), "")
+        add("polynomial", "best_test_loss", t, best, "test_loss_mean")
     if "regularization_weight_decay" in tables:
         t = tables["regularization_weight_decay"]
-        pen = t[t["form"] == t["form"].iloc[0]].set_index("lambda")
+        pen = t[t["form"] == t["form"].iloc[0]]
         best = pen["test_loss_mean"].idxmin()
-        out["regularization"] = {"best_lambda": float(best),
-                                 "best_test_loss": _num(pen.loc[best, "test_loss_mean"]),
-                                 "weight_norm_at_0": _num(pen["weight_norm_mean"].get(0.0))}
+        add("regularization", "best_lambda", None, float(t.loc[best, "lambda"]), "")
+        add("regularization", "best_test_loss", t, best, "test_loss_mean")
+        zero = pen.index[pen["lambda"] == 0.0]
+        if len(zero):
+            add("regularization", "weight_norm_at_0", t, zero[0], "weight_norm_mean")
     if "regularization_dropout" in tables:
         t = tables["regularization_dropout"]
-        best = t.loc[t["test_acc_mean"].idxmax()]
-        out.setdefault("regularization", {}).update({
-            "dropout_best_test_acc": _num(best["test_acc_mean"]),
-            "dropout_best": f"{best['p1']:g}/{best['p2']:g}"})
+        best = t["test_acc_mean"].idxmax()
+        add("regularization", "dropout_best_test_acc", t, best, "test_acc_mean")
+        add("regularization", "dropout_best_p1", None, float(t.loc[best, "p1"]), "")
+        add("regularization", "dropout_best_p2", None, float(t.loc[best, "p2"]), "")
     if "optimizers_wilson" in tables:
-        t = tables["optimizers_wilson"].set_index("optimizer")
-        out["optimizers"] = {f"wilson_test_error_{k}": _num(v)
-                             for k, v in t["test_error_mean"].items()}
+        t = tables["optimizers_wilson"]
+        for i, r in t.iterrows():
+            add("optimizers", f"wilson_test_error_{r['optimizer']}", t, i, "test_error_mean")
     if "kfold" in tables:
         t = tables["kfold"]
         cv = t[t["fold"].notna()].groupby(["selection", "value"])["val_loss_mean"].mean()
-        out["kfold"] = {f"chosen_{sel}": float(cv.loc[sel].idxmin())
-                        for sel in cv.index.get_level_values(0).unique()}
+        for sel in cv.index.get_level_values(0).unique():
+            add("kfold", f"chosen_{sel}", None, float(cv.loc[sel].idxmin()), "")
+    return pd.DataFrame(rows, columns=["study", "metric", "value", "std"])
+
+
+def headline(rows: pd.DataFrame) -> dict:
+    """{study: {metric: value}} for the metrics JSON."""
+    out: dict = {}
+    for r in rows.itertuples():
+        out.setdefault(r.study, {})[r.metric] = _num(r.value)
     return out
 
 
 def _num(v) -> float | None:
     return None if v is None or not np.isfinite(v) else round(float(v), 6)
+
+
+def plot_tables(results: str | Path, tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Small wide tables with fixed columns for `dvc plots diff` (one line per column)."""
+    results = Path(results)
+    out = {}
+    if (results / "spiral" / "curves.csv").exists():
+        c = pd.read_csv(results / "spiral" / "curves.csv")
+        c = c[c["course_setting"].astype(bool)]
+        acc = c.groupby(["epoch", "activation"])["test_acc"].mean().unstack("activation")
+        nonlinear = acc.drop(columns="none", errors="ignore")
+        if "none" in acc and len(nonlinear.columns):
+            best = nonlinear.iloc[-1].idxmax()
+            out["spiral"] = pd.DataFrame({"epoch": acc.index, "linear": acc["none"].values,
+                                          "best_nonlinear": nonlinear[best].values})
+    if "polynomial" in tables:
+        t = tables["polynomial"]
+        t = t[t["train_size"] == t["train_size"].max()]
+        out["polynomial"] = pd.DataFrame({"degree": t["degree"], "train_loss": t["train_loss_mean"],
+                                          "test_loss": t["test_loss_mean"]})
+    if "regularization_weight_decay" in tables:
+        t = tables["regularization_weight_decay"]
+        t = t[t["form"] == t["form"].iloc[0]]
+        out["weight_decay"] = pd.DataFrame({"lambda": t["lambda"],
+                                            "weight_norm": t["weight_norm_mean"],
+                                            "train_loss": t["train_loss_mean"],
+                                            "test_loss": t["test_loss_mean"]})
+    if "optimizers_lr_sweep" in tables and (results / "optimizers" / "curves.csv").exists():
+        t = tables["optimizers_lr_sweep"]
+        t = t[t["dataset"] == "spiral"]
+        best = t.loc[t.groupby("optimizer")["test_acc_mean"].idxmax(), ["optimizer", "lr"]]
+        c = pd.read_csv(results / "optimizers" / "curves.csv")
+        c = c[c["dataset"] == "spiral"].merge(best, on=["optimizer", "lr"])
+        wide = c.groupby(["epoch", "optimizer"])["train_loss"].mean().unstack("optimizer")
+        out["optimizers"] = wide.reindex(columns=["sgd", "momentum", "nesterov", "adam"]) \
+            .reset_index()
+    if "width_depth" in tables:
+        t = tables["width_depth"]
+        t = t[t["dataset"] == "spiral"].sort_values("n_params")
+        out["width_depth"] = pd.DataFrame({"n_params": t["n_params"],
+                                           "test_acc": t["test_acc_mean"]})
+    if (results / "kfold" / "selection.csv").exists():
+        sel = pd.read_csv(results / "kfold" / "selection.csv")
+        sel = sel[sel["selection"] == "degree"]
+        out["kfold"] = pd.DataFrame({"degree": sel["value"], "cv_loss": sel["cv_mean"],
+                                     "test_loss": sel["test_loss"]})
+    return out

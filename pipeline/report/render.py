@@ -80,12 +80,14 @@ def build_sections(results: Path, tables: dict[str, pd.DataFrame], params: dict)
     return sections
 
 
-def render_html(sections: list[Section], prov: dict) -> str:
+def render_html(sections: list[Section], prov: dict, comparison=None) -> str:
     env = Environment(loader=PackageLoader("pipeline.report", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
                       lstrip_blocks=True)
     env.filters["table"] = _table_html
-    return env.get_template("report.html.j2").render(sections=sections, prov=prov)
+    env.filters["num"] = lambda v: "" if v is None else f"{v:.4g}"
+    return env.get_template("report.html.j2").render(sections=sections, prov=prov,
+                                                     comparison=comparison)
 
 
 def write_pdf(html: str, path: Path) -> None:

@@ -1,0 +1,81 @@
+"""The report's "changes since baseline": params and headline metrics against a git
+revision (default HEAD, the last commit), read with `git show`."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+
+@dataclass
+class Comparison:
+    baseline: str
+    status: str  # a sentence: what was compared, or why nothing was
+    params: list[dict] = field(default_factory=list)  # key, baseline, current
+    metrics: list[dict] = field(default_factory=list)  # metric, baseline, current, delta, ...
+
+
+def _show(rev: str, path: Path) -> str | None:
+    """A file's text at a revision, or None where git or the file is missing."""
+    try:
+        out = subprocess.run(["git", "show", f"{rev}:./{path.as_posix()}"], capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def flatten(tree: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(tree, dict):
+        out: dict[str, object] = {}
+        for key, value in tree.items():
+            out |= flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return {prefix: tree}
+
+
+def _number(v) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def compare(baseline: str, params_path: Path, metrics_path: Path,
+            spread: pd.DataFrame) -> Comparison:
+    old_params_text = _show(baseline, params_path)
+    if old_params_text is None:
+        return Comparison(baseline, f"The baseline {baseline} could not be read from git "
+                                    "(no such revision, or not a git checkout).")
+    old_p = flatten(yaml.safe_load(old_params_text) or {})
+    new_p = flatten(yaml.safe_load(params_path.read_text()) or {})
+    params = [{"key": k, "baseline": old_p.get(k, "(absent)"), "current": new_p.get(k, "(absent)")}
+              for k in sorted(old_p.keys() | new_p.keys()) if old_p.get(k) != new_p.get(k)]
+    old_metrics_text = _show(baseline, metrics_path)
+    if old_metrics_text is None:
+        return Comparison(baseline, f"The baseline {baseline} has no results "
+                                    f"({metrics_path} is not in that commit).", params)
+    old_m = flatten(json.loads(old_metrics_text))
+    new_m = flatten(json.loads(metrics_path.read_text()))
+    std = {f"{r.study}.{r.metric}": r.std for r in spread.itertuples()}
+    metrics = []
+    for key in sorted(old_m.keys() | new_m.keys()):
+        old, new = _number(old_m.get(key)), _number(new_m.get(key))
+        delta = new - old if old is not None and new is not None else None
+        s = std.get(key, math.nan)
+        if delta is None:
+            exceeds = old != new
+        elif math.isnan(s):
+            exceeds = delta != 0  # a choice (degree, lambda): any change counts
+        else:
+            exceeds = abs(delta) > s
+        metrics.append({"metric": key, "baseline": old, "current": new, "delta": delta,
+                        "spread": None if math.isnan(s) else s, "exceeds": exceeds})
+    changed = sum(m["exceeds"] for m in metrics)
+    status = (f"Against {baseline}: {len(params)} params changed; {changed} of "
+              f"{len(metrics)} headline metrics moved by more than their seed-to-seed "
+              "standard deviation (marked).")
+    return Comparison(baseline, status, params, metrics)
