@@ -209,6 +209,7 @@ class OptimizersStudy(Section):
     lrs: _grid(PositiveFloat) = [0.0001, 0.001, 0.01, 0.1, 1.0]
     momentum: Annotated[float, Field(gt=0, lt=1)] = 0.9
     target_loss: PositiveFloat = 0.5
+    diverge_factor: Annotated[float, Field(gt=1)] = 10.0
     spiral: OptimizerSpiral = OptimizerSpiral()
     images: OptimizerImages = OptimizerImages()
     wilson: OptimizerWilson = OptimizerWilson()

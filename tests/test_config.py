@@ -106,3 +106,42 @@ def test_stale_dataset_is_refused(tmp_path, tiny_params):
     other = parse_config(_with(tiny_params, "data.spiral.noise", 0.5))
     with pytest.raises(ConfigError, match=r"dvc repro data@spiral"):
         load("spiral", tmp_path, other.data.spiral)
+
+
+CORPUS = sorted((ROOT / "tests" / "bad_params").glob("*.yaml"))
+
+
+def test_corpus_is_large():
+    assert len(CORPUS) >= 20
+
+
+@pytest.mark.parametrize("path", CORPUS + [ROOT / "tests" / "bad_params" / "missing.yaml"],
+                         ids=lambda p: p.stem)
+def test_bad_params_corpus(path, tmp_path, capsys):
+    """Each bad file: exit 2, one line naming the key, no traceback, nothing written."""
+    import torch
+
+    from pipeline.__main__ import main
+
+    expect = path.read_text().splitlines()[0].removeprefix("# expect: ") if path.exists() \
+        else "params file not found"
+    if "cuda" in expect and torch.cuda.is_available():
+        pytest.skip("a CUDA device is present here")
+    from pipeline.datasets import build
+
+    data = tmp_path / "data"
+    for name in ("spiral", "images", "wilson"):
+        build(name, load_config(ROOT / "tests" / "params_tiny.yaml"), data / f"{name}.npz")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    out = tmp_path / "results"
+    for args in (["data", "spiral", "--out", str(tmp_path / "new.npz")],
+                 ["study", "spiral", "--data", str(data), "--out", str(out),
+                  "--metrics", str(tmp_path / "m.json")]):
+        if "cuda" in expect and args[0] == "data":
+            continue  # the data stages run no model, so they need no device
+        code = main(["--params", str(path), *args])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, err
+        assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+        assert expect in err, err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

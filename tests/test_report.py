@@ -123,3 +123,10 @@ def test_comparison_without_baseline_results_says_so(tmp_path):
     assert "has no results" in c.status
     assert c.params == [{"key": "seeds", "baseline": [0], "current": [0, 1]}]
     assert "could not be read" in missing.status
+
+
+def test_report_names_diverged_runs(built):
+    _, html = built
+    section = re.search(r'id="optimizers">(.*?)</section>', html, re.S).group(1)
+    assert re.search(r"Diverged: [^<]*at lr 100", section)
+    assert not re.search(r">\s*nan", section, re.I)  # no NaN printed in a table or finding

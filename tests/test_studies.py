@@ -30,9 +30,12 @@ def test_tidy_tables_carry_config_columns(outputs, name):
     assert list(out.cells["cell"]) == list(range(len(grid)))
     for column in grid[0]:
         assert column in out.cells.columns and column in out.curves.columns
-    assert {"train_loss", "test_loss", "diverged", "seconds"} <= set(out.cells.columns)
+    assert {"train_loss", "test_loss", "diverged"} <= set(out.cells.columns)
+    assert list(out.timing["cell"]) == list(out.cells["cell"]) and (out.timing["seconds"] > 0).all()
     assert set(out.curves["cell"]) == set(out.cells["cell"])
-    assert metrics["diverged_cells"] == 0
+    assert metrics["diverged_cells"] == int(out.cells["diverged"].sum())
+    if name != "optimizers":  # the tiny optimizers grid has a diverging lr on purpose
+        assert metrics["diverged_cells"] == 0
 
 
 def test_spiral_relu_beats_linear(outputs):
@@ -138,3 +141,19 @@ def test_parameter_counts_match_the_formula_and_torch(outputs):
         assert row.n_params == formula == torch_count == n_params(tuple(sizes))
     budgets = out.tables["budgets"]
     assert (budgets["n_params"] <= budgets["budget"]).all()
+
+
+def test_a_diverging_learning_rate_is_flagged_not_averaged(outputs):
+    from pipeline.report.aggregate import study_tables
+
+    _, out, metrics = outputs["optimizers"]
+    sweep = out.cells[out.cells["experiment"] == "lr_sweep"]
+    diverged = sweep[sweep["diverged"]]
+    assert len(diverged) and set(diverged["lr"]) == {100.0}
+    assert diverged["test_acc"].isna().all() and diverged["diverged_epoch"].notna().all()
+    assert not sweep[sweep["lr"] < 1]["diverged"].any()
+    table = study_tables("optimizers", out.cells)["optimizers_lr_sweep"]
+    at_100 = table[table["lr"] == 100.0]
+    assert (at_100["n_diverged"] > 0).all()
+    finite = table[table["n"] > 0]
+    assert finite["test_acc_mean"].notna().all()  # no NaN leaks into a mean

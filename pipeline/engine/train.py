@@ -36,6 +36,9 @@ class TrainSpec:
     batch_size: int | None = None  # None: full batch
     log_every: int = 1
     init_std: float | None = None  # None: torch.nn.Linear's default init
+    # diverged: a loss that is NaN/inf or, when set, above diverge_factor x the model's
+    # first loss (cross-entropy blows up to large finite values rather than to inf)
+    diverge_factor: float | None = None
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -233,6 +236,7 @@ def _train_group(jobs: list[Job], data: TrainData, device: torch.device, bar) ->
 
     active = torch.ones(G, dtype=torch.bool, device=device)
     all_active = True
+    first_loss = None
     diverged_epoch: list[int | None] = [None] * G
     curves: list[list[dict]] = [[] for _ in range(G)]
     for epoch in range(1, spec.epochs + 1):
@@ -249,6 +253,10 @@ def _train_group(jobs: list[Job], data: TrainData, device: torch.device, bar) ->
                 loss = loss + l2 * sum((w ** 2).sum(dim=(1, 2)) for w, isw
                                        in zip(params, is_weight) if isw) / 2
             finite = torch.isfinite(loss)
+            if first_loss is None:
+                first_loss = torch.where(finite, loss.detach(), torch.inf)
+            if spec.diverge_factor is not None:
+                finite &= loss.detach() <= spec.diverge_factor * first_loss
             if not bool(finite[active].all()):
                 for g in torch.nonzero(active & ~finite).flatten().tolist():
                     diverged_epoch[g] = epoch

@@ -17,6 +17,8 @@ class StudyOutput:
     cells: pd.DataFrame  # one row per cell: config columns, seed, final metrics, diverged
     curves: pd.DataFrame  # one row per cell and logged epoch
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # study-specific extras
+    timing: pd.DataFrame | None = None  # cell, seconds: kept apart so that the result
+    #                                     tables are byte-identical from run to run
 
 
 def tidy(cells: list[dict], results: list[Result]) -> StudyOutput:
@@ -24,11 +26,12 @@ def tidy(cells: list[dict], results: list[Result]) -> StudyOutput:
     rows, curve_rows = [], []
     for i, (cell, res) in enumerate(zip(cells, results)):
         rows.append({"cell": i, **cell, **res.metrics, "diverged": res.diverged,
-                     "diverged_epoch": res.diverged_epoch, "seconds": res.seconds})
+                     "diverged_epoch": res.diverged_epoch})
         curve_rows += [{"cell": i, **cell, **point} for point in res.curve]
     frame = pd.DataFrame(rows)
     frame["diverged_epoch"] = frame["diverged_epoch"].astype("Int64")
-    return StudyOutput(frame, pd.DataFrame(curve_rows))
+    timing = pd.DataFrame({"cell": range(len(results)), "seconds": [r.seconds for r in results]})
+    return StudyOutput(frame, pd.DataFrame(curve_rows), timing=timing)
 
 
 def mean_over_seeds(frame: pd.DataFrame, by: list[str], value: str) -> dict:
@@ -46,4 +49,6 @@ def write_study(output: StudyOutput, metrics: dict, out_dir: str | Path,
     write_csv(out_dir / "curves.csv", output.curves)
     for name, table in output.tables.items():
         write_csv(out_dir / f"{name}.csv", table)
+    if output.timing is not None:
+        write_csv(out_dir / "timing.csv", output.timing)
     write_json(metrics_path, metrics)

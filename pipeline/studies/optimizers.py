@@ -2,9 +2,11 @@
 
 Every optimizer trains the same model for the same budget on the same data: a ReLU MLP
 on the spiral (full batch) and on the default images (minibatch), with one learning-rate
-grid. Rows whose loss blew up are kept and flagged diverged. Reported per cell: final
-and best test accuracy, and the first logged epoch whose training loss reaches a target
-(Goodfellow, Bengio and Courville, "Deep Learning", ch. 8; Kingma and Ba 2015 for Adam).
+grid. Rows whose loss blew up (NaN, inf, or above `diverge_factor` times the first
+loss: cross-entropy grows large but stays finite) are kept and flagged diverged.
+Reported per cell: final and best test accuracy, and the first logged epoch whose
+training loss reaches a target (Goodfellow, Bengio and Courville, "Deep Learning",
+ch. 8; Kingma and Ba 2015 for Adam).
 
 A third, small experiment follows Wilson et al. 2017, "The Marginal Value of Adaptive
 Gradient Methods in Machine Learning", section 3.3: least squares on a separable problem
@@ -62,7 +64,8 @@ def _jobs(config: Config, grid: list[dict], data: dict) -> list[Job]:
                 arch, sizes = Arch((n_in, o.images.hidden, n_out)), o.images
                 batch = o.images.batch_size
             spec = TrainSpec(arch, c["optimizer"], "cross_entropy", epochs=sizes.epochs,
-                             batch_size=batch, log_every=sizes.log_every)
+                             batch_size=batch, log_every=sizes.log_every,
+                             diverge_factor=o.diverge_factor)
         momentum = o.momentum if c["optimizer"] in ("momentum", "nesterov") else 0.0
         jobs.append(Job(spec, seed=c["seed"], lr=c["lr"], momentum=momentum))
     return jobs

@@ -78,9 +78,11 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
     # cell ids index the whole grid, in grid order
     dr_out.cells["cell"] += len(wd_cells)
     dr_out.curves["cell"] += len(wd_cells)
+    dr_out.timing["cell"] += len(wd_cells)
     cells = pd.concat([wd_out.cells, dr_out.cells], ignore_index=True)
     curves = pd.concat([wd_out.curves, dr_out.curves], ignore_index=True)
-    return StudyOutput(cells, curves)
+    timing = pd.concat([wd_out.timing, dr_out.timing], ignore_index=True)
+    return StudyOutput(cells, curves, timing=timing)
 
 
 def summarize(output: StudyOutput) -> dict:
