@@ -64,7 +64,7 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
 
     # decision boundaries: the first seed and width of each activation, course optimizer
     g0, g1 = boundary_mesh(arrays["x_train"], s.boundary_resolution)
-    mesh = torch.tensor(np.stack([g0, g1], axis=1), dtype=torch.float32, device=device)
+    mesh = torch.tensor(np.stack([g0, g1], axis=1), dtype=torch.float32)  # (M, 2), CPU
     frames, seen = [], set()
     order = sorted(range(len(grid)), key=lambda i: not grid[i]["course_setting"])
     for i in order:
@@ -72,7 +72,7 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
         if c["activation"] in seen or c["seed"] != config.seeds[0] or c["width"] != s.widths[0]:
             continue
         seen.add(c["activation"])
-        pred = predict(jobs[i].spec.arch, results[i].params, mesh).argmax(dim=1).cpu().numpy()
+        pred = predict(jobs[i].spec.arch, results[i].params, mesh).argmax(dim=1).numpy()
         frames.append(pd.DataFrame({"cell": i, "activation": c["activation"],
                                     "optimizer": c["optimizer"], "x0": g0, "x1": g1,
                                     "predicted": pred}))
