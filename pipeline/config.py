@@ -267,6 +267,7 @@ class ReportConfig(Section):
 class Config(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     workers: Annotated[int, Field(ge=1, le=256)] = 2  # CPU processes; changes no number
+    cell_cache: str | None = ".cell_cache"  # finished cells by content key; None: off
     seeds: Annotated[list[int], Field(min_length=1)] = [0, 1, 2]
     data: DataConfig = DataConfig()
     spiral: SpiralStudy = SpiralStudy()

@@ -53,7 +53,7 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
 
 def write_npz(path: str | Path, meta: dict, **arrays: np.ndarray) -> None:
     """Arrays plus the generating params (as JSON) in one .npz."""
-    meta_json = np.array(json.dumps(meta, sort_keys=True))
+    meta_json = np.array(json.dumps(meta))  # key order kept: callers rely on it
     _write_with(path, lambda p: np.savez(p, meta=meta_json, **arrays), suffix=".npz")
 
 

@@ -229,3 +229,25 @@ def test_worker_processes_give_identical_numbers():
         assert a.job == b.job and a.curve == b.curve
         for pa, pb in zip(a.params, b.params):
             assert torch.equal(pa, pb)
+
+
+def test_cell_cache_trains_only_new_cells(tmp_path):
+    from pipeline.engine.cache import CellCache
+
+    data = _classification_data()
+    spec = TrainSpec(Arch((5, 8, 3), "relu"), "adam", "cross_entropy", epochs=3, batch_size=8)
+    first = [Job(spec, seed=s, lr=0.01, dropout=(0.3,)) for s in range(3)]
+    cold = train(first, data, progress=False, cache=CellCache(tmp_path))
+    assert not any(r.extra.get("cached") for r in cold)
+    grown = first + [Job(spec, seed=9, lr=0.01, dropout=(0.3,))]
+    warm = train(grown, data, progress=False, cache=CellCache(tmp_path))
+    assert [bool(r.extra.get("cached")) for r in warm] == [True, True, True, False]
+    uncached = train(grown, data, progress=False)
+    for a, b in zip(warm, uncached):
+        assert a.curve == b.curve and a.metrics == b.metrics and a.diverged == b.diverged
+        for pa, pb in zip(a.params, b.params):
+            assert torch.equal(pa, pb)
+    # another dataset or another knob is another key
+    other = train(first[:1], _classification_data(seed=1), progress=False,
+                  cache=CellCache(tmp_path))
+    assert not other[0].extra.get("cached")

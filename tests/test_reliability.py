@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -92,3 +93,53 @@ def test_nothing_unpickles_data():
     sources = "\n".join(p.read_text() for p in (ROOT / "pipeline").rglob("*.py"))
     assert "allow_pickle=True" not in sources and "pickle.load" not in sources
     assert "torch.load(" not in sources and "read_pickle" not in sources
+
+
+def _study(params: dict, tmp: Path, data: Path, out: str, study: str = "spiral") -> dict:
+    path = tmp / f"{out}.yaml"
+    path.write_text(yaml.safe_dump(params))
+    folder = tmp / out
+    assert main(["--params", str(path), "study", study, "--data", str(data), "--out",
+                 str(folder), "--metrics", str(tmp / f"{out}.json")]) == 0
+    return json.loads((folder / "run.json").read_text())
+
+
+def test_adding_a_grid_value_trains_only_its_cells(tmp_path):
+    data = _tiny_data(tmp_path)
+    params = yaml.safe_load(TINY.read_text())
+    params["cell_cache"] = str(tmp_path / "cache")
+    params["spiral"]["widths"] = [16]
+    assert _study(params, tmp_path, data, "cold")["cached"] == 0
+    params["spiral"]["widths"] = [16, 24]
+    grown = _study(params, tmp_path, data, "grown")
+    n_per_width = len(params["spiral"]["activations"]) * len(params["seeds"])
+    assert grown["cells"] == 2 * n_per_width and grown["cached"] == n_per_width
+    params["cell_cache"] = None
+    _study(params, tmp_path, data, "uncached")
+    assert _result_files(tmp_path / "grown") == _result_files(tmp_path / "uncached")
+
+
+def test_killed_study_keeps_finished_cells_in_the_cache(tmp_path):
+    data = _tiny_data(tmp_path)
+    params = yaml.safe_load(TINY.read_text())
+    params["cell_cache"] = str(tmp_path / "cache")
+    params["spiral"]["epochs"] = 3000  # two groups (one per activation), trained in turn
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(yaml.safe_dump(params))
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--params", str(slow), "study",
+                             "spiral", "--data", str(data), "--out", str(out), "--metrics",
+                             str(tmp_path / "k.json")], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((tmp_path / "cache").rglob("*.npz")) and time.time() < deadline:
+        assert proc.poll() is None, "the study ended before its first group was cached"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    resumed = _study(params, tmp_path, data, "resumed")
+    assert 0 < resumed["cached"] < resumed["cells"]
+    params["cell_cache"] = None
+    _study(params, tmp_path, data, "uncached")
+    assert _result_files(tmp_path / "resumed") == _result_files(tmp_path / "uncached")

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.config import Config
 from pipeline.engine import Result
+from pipeline.engine.cache import CellCache
 from pipeline.io import write_csv, write_json
 
 
@@ -21,6 +23,12 @@ class StudyOutput:
     #                                     tables are byte-identical from run to run
 
 
+def engine_options(config: Config) -> dict:
+    """How the engine runs (never what it computes): worker processes and the cell cache."""
+    return {"workers": config.workers,
+            "cache": CellCache(config.cell_cache) if config.cell_cache else None}
+
+
 def tidy(cells: list[dict], results: list[Result]) -> StudyOutput:
     """Final-metric and curve tables; every row carries its cell's config columns."""
     rows, curve_rows = [], []
@@ -30,7 +38,8 @@ def tidy(cells: list[dict], results: list[Result]) -> StudyOutput:
         curve_rows += [{"cell": i, **cell, **point} for point in res.curve]
     frame = pd.DataFrame(rows)
     frame["diverged_epoch"] = frame["diverged_epoch"].astype("Int64")
-    timing = pd.DataFrame({"cell": range(len(results)), "seconds": [r.seconds for r in results]})
+    timing = pd.DataFrame({"cell": range(len(results)), "seconds": [r.seconds for r in results],
+                           "cached": [bool(r.extra.get("cached")) for r in results]})
     return StudyOutput(frame, pd.DataFrame(curve_rows), timing=timing)
 
 

@@ -21,7 +21,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from pipeline.config import Config
 from pipeline.engine import Arch, Job, TrainData, TrainSpec, predict, train
-from pipeline.studies.common import StudyOutput, tidy
+from pipeline.studies.common import StudyOutput, engine_options, tidy
 
 DATASETS = ("polynomial", "highdim")
 REFERENCE = {"source": "d2l 4.4 (K-fold cross-validation)",
@@ -77,7 +77,7 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
                             active_inputs=int(c["value"]) + 1 if selection == "degree" else None,
                             l2_penalty=c["value"] if selection == "lambda" else 0.0))
         trained = train(jobs, TrainData.from_arrays(arrays, device), device,
-                        desc=f"kfold/{selection}", workers=config.workers)
+                        desc=f"kfold/{selection}", **engine_options(config))
         for i, job, res in zip(idx, jobs, trained):
             results[i] = res
             fold = grid[i]["fold"]

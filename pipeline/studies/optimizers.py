@@ -26,7 +26,7 @@ import torch
 
 from pipeline.config import Config
 from pipeline.engine import Arch, Job, TrainData, TrainSpec, predict, train
-from pipeline.studies.common import StudyOutput, mean_over_seeds, tidy
+from pipeline.studies.common import StudyOutput, engine_options, mean_over_seeds, tidy
 
 DATASETS = ("spiral", "images", "wilson")
 REFERENCE = {"source": "Wilson et al. 2017, section 3.3",
@@ -77,7 +77,7 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
     for name in DATASETS:  # one engine call per dataset: each has its own tensors
         idx = [i for i, c in enumerate(grid) if c["dataset"] == name]
         trained = train([jobs[i] for i in idx], TrainData.from_arrays(data[name], device),
-                        device, desc=f"optimizers/{name}", workers=config.workers)
+                        device, desc=f"optimizers/{name}", **engine_options(config))
         for i, res in zip(idx, trained):
             results[i] = res
     out = tidy(grid, results)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipeline.config import Config
 from pipeline.engine import Arch, Job, TrainData, TrainSpec, train
-from pipeline.studies.common import StudyOutput, mean_over_seeds, tidy
+from pipeline.studies.common import StudyOutput, engine_options, mean_over_seeds, tidy
 
 DATASETS = ("polynomial",)
 REFERENCE = {"source": "d2l 4.4, third-order fit",
@@ -59,7 +59,7 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
                 rows=None if c["train_size"] == n_train else tuple(range(c["train_size"])))
             for c in grid]
     results = train(jobs, TrainData.from_arrays(arrays, device), device, desc="polynomial",
-                   workers=config.workers)
+                   **engine_options(config))
     out = tidy(grid, results)
 
     true_w = arrays["true_w"]

@@ -24,7 +24,7 @@ import pandas as pd
 
 from pipeline.config import Config
 from pipeline.engine import Arch, Job, TrainData, TrainSpec, train
-from pipeline.studies.common import StudyOutput, mean_over_seeds, tidy
+from pipeline.studies.common import StudyOutput, engine_options, mean_over_seeds, tidy
 
 DATASETS = ("highdim", "images")
 REFERENCE = {"source": "d2l 4.5 (weight decay), 4.6 (dropout)",
@@ -67,11 +67,11 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
     hd, img = data["highdim"], data["images"]
     wd_res = train(_weight_decay_jobs(config, wd_cells, hd["x_train"].shape[1]),
                    TrainData.from_arrays(hd, device), device, desc="weight decay",
-                   workers=config.workers)
+                   **engine_options(config))
     dr_res = train(_dropout_jobs(config, dr_cells, img["x_train"].shape[1],
                                  int(img["y_train"].max()) + 1),
                    TrainData.from_arrays(img, device), device, desc="dropout",
-                   workers=config.workers)
+                   **engine_options(config))
     wd_out, dr_out = tidy(wd_cells, wd_res), tidy(dr_cells, dr_res)
     wd_out.cells["weight_norm"] = [float(np.linalg.norm(r.params[0].numpy())) for r in wd_res]
     dr_out.cells["gap"] = dr_out.cells["train_acc"] - dr_out.cells["test_acc"]

@@ -19,7 +19,7 @@ import torch
 
 from pipeline.config import Config, SpiralStudy
 from pipeline.engine import Arch, Job, TrainData, TrainSpec, predict, train
-from pipeline.studies.common import StudyOutput, mean_over_seeds, tidy
+from pipeline.studies.common import StudyOutput, engine_options, mean_over_seeds, tidy
 
 DATASETS = ("spiral",)
 REFERENCE = {"source": "NYU DLSP20 notebook 04-spiral_classification",
@@ -59,7 +59,7 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
     n_classes = int(arrays["y_train"].max()) + 1
     jobs = [_job(s, c, arrays["x_train"].shape[1], n_classes) for c in grid]
     results = train(jobs, TrainData.from_arrays(arrays, device), device, desc="spiral",
-                   workers=config.workers)
+                   **engine_options(config))
     out = tidy(grid, results)
 
     # decision boundaries: the first seed and width of each activation, course optimizer

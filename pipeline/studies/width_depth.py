@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline.config import Config
 from pipeline.engine import Arch, Job, TrainData, TrainSpec, train
-from pipeline.studies.common import StudyOutput, tidy
+from pipeline.studies.common import StudyOutput, engine_options, tidy
 
 DATASETS = ("spiral", "images")
 REFERENCE = {"source": "Eldan and Shamir 2016; d2l 5.1",
@@ -51,7 +51,7 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
                               log_every=part.log_every), seed=grid[i]["seed"], lr=w.lr)
                 for i in idx]
         trained = train(jobs, TrainData.from_arrays(data[name], device), device,
-                        desc=f"width_depth/{name}", workers=config.workers)
+                        desc=f"width_depth/{name}", **engine_options(config))
         for i, res in zip(idx, trained):
             results[i] = res
     out = tidy(grid, results)
