@@ -268,6 +268,9 @@ class Config(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     workers: Annotated[int, Field(ge=1, le=256)] = 2  # CPU processes; changes no number
     cell_cache: str | None = ".cell_cache"  # finished cells by content key; None: off
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None  # None: start a local Ray (loopback, `workers` CPUs)
+    ray_gpus_per_task: Annotated[float, Field(ge=0, le=1)] = 0.0  # GPU fraction per task
     seeds: Annotated[list[int], Field(min_length=1)] = [0, 1, 2]
     data: DataConfig = DataConfig()
     spiral: SpiralStudy = SpiralStudy()

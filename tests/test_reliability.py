@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipeline.__main__ import main
@@ -143,3 +144,20 @@ def test_killed_study_keeps_finished_cells_in_the_cache(tmp_path):
     params["cell_cache"] = None
     _study(params, tmp_path, data, "uncached")
     assert _result_files(tmp_path / "resumed") == _result_files(tmp_path / "uncached")
+
+
+def test_ray_executor_gives_the_local_numbers(tmp_path):
+    pytest.importorskip("ray")
+    data = _tiny_data(tmp_path)
+    params = yaml.safe_load(TINY.read_text())
+    params["workers"] = 2
+    _study(params, tmp_path, data, "local")
+    params["executor"] = "ray"  # a local Ray on the loopback interface, 2 CPUs
+    try:
+        run = _study(params, tmp_path, data, "ray")
+    finally:
+        import ray
+
+        ray.shutdown()
+    assert run["cells"] > 0
+    assert _result_files(tmp_path / "ray") == _result_files(tmp_path / "local")

@@ -120,14 +120,17 @@ def plan_chunks(jobs: list[Job], group_size: int | None) -> list[list[int]]:
 
 def train(jobs: list[Job], data: TrainData, device: str | torch.device = "cpu",
           group_size: int | None = None, desc: str = "train",
-          progress: bool | None = None, workers: int = 1, cache=None) -> list[Result]:
+          progress: bool | None = None, workers: int = 1, cache=None,
+          executor: str = "local", ray_address: str | None = None,
+          ray_gpus_per_task: float = 0.0) -> list[Result]:
     """Train every job; jobs sharing a spec and row count train batched together.
 
     Several chunks on the CPU train in a pool of `workers` forked processes of one
     thread each (2 processes x 1 thread beat 1 process x 2 threads here); a single chunk
     trains in this process on all threads. tests/test_engine.py checks that both give
     identical numbers. With a CellCache, cells found there are not trained again, and
-    each chunk's results are stored as soon as it finishes.
+    each chunk's results are stored as soon as it finishes. executor "ray" fans the
+    chunks out as Ray tasks instead (see _train_on_ray), with the same numbers.
     """
     device = torch.device(device)
     workers = 1 if device.type != "cpu" else max(1, workers)
@@ -152,7 +155,10 @@ def train(jobs: list[Job], data: TrainData, device: str | torch.device = "cpu",
     total = sum(jobs[c[0]].spec.epochs for c in chunks)
     disable = (not progress) if progress is not None else None
     with tqdm(total=total, desc=desc, unit="epoch", disable=disable, mininterval=1.0) as bar:
-        if workers == 1 or len(chunks) <= 1:
+        if executor == "ray" and chunks:
+            _train_on_ray(chunks, jobs, data, device, finish, bar, workers, ray_address,
+                          ray_gpus_per_task)
+        elif workers == 1 or len(chunks) <= 1:
             _WORKER.update(data=data, device=device)
             try:
                 for c in chunks:
@@ -170,6 +176,32 @@ def train(jobs: list[Job], data: TrainData, device: str | torch.device = "cpu",
                     finish(chunk, fut.result())
                     bar.update(jobs[chunk[0]].spec.epochs)
     return results  # type: ignore[return-value]
+
+
+def _train_on_ray(chunks, jobs, data, device, finish, bar, workers, address, gpus) -> None:
+    """One Ray task per chunk. address None starts a local Ray with `workers` CPUs on the
+    loopback interface; otherwise joins the cluster at that address."""
+    import ray
+
+    if not ray.is_initialized():
+        if address is None:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     _node_ip_address="127.0.0.1")
+        else:
+            ray.init(address=address, log_to_driver=False)
+    task = ray.remote(num_cpus=1, num_gpus=gpus if device.type == "cuda" else 0)(_ray_chunk)
+    data_ref = ray.put(data)
+    pending = {task.remote(data_ref, device, [jobs[i] for i in c]): c for c in chunks}
+    while pending:
+        (done,), _ = ray.wait(list(pending), num_returns=1)
+        chunk = pending.pop(done)
+        finish(chunk, ray.get(done))
+        bar.update(jobs[chunk[0]].spec.epochs)
+
+
+def _ray_chunk(data: TrainData, device: torch.device, group: list[Job]) -> list[Result]:
+    torch.set_num_threads(1)
+    return _train_group(group, data, device, None)
 
 
 _WORKER: dict = {}

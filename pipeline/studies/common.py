@@ -24,9 +24,11 @@ class StudyOutput:
 
 
 def engine_options(config: Config) -> dict:
-    """How the engine runs (never what it computes): worker processes and the cell cache."""
+    """How the engine runs (never what it computes): workers, cell cache, executor."""
     return {"workers": config.workers,
-            "cache": CellCache(config.cell_cache) if config.cell_cache else None}
+            "cache": CellCache(config.cell_cache) if config.cell_cache else None,
+            "executor": config.executor, "ray_address": config.ray_address,
+            "ray_gpus_per_task": config.ray_gpus_per_task}
 
 
 def tidy(cells: list[dict], results: list[Result]) -> StudyOutput:
