@@ -240,6 +240,7 @@ class KFoldPolynomial(Section):
     batch_size: PositiveInt = 10
     epochs: PositiveInt = 400
     log_every: PositiveInt = 100
+    init_std: PositiveFloat | None = None
 
 
 class KFoldWeightDecay(Section):

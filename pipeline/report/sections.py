@@ -34,7 +34,7 @@ def _f(v: float) -> str:
 
 def _setting(study: str) -> str:
     doc = STUDIES[study].__doc__ or ""
-    return " ".join(doc.split("\n\n", 1)[-1].split())
+    return " ".join(doc.split("\n\n", 1)[-1].split()).removeprefix("Setting: ")
 
 
 def spiral(results: Path, tables: dict, params: dict) -> Section:

@@ -20,7 +20,8 @@ import torch
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from pipeline.config import Config
-from pipeline.engine import Arch, Job, TrainData, TrainSpec, predict, train
+from pipeline.engine import Job, TrainData, TrainSpec, predict, train
+from pipeline.studies import polynomial, regularization
 from pipeline.studies.common import StudyOutput, engine_options, tidy
 
 DATASETS = ("polynomial", "highdim")
@@ -50,14 +51,10 @@ def cells(config: Config) -> list[dict]:
 
 
 def _spec(config: Config, selection: str, n_in: int) -> TrainSpec:
-    k = config.kfold
+    """The same model and training as the polynomial and weight-decay studies."""
     if selection == "degree":
-        p = k.polynomial
-        return TrainSpec(Arch((n_in, 1), "none", bias=False), "sgd", "mse", epochs=p.epochs,
-                         batch_size=p.batch_size, log_every=p.log_every)
-    w = k.weight_decay
-    return TrainSpec(Arch((n_in, 1), "none"), "sgd", "half_mse", epochs=w.epochs,
-                     batch_size=w.batch_size, log_every=w.log_every, init_std=w.init_std)
+        return polynomial.train_spec(config.kfold.polynomial, n_in)
+    return regularization.weight_decay_spec(config.kfold.weight_decay, n_in)
 
 
 def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutput:

@@ -46,14 +46,18 @@ def min_norm_fits(x_train, y_train, x_test, y_test, degrees, sizes) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def train_spec(p, n_features: int) -> TrainSpec:
+    """d2l's polynomial fit: no bias (x^0 is a feature), squared loss, minibatch SGD.
+    p: a params section with epochs, batch_size, log_every and init_std."""
+    return TrainSpec(Arch((n_features, 1), "none", bias=False), "sgd", "mse", epochs=p.epochs,
+                     batch_size=p.batch_size, log_every=p.log_every, init_std=p.init_std)
+
+
 def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutput:
     p = config.polynomial
     arrays = data["polynomial"]
-    n_features = arrays["x_train"].shape[1]
     n_train = len(arrays["x_train"])
-    arch = Arch((n_features, 1), "none", bias=False)  # the bias is the x^0 feature
-    spec = TrainSpec(arch, "sgd", "mse", epochs=p.epochs, batch_size=p.batch_size,
-                     log_every=p.log_every, init_std=p.init_std)
+    spec = train_spec(p, arrays["x_train"].shape[1])
     # one stacked model per cell: degree d trains on the first d + 1 features only
     jobs = [Job(spec, seed=c["seed"], lr=p.lr, active_inputs=c["degree"] + 1,
                 rows=None if c["train_size"] == n_train else tuple(range(c["train_size"])))

@@ -43,10 +43,16 @@ def cells(config: Config) -> list[dict]:
     return grid
 
 
+def weight_decay_spec(s, n_in: int) -> TrainSpec:
+    """d2l's weight-decay regression: linear with bias, squared loss / 2, minibatch SGD.
+    s: a params section with epochs, batch_size, log_every and init_std."""
+    return TrainSpec(Arch((n_in, 1), "none"), "sgd", "half_mse", epochs=s.epochs,
+                     batch_size=s.batch_size, log_every=s.log_every, init_std=s.init_std)
+
+
 def _weight_decay_jobs(config: Config, grid: list[dict], n_in: int) -> list[Job]:
     s = config.regularization.weight_decay
-    spec = TrainSpec(Arch((n_in, 1), "none"), "sgd", "half_mse", epochs=s.epochs,
-                     batch_size=s.batch_size, log_every=s.log_every, init_std=s.init_std)
+    spec = weight_decay_spec(s, n_in)
     return [Job(spec, seed=c["seed"], lr=s.lr,
                 l2_penalty=c["lambda"] if c["form"] == "penalty" else 0.0,
                 weight_decay=c["lambda"] if c["form"] == "decoupled" else 0.0) for c in grid]
