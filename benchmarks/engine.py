@@ -19,9 +19,7 @@ from torch import nn
 from pipeline.config import Config
 from pipeline.datasets import GENERATORS
 from pipeline.engine import Arch, Job, TrainData, TrainSpec, train
-
-NN_ACT = {"none": nn.Identity, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU,
-          "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
+from pipeline.engine.models import NN_ACTIVATIONS
 
 
 def naive(job: Job, data: TrainData) -> float:
@@ -32,7 +30,7 @@ def naive(job: Job, data: TrainData) -> float:
     for i, (a, b) in enumerate(zip(arch.sizes, arch.sizes[1:])):
         layers.append(nn.Linear(a, b, bias=arch.bias))
         if i < len(arch.sizes) - 2:
-            layers.append(NN_ACT[arch.activation]())
+            layers.append(NN_ACTIVATIONS[arch.activation]())
             p = job.dropout[i] if job.dropout else 0.0
             if p:
                 layers.append(nn.Dropout(p))

@@ -10,9 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.engine import Arch, Job, ModelRng, TrainData, TrainSpec, init_params, train
-
-NN_ACT = {"none": nn.Identity, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU,
-          "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
+from pipeline.engine.models import NN_ACTIVATIONS
 
 
 def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
@@ -33,7 +31,7 @@ def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
             if arch.bias:
                 lin.bias.copy_(init[step * layer + 1])
         linears.append(lin)
-    act = NN_ACT[arch.activation]()
+    act = NN_ACTIVATIONS[arch.activation]()
     weights = [lin.weight for lin in linears]
     biases = [lin.bias for lin in linears if arch.bias]
     groups = [{"params": weights, "weight_decay": job.weight_decay},

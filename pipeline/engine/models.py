@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from pipeline.engine.rng import ModelRng
 
@@ -18,6 +19,9 @@ ACTIVATIONS = {
     "tanh": torch.tanh,
     "gelu": F.gelu,
 }
+# the torch.nn module of each activation, for the one-model-at-a-time baselines
+NN_ACTIVATIONS = {"none": nn.Identity, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU,
+                  "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
 @dataclass(frozen=True)
