@@ -78,11 +78,11 @@ def run_study(args, config) -> None:
     seconds = time.perf_counter() - start
     write_study(output, metrics, args.out, args.metrics)
     peak = peak_rss_mib()
-    write_json(Path(args.out) / "run.json", {"device": str(device), "cells": len(grid),
-                                             "cached": int(output.timing["cached"].sum()),
-                                             "seconds": round(seconds, 3), "peak_mib": peak})
-    diverged = int(output.cells["diverged"].sum())
     cached = int(output.timing["cached"].sum())
+    write_json(Path(args.out) / "run.json", {"device": str(device), "cells": len(grid),
+                                             "cached": cached, "seconds": round(seconds, 3),
+                                             "peak_mib": peak})
+    diverged = int(output.cells["diverged"].sum())
     print(f"study {args.name}: {len(grid)} cells ({cached} from the cell cache) on {device} "
           f"in {seconds:.1f} s, peak {peak} MiB ({diverged} diverged) -> {args.out}")
 

@@ -38,10 +38,9 @@ class BatchedOptimizer:
         self.eps = 1e-8
         self.t = 0
         self.any_decay = bool((self.wd != 0).any())
-        momentum_kind = kind in ("momentum", "nesterov")
+        # momentum buffers, or Adam's first moments; Adam's second moments
         self.state = [torch.zeros_like(p) for p in params] if kind != "sgd" else []
-        self.state2 = [torch.zeros_like(p) for p in params] if not momentum_kind and \
-            kind != "sgd" else []
+        self.state2 = [torch.zeros_like(p) for p in params] if kind.startswith("adam") else []
 
     def step(self, grads: list[torch.Tensor], active: torch.Tensor | None = None) -> None:
         """One update. active (G,) bool: models with False keep their parameters;
