@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import Config
-from pipeline.engine import Result
+from pipeline.engine import Job, Result, TrainData, train
 from pipeline.engine.cache import CellCache
 from pipeline.io import write_csv, write_json
 
@@ -29,6 +29,20 @@ def engine_options(config: Config) -> dict:
             "cache": CellCache(config.cell_cache) if config.cell_cache else None,
             "executor": config.executor, "ray_address": config.ray_address,
             "ray_gpus_per_task": config.ray_gpus_per_task}
+
+
+def train_by_dataset(config: Config, grid: list[dict], jobs: list[Job], data: dict, device,
+                     study: str) -> list[Result]:
+    """Train jobs[i] on data[grid[i]["dataset"]]: one engine call per dataset (each has
+    its own tensors), results back in grid order."""
+    results: list[Result | None] = [None] * len(grid)
+    for name in dict.fromkeys(c["dataset"] for c in grid):
+        idx = [i for i, c in enumerate(grid) if c["dataset"] == name]
+        trained = train([jobs[i] for i in idx], TrainData.from_arrays(data[name], device),
+                        device, desc=f"{study}/{name}", **engine_options(config))
+        for i, res in zip(idx, trained):
+            results[i] = res
+    return results  # type: ignore[return-value]
 
 
 def tidy(cells: list[dict], results: list[Result]) -> StudyOutput:

@@ -25,8 +25,8 @@ import pandas as pd
 import torch
 
 from pipeline.config import Config
-from pipeline.engine import Arch, Job, TrainData, TrainSpec, predict, train
-from pipeline.studies.common import StudyOutput, engine_options, mean_over_seeds, tidy
+from pipeline.engine import Arch, Job, TrainSpec, predict
+from pipeline.studies.common import StudyOutput, mean_over_seeds, tidy, train_by_dataset
 
 DATASETS = ("spiral", "images", "wilson")
 REFERENCE = {"source": "Wilson et al. 2017, section 3.3",
@@ -72,14 +72,8 @@ def _jobs(config: Config, grid: list[dict], data: dict) -> list[Job]:
 
 
 def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutput:
-    jobs = _jobs(config, grid, data)
-    results = [None] * len(grid)
-    for name in DATASETS:  # one engine call per dataset: each has its own tensors
-        idx = [i for i, c in enumerate(grid) if c["dataset"] == name]
-        trained = train([jobs[i] for i in idx], TrainData.from_arrays(data[name], device),
-                        device, desc=f"optimizers/{name}", **engine_options(config))
-        for i, res in zip(idx, trained):
-            results[i] = res
+    results = train_by_dataset(config, grid, _jobs(config, grid, data), data, device,
+                               "optimizers")
     out = tidy(grid, results)
     target = config.optimizers.target_loss
     for i, res in enumerate(results):

@@ -15,8 +15,8 @@ import itertools
 import pandas as pd
 
 from pipeline.config import Config
-from pipeline.engine import Arch, Job, TrainData, TrainSpec, train
-from pipeline.studies.common import StudyOutput, engine_options, tidy
+from pipeline.engine import Arch, Job, TrainSpec
+from pipeline.studies.common import StudyOutput, tidy, train_by_dataset
 
 DATASETS = ("spiral", "images")
 REFERENCE = {"source": "Eldan and Shamir 2016; d2l 5.1",
@@ -42,18 +42,14 @@ def cells(config: Config) -> list[dict]:
 
 def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutput:
     w = config.width_depth
-    results = [None] * len(grid)
-    for name in DATASETS:
-        part = getattr(w, name)
-        idx = [i for i, c in enumerate(grid) if c["dataset"] == name]
-        jobs = [Job(TrainSpec(_arch(config, grid[i], data[name]), w.optimizer, "cross_entropy",
-                              epochs=part.epochs, batch_size=part.batch_size,
-                              log_every=part.log_every), seed=grid[i]["seed"], lr=w.lr)
-                for i in idx]
-        trained = train(jobs, TrainData.from_arrays(data[name], device), device,
-                        desc=f"width_depth/{name}", **engine_options(config))
-        for i, res in zip(idx, trained):
-            results[i] = res
+    jobs = []
+    for c in grid:
+        part = getattr(w, c["dataset"])  # epochs and batch size per dataset
+        spec = TrainSpec(_arch(config, c, data[c["dataset"]]), w.optimizer, "cross_entropy",
+                         epochs=part.epochs, batch_size=part.batch_size,
+                         log_every=part.log_every)
+        jobs.append(Job(spec, seed=c["seed"], lr=w.lr))
+    results = train_by_dataset(config, grid, jobs, data, device, "width_depth")
     out = tidy(grid, results)
     out.cells["n_params"] = [n_params(r.job.spec.arch.sizes) for r in results]
     out.tables["budgets"] = equal_budget(out.cells, w.budgets)
