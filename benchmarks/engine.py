@@ -18,7 +18,7 @@ from torch import nn
 
 from pipeline.config import Config
 from pipeline.datasets import GENERATORS
-from pipeline.engine import Arch, Job, TrainData, TrainSpec, train
+from pipeline.engine import Arch, EngineOptions, Job, TrainData, TrainSpec, train
 from pipeline.engine.models import NN_ACTIVATIONS
 
 
@@ -88,9 +88,10 @@ def grids(scale: float) -> dict[str, tuple[list[Job], TrainData]]:
     poly = TrainSpec(Arch((20, 1), "none", bias=False), "sgd", "mse", epochs=ep(400),
                      batch_size=10, log_every=10 ** 9)
     wd = TrainSpec(Arch((200, 1), "none"), "sgd", "half_mse", epochs=ep(100), batch_size=5,
-                   log_every=10 ** 9, init_std=1.0)
+                   log_every=10 ** 9, init="normal", init_scale=1.0)
     img = TrainSpec(Arch((64, 256, 256, 10), "relu"), "sgd", "cross_entropy", epochs=ep(10),
-                    batch_size=64, log_every=10 ** 9, init_std=0.01)
+                    batch_size=64, log_every=10 ** 9, init="normal",
+                    init_scale=0.01)
     spiral = lambda a: TrainSpec(Arch((2, 100, 3), a), "adam", "cross_entropy",  # noqa: E731
                                  epochs=ep(1000), log_every=10 ** 9)
     return {
@@ -120,7 +121,7 @@ def main() -> None:
           f"{'GFLOP/s':>8} {'% peak':>6}")
     for name, (jobs, data) in grids(args.scale).items():
         naive_s = sum(naive(j, data) for j in jobs)
-        engine_s = _timed(lambda: train(jobs, data, progress=False, workers=2))  # noqa: B023
+        engine_s = _timed(lambda: train(jobs, data, options=EngineOptions(workers=2)))  # noqa: B023
         gf = flops(jobs, len(data.x_train)) / engine_s / 1e9
         print(f"{name:36} {len(jobs):6d} {naive_s:8.2f} {engine_s:8.2f} "
               f"{naive_s / engine_s:6.1f} {gf:8.2f} {100 * gf / peak:6.2f}")

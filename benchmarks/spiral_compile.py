@@ -15,8 +15,8 @@ import torch
 
 from pipeline.config import Config
 from pipeline.datasets import GENERATORS
+from pipeline.engine.loop import per_model_loss
 from pipeline.engine.models import Arch, forward
-from pipeline.engine.train import per_model_loss
 
 G = 3  # the default spiral grid's group: one activation x 3 seeds
 

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -263,6 +270,14 @@ class KFoldStudy(Section):
 
 class ReportConfig(Section):
     baseline: Annotated[str, Field(min_length=1)] = "HEAD"  # git revision to compare with
+
+    @field_validator("baseline")
+    @classmethod
+    def _a_revision(cls, value: str) -> str:
+        """Passed to git as a revision only: never an option, never two words."""
+        if value.startswith("-") or value.split() != [value]:
+            raise ValueError(f"{value!r} is not a git revision (a commit, branch or tag)")
+        return value
 
 
 class Config(Section):

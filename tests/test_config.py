@@ -40,6 +40,7 @@ BAD = [
     ("device", "tpu", "device", "'tpu'"),
     ("polynomial.degrees", [3, 25], "polynomial.degrees", "degree 25"),
     ("seeds", [1, 1], "seeds", "[1, 1]"),
+    ("report.baseline", "--output=/tmp/x", "report.baseline", "not a git revision"),
 ]
 
 

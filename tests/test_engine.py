@@ -1,4 +1,5 @@
-"""The batched engine equals torch.nn + torch.optim model by model."""
+"""The batched engine equals torch.nn + torch.optim model by model, and a model's numbers
+do not depend on its group, its position there, the workers or the cache."""
 
 from __future__ import annotations
 
@@ -9,33 +10,52 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.engine import Arch, Job, ModelRng, TrainData, TrainSpec, init_params, train
-from pipeline.engine.models import NN_ACTIVATIONS
+from pipeline.engine import Arch, EngineOptions, Job, ModelRng, TrainData, TrainSpec, train
+from pipeline.engine.models import NN_ACTIVATIONS, init_params
+
+
+def _linear(fan_in: int, fan_out: int, bias: bool, spec: TrainSpec,
+            gen: torch.Generator) -> nn.Linear:
+    """A torch.nn.Linear initialised from `gen` as torch does it: the default init is
+    nn.Linear's own constructor run on the global generator set to gen's state."""
+    if spec.init == "torch":
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.set_state(gen.get_state())
+            lin = nn.Linear(fan_in, fan_out, bias=bias)
+            gen.set_state(torch.default_generator.get_state())
+        return lin
+    lin = nn.Linear(fan_in, fan_out, bias=bias)
+    with torch.no_grad():
+        if spec.init == "normal":  # d2l: net[0].weight.data.normal_(0, std), bias 0
+            lin.weight.normal_(0.0, spec.init_scale, generator=gen)
+        elif spec.init == "constant":
+            lin.weight.fill_(spec.init_scale)
+        else:
+            raise NotImplementedError(spec.init)
+        if bias:
+            lin.bias.zero_()
+    return lin
 
 
 def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
-    """One model, the textbook way: nn.Linear layers, torch.optim, a Python loop.
+    """One model, the textbook way: torch.nn.Linear layers with their own init,
+    explicitly scaled dropout masks, torch.optim, a Python loop.
 
-    It shares only the random streams with the engine (init values, batch order,
-    dropout masks), so both see the same numbers.
+    It shares with the engine only the seeds of the model's three random streams, and
+    draws from them the way torch draws: nn.Linear's init, randperm, bernoulli_.
     """
     spec, arch = job.spec, job.spec.arch
-    rng = ModelRng(job.seed)
-    init = init_params(arch, rng, spec.init_std, job.active_inputs)
-    step = 2 if arch.bias else 1
-    linears = []
-    for layer, (fan_in, fan_out) in enumerate(zip(arch.sizes, arch.sizes[1:])):
-        lin = nn.Linear(fan_in, fan_out, bias=arch.bias)
-        with torch.no_grad():
-            lin.weight.copy_(init[step * layer].T)
-            if arch.bias:
-                lin.bias.copy_(init[step * layer + 1])
-        linears.append(lin)
+    streams = ModelRng(job.seed)  # three seeded torch.Generators, nothing else
+    g_init, g_order, g_drop = streams.init, streams.order, streams.dropout
+    sizes = list(arch.sizes)
+    if job.active_inputs is not None:
+        sizes[0] = job.active_inputs  # a degree-d polynomial is the smaller model itself
+    linears = [_linear(a, b, arch.bias, spec, g_init) for a, b in zip(sizes, sizes[1:])]
     act = NN_ACTIVATIONS[arch.activation]()
     weights = [lin.weight for lin in linears]
     biases = [lin.bias for lin in linears if arch.bias]
     groups = [{"params": weights, "weight_decay": job.weight_decay},
-              {"params": biases, "weight_decay": 0.0}]
+              {"params": biases, "weight_decay": job.weight_decay if spec.decay_bias else 0.0}]
     kind = spec.optimizer
     if kind in ("sgd", "momentum", "nesterov"):
         opt = torch.optim.SGD(groups, lr=job.lr, momentum=0.0 if kind == "sgd" else job.momentum,
@@ -48,21 +68,23 @@ def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
     if job.rows is not None:
         rows = torch.tensor(job.rows)
         x_all, y_all = x_all[rows], y_all[rows]
-    if job.active_inputs is not None:
-        x_all = x_all.clone()
-        x_all[:, job.active_inputs:] = 0.0
+    x_all = x_all[:, :sizes[0]]
     n = len(x_all)
     batch = min(spec.batch_size or n, n)
     rates = job.dropout or (0.0,) * arch.n_hidden
     for _ in range(spec.epochs):
-        order = rng.permutation(n) if batch < n else torch.arange(n)
+        order = torch.randperm(n, generator=g_order) if batch < n else torch.arange(n)
         for s in range(0, n, batch):
             idx = order[s:s + batch]
             h = x_all[idx]
             for layer, lin in enumerate(linears):
                 h = lin(h)
                 if layer < len(linears) - 1:
-                    h = act(h) * rng.keep_mask((len(idx), h.shape[1]), rates[layer])
+                    h = act(h)
+                    p = rates[layer]
+                    if p > 0:  # inverted dropout: keep with probability 1 - p, scale up
+                        keep = torch.empty(h.shape).bernoulli_(1 - p, generator=g_drop)
+                        h = h * keep / (1 - p)
             y = y_all[idx]
             if spec.loss == "cross_entropy":
                 loss = F.cross_entropy(h, y)
@@ -74,8 +96,11 @@ def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
             loss.backward()
             opt.step()
     out = []
-    for lin in linears:
-        out.append(lin.weight.detach().T)
+    for layer, lin in enumerate(linears):
+        w = lin.weight.detach().T
+        if layer == 0 and job.active_inputs is not None:  # the engine's zero rows
+            w = torch.cat([w, torch.zeros(arch.sizes[0] - sizes[0], w.shape[1])])
+        out.append(w)
         if arch.bias:
             out.append(lin.bias.detach())
     return out
@@ -86,7 +111,7 @@ def _classification_data(n=48, d=5, c=3, seed=0) -> TrainData:
     x = torch.randn(n, d, generator=g)
     y = (x[:, 0] * 2 + x[:, 1] > 0).long() + (x[:, 2] > 1).long()
     y = y.clamp(max=c - 1)
-    return TrainData(x, y, x[:16] + 0.1, y[:16])
+    return TrainData(x, y, x[:16] + 0.1, y[:16], x[16:24] - 0.1, y[16:24])
 
 
 def _regression_data(n=40, d=5, seed=0) -> TrainData:
@@ -97,22 +122,26 @@ def _regression_data(n=40, d=5, seed=0) -> TrainData:
 
 
 MODEL_KINDS = {
-    # name: (arch, loss, dropout per model)
-    "linear_regression": (Arch((5, 1), "none"), "half_mse", None),
-    "linear_no_bias": (Arch((5, 1), "none", bias=False), "mse", None),
-    "mlp_relu": (Arch((5, 16, 3), "relu"), "cross_entropy", None),
-    "mlp_linear_act": (Arch((5, 8, 3), "none"), "cross_entropy", None),
+    # name: (arch, loss, dropout per model, init)
+    "linear_regression": (Arch((5, 1), "none"), "half_mse", None, "normal"),
+    "linear_no_bias": (Arch((5, 1), "none", bias=False), "mse", None, "torch"),
+    "mlp_relu": (Arch((5, 16, 3), "relu"), "cross_entropy", None, "torch"),
+    "mlp_linear_act": (Arch((5, 8, 3), "none"), "cross_entropy", None, "torch"),
     "mlp_tanh_dropout": (Arch((5, 12, 10, 3), "tanh"), "cross_entropy",
-                         [(0.0, 0.0), (0.3, 0.5), (0.8, 0.1)]),
-    "mlp_gelu": (Arch((5, 8, 3), "gelu"), "cross_entropy", None),
-    "mlp_sigmoid": (Arch((5, 8, 3), "sigmoid"), "cross_entropy", None),
-    "mlp_leaky_relu": (Arch((5, 8, 3), "leaky_relu"), "cross_entropy", None),
+                         [(0.0, 0.0), (0.3, 0.5), (0.8, 0.1)], "torch"),
+    "mlp_relu_dropout_normal": (Arch((5, 12, 10, 3), "relu"), "cross_entropy",
+                                [(0.5, 0.0), (0.2, 0.2), (0.0, 0.7)], "normal"),
+    "mlp_gelu": (Arch((5, 8, 3), "gelu"), "cross_entropy", None, "torch"),
+    "mlp_sigmoid": (Arch((5, 8, 3), "sigmoid"), "cross_entropy", None, "torch"),
+    "mlp_leaky_relu": (Arch((5, 8, 3), "leaky_relu"), "cross_entropy", None, "torch"),
 }
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw"]
 
 
-def _jobs(arch, loss, dropout, optimizer, batch_size, epochs=3, **extra) -> list[Job]:
-    spec = TrainSpec(arch, optimizer, loss, epochs=epochs, batch_size=batch_size, log_every=1)
+def _jobs(arch, loss, dropout, optimizer, batch_size, init="torch", epochs=3,
+          decay_bias=False, **extra) -> list[Job]:
+    spec = TrainSpec(arch, optimizer, loss, epochs=epochs, batch_size=batch_size, log_every=1,
+                     init=init, init_scale=0.3, decay_bias=decay_bias)
     lrs = [0.05, 0.01, 0.1] if optimizer in ("sgd", "momentum", "nesterov") \
         else [0.01, 0.003, 0.03]
     return [Job(spec, seed=s, lr=lr, weight_decay=wd, momentum=mom,
@@ -122,54 +151,161 @@ def _jobs(arch, loss, dropout, optimizer, batch_size, epochs=3, **extra) -> list
                 [(0.9, 0.999), (0.8, 0.99), (0.5, 0.9)]))]
 
 
-@pytest.mark.parametrize("kind,optimizer", list(itertools.product(MODEL_KINDS, OPTIMIZERS)))
-@pytest.mark.parametrize("batch_size", [None, 7])
-def test_batched_equals_torch_nn_and_optim(kind, optimizer, batch_size):
-    arch, loss, dropout = MODEL_KINDS[kind]
-    data = _classification_data() if loss == "cross_entropy" else _regression_data()
-    jobs = _jobs(arch, loss, dropout, optimizer, batch_size)
-    results = train(jobs, data, progress=False)
-    for job, res in zip(jobs, results):
+def _assert_matches_reference(jobs: list[Job], data: TrainData) -> None:
+    for job, res in zip(jobs, train(jobs, data)):
         expected = reference_train(job, data)
+        assert len(res.params) == len(expected)
         for got, want in zip(res.params, expected):
             torch.testing.assert_close(got, want, rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("kind,optimizer", list(itertools.product(MODEL_KINDS, OPTIMIZERS)))
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_batched_equals_torch_nn_and_optim(kind, optimizer, batch_size):
+    arch, loss, dropout, init = MODEL_KINDS[kind]
+    data = _classification_data() if loss == "cross_entropy" else _regression_data()
+    _assert_matches_reference(_jobs(arch, loss, dropout, optimizer, batch_size, init), data)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_weight_decay_on_biases_only_when_asked(optimizer):
+    data = _classification_data()
+    for decay_bias in (False, True):
+        jobs = _jobs(Arch((5, 8, 3), "relu"), "cross_entropy", None, optimizer, 8,
+                     epochs=4, decay_bias=decay_bias)
+        jobs = [Job(j.spec, j.seed, j.lr, weight_decay=0.5, momentum=j.momentum,
+                    betas=j.betas) for j in jobs]  # a decay large enough to show
+        _assert_matches_reference(jobs, data)
+
+
 def test_penalty_rows_and_active_inputs_match_reference():
     arch = Arch((5, 1), "none")
-    spec = TrainSpec(arch, "sgd", "half_mse", epochs=4, batch_size=5, init_std=0.5)
+    spec = TrainSpec(arch, "sgd", "half_mse", epochs=4, batch_size=5, init="normal",
+                     init_scale=0.5)
     data = _regression_data(n=30)
     jobs = [Job(spec, seed=3, lr=0.03, l2_penalty=0.5, rows=tuple(range(0, 30, 2)),
                 active_inputs=2),
             Job(spec, seed=4, lr=0.02, l2_penalty=0.0, rows=tuple(range(1, 30, 2)),
                 active_inputs=5)]
-    for job, res in zip(jobs, train(jobs, data, progress=False)):
-        for got, want in zip(res.params, reference_train(job, data)):
-            torch.testing.assert_close(got, want, rtol=2e-5, atol=2e-6)
+    _assert_matches_reference(jobs, data)
     # the masked inputs' weights stay exactly zero: a degree-1 model is a degree-1 model
-    assert torch.all(train(jobs[:1], data, progress=False)[0].params[0][2:] == 0)
+    assert torch.all(train(jobs[:1], data)[0].params[0][2:] == 0)
+
+
+def test_active_inputs_use_the_smaller_layers_default_init():
+    """A k-input model draws its init as torch.nn.Linear(k, ...), bound 1/sqrt(k)."""
+    spec = TrainSpec(Arch((6, 4), "none"), "sgd", "mse", epochs=2, batch_size=4)
+    data = _regression_data(n=24, d=6)
+    data.y_train = data.y_train.expand(-1, 4).contiguous()
+    data.y_test = data.y_test.expand(-1, 4).contiguous()
+    _assert_matches_reference([Job(spec, seed=s, lr=0.05, active_inputs=k)
+                               for s, k in [(0, 1), (1, 3), (2, 6)]], data)
+
+
+@pytest.mark.parametrize("sizes", [(50, 20, 3), (7, 1), (3, 64, 64, 10)])
+def test_default_init_is_torch_nn_linear(sizes):
+    """Bit for bit what torch.nn.Linear's constructor draws from the same stream."""
+    gen = torch.Generator().manual_seed(123)
+    params = init_params(Arch(sizes), gen)
+    torch.manual_seed(123)
+    layers = [nn.Linear(a, b) for a, b in zip(sizes, sizes[1:])]
+    expected = [t for lin in layers for t in (lin.weight.detach().T, lin.bias.detach())]
+    for got, want in zip(params, expected, strict=True):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("init,fn", [
+    ("xavier_uniform", lambda w, g: nn.init.xavier_uniform_(w, generator=g)),
+    ("xavier_normal", lambda w, g: nn.init.xavier_normal_(w, generator=g)),
+    ("he_uniform", lambda w, g: nn.init.kaiming_uniform_(w, nonlinearity="relu", generator=g)),
+    ("he_normal", lambda w, g: nn.init.kaiming_normal_(w, nonlinearity="relu", generator=g)),
+    ("normal", lambda w, g: nn.init.normal_(w, 0.0, 0.05, generator=g)),
+    ("constant", lambda w, g: nn.init.constant_(w, 0.05)),
+])
+def test_named_inits_are_torch_nn_init(init, fn):
+    sizes = (30, 20, 4)
+    params = init_params(Arch(sizes), torch.Generator().manual_seed(5), init, 0.05)
+    gen = torch.Generator().manual_seed(5)
+    for layer, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        w = torch.empty(b, a)
+        fn(w, gen)
+        assert torch.equal(params[2 * layer], w.T)
+        assert torch.equal(params[2 * layer + 1], torch.zeros(b))  # biases start at zero
+
+
+def test_default_init_spread_is_torch_nn_linears():
+    """The distribution, not only the draw: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    w = init_params(Arch((400, 300)), torch.Generator().manual_seed(0))[0]
+    bound = 1 / 400 ** 0.5
+    assert w.abs().max() <= bound and w.abs().max() > 0.99 * bound
+    assert abs(w.std().item() - bound / 3 ** 0.5) < 0.01 * bound  # the uniform's std
 
 
 def test_penalty_in_loss_equals_sgd_weight_decay():
     spec = TrainSpec(Arch((5, 1), "none"), "sgd", "half_mse", epochs=5, batch_size=4)
     data = _regression_data()
     a, b = train([Job(spec, 0, 0.05, l2_penalty=0.3), Job(spec, 0, 0.05, weight_decay=0.3)],
-                 data, progress=False)
+                 data)
     for pa, pb in zip(a.params, b.params):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
 
 
+# ---------------------------------------------------------------- position independence
+
+
+def _position_data(n: int, d: int, c: int) -> TrainData:
+    g = torch.Generator().manual_seed(11)
+    x = torch.rand(n, d, generator=g)
+    if c == 1:
+        y = (x.sum(1, keepdim=True) - d / 2) / d
+    else:
+        y = (x[:, : min(d, c)].argmax(1) + (x[:, -1] > 0.7).long()) % c
+    return TrainData(x, y, x[: n // 3], y[: n // 3])
+
+
+POSITION_CASES = {
+    # name: (sizes, loss, optimizer, batch, dropout, epochs); every batch size leaves a
+    # partial last batch, and no per-model slab is a multiple of the vector width
+    "mlp_10_out_dropout": ((29, 67, 33, 10), "cross_entropy", "sgd", 16, (0.5, 0.5), 30),
+    "mlp_10_out": ((29, 67, 33, 10), "cross_entropy", "sgd", 16, (), 30),
+    "mlp_3_out_full_batch": ((2, 37, 3), "cross_entropy", "adam", None, (), 60),
+    "mlp_3_out_dropout": ((13, 21, 3), "cross_entropy", "adam", 9, (0.3,), 40),
+    "regression_1_out": ((19, 23, 1), "mse", "momentum", 7, (), 40),
+    "regression_1_out_dropout": ((19, 23, 1), "mse", "sgd", 7, (0.2,), 40),
+}
+
+
+@pytest.mark.parametrize("case", sorted(POSITION_CASES))
+def test_identical_jobs_agree_at_every_position(case):
+    """The same job at every position of groups of several sizes, odd and even: one
+    set of numbers, bit for bit, and the same as the job trained alone."""
+    sizes, loss, optimizer, batch, dropout, epochs = POSITION_CASES[case]
+    data = _position_data(101, sizes[0], sizes[-1])
+    spec = TrainSpec(Arch(sizes, "relu"), optimizer, loss, epochs=epochs, batch_size=batch,
+                     log_every=10, init="normal", init_scale=0.1)
+    job = Job(spec, seed=0, lr=0.1 if optimizer != "adam" else 0.01, momentum=0.9,
+              dropout=dropout)
+    alone = train([job], data)[0]
+    for size in (2, 3, 8):
+        for pos, res in enumerate(train([job] * size, data)):
+            assert res.curve == alone.curve, (size, pos)
+            for a, b in zip(res.params, alone.params):
+                assert torch.equal(a, b), (size, pos)
+
+
 def test_isolation_adding_cells_changes_nothing():
     arch = Arch((5, 12, 10, 3), "relu")
-    spec = TrainSpec(arch, "adam", "cross_entropy", epochs=4, batch_size=8)
+    spec = TrainSpec(arch, "adam", "cross_entropy", epochs=30, batch_size=7)
     data = _classification_data()
     target = Job(spec, seed=7, lr=0.01, weight_decay=1e-3, dropout=(0.3, 0.2))
-    alone = train([target], data, progress=False)[0]
-    others = [Job(spec, seed=s, lr=lr, dropout=(0.5, 0.0)) for s, lr in [(1, 0.1), (2, 0.001)]]
-    together = train(others[:1] + [target] + others[1:], data, progress=False)[1]
-    for a, b in zip(alone.params, together.params):
-        assert torch.equal(a, b)
-    assert alone.curve == together.curve
+    alone = train([target], data)[0]
+    others = [Job(spec, seed=s, lr=lr, dropout=(0.5, 0.0)) for s, lr in
+              [(1, 0.1), (2, 0.001), (3, 0.02), (4, 0.5)]]
+    for k in range(len(others) + 1):  # the target at every position of a group of 5
+        together = train(others[:k] + [target] + others[k:], data)[k]
+        assert alone.curve == together.curve
+        for a, b in zip(alone.params, together.params):
+            assert torch.equal(a, b)
 
 
 def test_divergence_is_flagged_and_isolated():
@@ -177,8 +313,8 @@ def test_divergence_is_flagged_and_isolated():
     data = _regression_data()
     good = [Job(spec, seed=0, lr=0.01), Job(spec, seed=1, lr=0.05)]
     bad = Job(spec, seed=2, lr=10.0)
-    alone = train(good, data, progress=False)
-    mixed = train([good[0], bad, good[1]], data, progress=False)
+    alone = train(good, data)
+    mixed = train([good[0], bad, good[1]], data)
     assert mixed[1].diverged and mixed[1].diverged_epoch is not None
     assert not mixed[0].diverged and not mixed[2].diverged
     for a, b in zip(alone, [mixed[0], mixed[2]]):
@@ -191,29 +327,21 @@ def test_grouping_by_shape_keeps_grid_order():
     data = _classification_data()
     specs = [TrainSpec(Arch((5, w, 3), "relu"), "sgd", "cross_entropy", epochs=2) for w in (4, 8)]
     jobs = [Job(specs[i % 2], seed=i, lr=0.1) for i in range(6)]
-    results = train(jobs, data, progress=False, group_size=2)
+    results = train(jobs, data, options=EngineOptions(group_size=2))
     for job, res in zip(jobs, results):
         assert res.job is job
         assert res.params[0].shape == (5, job.spec.arch.sizes[1])
-    again = train(jobs, data, progress=False)
+    again = train(jobs, data)
     assert [r.metrics for r in results] == [r.metrics for r in again]
 
 
-def test_curves_log_every_k_and_final_epoch():
+def test_curves_log_every_k_and_final_epoch_with_validation():
     spec = TrainSpec(Arch((5, 8, 3), "relu"), "adam", "cross_entropy", epochs=7, log_every=3)
-    res = train([Job(spec, 0, 0.01)], _classification_data(), progress=False)[0]
+    res = train([Job(spec, 0, 0.01)], _classification_data())[0]
     assert [row["epoch"] for row in res.curve] == [3, 6, 7]
-    assert set(res.metrics) == {"train_loss", "test_loss", "train_acc", "test_acc"}
+    assert set(res.metrics) == {f"{s}_{m}" for s in ("train", "val", "test")
+                                for m in ("loss", "acc")}
     assert res.curve[-1]["train_loss"] < res.curve[0]["train_loss"] * 1.5
-
-
-def test_default_init_matches_torch_nn_bounds():
-    arch = Arch((50, 20, 3))
-    params = init_params(arch, ModelRng(0))
-    assert params[0].abs().max() <= 1 / 50 ** 0.5 and params[0].abs().max() > 0.8 / 50 ** 0.5
-    assert params[2].abs().max() <= 1 / 20 ** 0.5
-    std = init_params(arch, ModelRng(0), init_std=0.01)[0].std().item()
-    assert 0.008 < std < 0.012
 
 
 def test_worker_processes_give_identical_numbers():
@@ -221,8 +349,8 @@ def test_worker_processes_give_identical_numbers():
     specs = [TrainSpec(Arch((5, w, 3), "tanh"), "adam", "cross_entropy", epochs=3, batch_size=8)
              for w in (6, 9)]
     jobs = [Job(specs[i % 2], seed=i, lr=0.01, dropout=(0.2,)) for i in range(6)]
-    local = train(jobs, data, progress=False)
-    pooled = train(jobs, data, progress=False, workers=2)
+    local = train(jobs, data)
+    pooled = train(jobs, data, options=EngineOptions(workers=2))
     for a, b in zip(local, pooled):
         assert a.job == b.job and a.curve == b.curve
         for pa, pb in zip(a.params, b.params):
@@ -235,17 +363,47 @@ def test_cell_cache_trains_only_new_cells(tmp_path):
     data = _classification_data()
     spec = TrainSpec(Arch((5, 8, 3), "relu"), "adam", "cross_entropy", epochs=3, batch_size=8)
     first = [Job(spec, seed=s, lr=0.01, dropout=(0.3,)) for s in range(3)]
-    cold = train(first, data, progress=False, cache=CellCache(tmp_path))
+    cached = EngineOptions(cache=CellCache(tmp_path))
+    cold = train(first, data, options=cached)
     assert not any(r.extra.get("cached") for r in cold)
     grown = first + [Job(spec, seed=9, lr=0.01, dropout=(0.3,))]
-    warm = train(grown, data, progress=False, cache=CellCache(tmp_path))
+    warm = train(grown, data, options=cached)
     assert [bool(r.extra.get("cached")) for r in warm] == [True, True, True, False]
-    uncached = train(grown, data, progress=False)
+    uncached = train(grown, data)
     for a, b in zip(warm, uncached):
         assert a.curve == b.curve and a.metrics == b.metrics and a.diverged == b.diverged
         for pa, pb in zip(a.params, b.params):
             assert torch.equal(pa, pb)
     # another dataset or another knob is another key
-    other = train(first[:1], _classification_data(seed=1), progress=False,
-                  cache=CellCache(tmp_path))
+    other = train(first[:1], _classification_data(seed=1), options=cached)
     assert not other[0].extra.get("cached")
+
+
+def test_cache_key_covers_every_engine_file_and_the_platform(tmp_path, monkeypatch):
+    from pipeline.engine import blas, cache
+
+    base = cache.engine_digest()
+    engine_dir = tmp_path / "engine"
+    engine_dir.mkdir()
+    for path in sorted(cache.Path(cache.__file__).parent.glob("*.py")):
+        (engine_dir / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(cache, "__file__", str(engine_dir / "cache.py"))
+    assert cache.engine_digest() == base
+    (engine_dir / "new_module.py").write_text("X = 1\n")  # a module no list names
+    assert cache.engine_digest() != base
+    (engine_dir / "new_module.py").unlink()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert cache.engine_digest() != base
+    monkeypatch.undo()
+    monkeypatch.setattr(blas, "mode", lambda: "mkl-cbwr-2")
+    assert cache.engine_digest() != base
+
+
+def test_blas_runs_in_its_reproducible_mode():
+    from pipeline.engine import blas
+
+    if blas._mkl() is None:
+        pytest.skip("this torch has no MKL")
+    train([Job(TrainSpec(Arch((5, 3)), epochs=1), 0, 0.1)], _classification_data())
+    get = blas._mkl()[0]
+    assert get(blas.CBWR_ALL) & blas.CBWR_STRICT

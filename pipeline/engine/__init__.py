@@ -3,13 +3,50 @@
 Parameters are stacked along a leading model axis ([G, fan_in, fan_out]); every
 per-model knob (seed, learning rate, weight decay, momentum, betas, dropout rate,
 active inputs, training rows) is a tensor along that axis. Each model draws its
-random numbers from its own generators, so a model's numbers do not depend on which
-other models share its group.
+random numbers from its own generators, and every product is computed model by model
+in reproducible BLAS, so a model's numbers do not depend on which other models share
+its group, nor on its position there.
+
+    types.py      TrainSpec, Job, TrainData, Result, EngineOptions
+    models.py     Arch, the torch.nn-compatible init, the stacked forward pass
+    optim.py      batched SGD / momentum / Nesterov / Adam / AdamW
+    rng.py        per-model random streams
+    loop.py       one group's training loop
+    executors.py  groups in this process, forked workers or Ray tasks
+    cache.py      the cell cache, a wrapper around execution
+    blas.py       MKL's reproducible mode
 """
 
-from pipeline.engine.models import ACTIVATIONS, Arch, forward, init_params, predict
-from pipeline.engine.rng import ModelRng
-from pipeline.engine.train import Job, Result, TrainData, TrainSpec, train
+from __future__ import annotations
 
-__all__ = ["ACTIVATIONS", "Arch", "Job", "ModelRng", "Result", "TrainData", "TrainSpec",
-           "forward", "init_params", "predict", "train"]
+from functools import partial
+
+import torch
+
+from pipeline.engine.models import ACTIVATIONS, INITS, Arch, forward, init_params, predict
+from pipeline.engine.rng import ModelRng
+from pipeline.engine.types import EngineOptions, Job, Result, TrainData, TrainSpec
+
+__all__ = ["ACTIVATIONS", "INITS", "Arch", "EngineOptions", "Job", "ModelRng", "Result",
+           "TrainData", "TrainSpec", "forward", "init_params", "predict", "train"]
+
+
+def train(jobs: list[Job], data: TrainData, device: str | torch.device = "cpu",
+          options: EngineOptions | None = None) -> list[Result]:
+    """Train every job; jobs sharing a spec and row count train batched together.
+    Returns one Result per job, in the order given."""
+    from pipeline.engine.executors import execute
+
+    options = options or EngineOptions()
+    device = torch.device(device)
+    results: list[Result | None] = [None] * len(jobs)
+
+    def done(idx: list[int], group: list[Result]) -> None:
+        for i, res in zip(idx, group):
+            results[i] = res
+
+    run = partial(execute, data=data, device=device, options=options)
+    if options.cache is not None:
+        run = options.cache.wrap(run, data, device)
+    run(jobs, done=done)
+    return results  # type: ignore[return-value]

@@ -1,34 +1,43 @@
 """Cell cache: a finished cell's result stored under a content key, so that a re-run
 trains only the cells whose key is new (add one grid value: train only its cells).
 
-The key hashes the job (spec, seed, every per-model knob, training rows), the training
-data, the engine's source code, the torch version and the device type. Because a cell's
-numbers do not depend on its group (tests/test_engine.py), a cached result equals what
-training it again would give. Entries are .npz files (no pickle), written atomically.
+The key hashes the job (spec, seed, every per-model knob, training rows), the data, every
+source file of the engine, torch's version and build, the CPU capability torch dispatches
+to, the BLAS reproducibility mode and the device type. A cell's numbers do not depend on
+its group or its position in it (tests/test_engine.py), so a cached result is the result a
+cold run gives. Entries are .npz files (no pickle), written atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from pipeline.engine import blas
+from pipeline.engine.types import Job, Result, TrainData
 from pipeline.io import read_npz, write_npz
 
-ENGINE_FILES = ("models.py", "optim.py", "rng.py", "train.py")
 
-
-def _engine_digest() -> str:
-    h = hashlib.sha256(torch.__version__.encode())
-    for name in ENGINE_FILES:
-        h.update((Path(__file__).parent / name).read_bytes())
+def engine_digest() -> str:
+    """What else decides a cell's numbers: the engine's code and the numeric platform."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    platform = (torch.__version__, torch.version.git_version,
+                torch.backends.cpu.get_cpu_capability(), blas.mode())
+    h.update(repr(platform).encode())
     return h.hexdigest()
 
 
-def data_digest(data) -> str:
+def data_digest(data: TrainData) -> str:
     h = hashlib.sha256()
-    for t in (data.x_train, data.y_train, data.x_test, data.y_test):
+    for t in (data.x_train, data.y_train, data.x_test, data.y_test, data.x_val, data.y_val):
+        if t is None:
+            h.update(b"none")
+            continue
         a = t.detach().cpu().contiguous().numpy()
         h.update(f"{a.dtype}{a.shape}".encode())
         h.update(a.tobytes())
@@ -38,18 +47,16 @@ def data_digest(data) -> str:
 class CellCache:
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.engine = _engine_digest()
+        self.engine = engine_digest()
 
-    def key(self, job, data_key: str, device: torch.device) -> str:
+    def key(self, job: Job, data_key: str, device: torch.device) -> str:
         text = f"{self.engine}|{data_key}|{torch.device(device).type}|{job!r}"
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"
 
-    def get(self, key: str, job):
-        from pipeline.engine.train import Result
-
+    def get(self, key: str, job: Job) -> Result | None:
         path = self._path(key)
         if not path.exists():
             return None
@@ -58,10 +65,34 @@ class CellCache:
         return Result(job, meta["metrics"], meta["curve"], params, meta["diverged"],
                       meta["diverged_epoch"], meta["seconds"], extra={"cached": True})
 
-    def put(self, key: str, result) -> None:
+    def put(self, key: str, result: Result) -> None:
         # NaN metrics of diverged cells are fine in this JSON: only this module reads it
         meta = {"metrics": result.metrics, "curve": result.curve, "diverged": result.diverged,
                 "diverged_epoch": result.diverged_epoch, "seconds": result.seconds,
                 "n_params": len(result.params)}
         write_npz(self._path(key), meta, **{f"p{i}": p.numpy() for i, p in
                                             enumerate(result.params)})
+
+    def wrap(self, execute: Callable, data: TrainData, device: torch.device) -> Callable:
+        """execute(jobs, done) -> a run(jobs) that trains only the cells not stored yet
+        and stores each group's cells as soon as the group finishes."""
+        digest = data_digest(data)
+
+        def run(jobs: list[Job], done: Callable) -> None:
+            keys = [self.key(job, digest, device) for job in jobs]
+            todo = []
+            for i, (job, key) in enumerate(zip(jobs, keys)):
+                hit = self.get(key, job)
+                if hit is None:
+                    todo.append(i)
+                else:
+                    done([i], [hit])
+
+            def store(idx: list[int], results: list[Result]) -> None:
+                for i, res in zip(idx, results):
+                    self.put(keys[todo[i]], res)
+                done([todo[i] for i in idx], results)
+
+            if todo:
+                execute([jobs[i] for i in todo], done=store)
+        return run

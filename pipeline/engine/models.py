@@ -9,8 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.engine.rng import ModelRng
-
 ACTIVATIONS = {
     "none": lambda h: h,  # a "linear" MLP: the composition is still linear
     "relu": F.relu,
@@ -22,6 +20,11 @@ ACTIVATIONS = {
 # the torch.nn module of each activation, for the one-model-at-a-time baselines
 NN_ACTIVATIONS = {"none": nn.Identity, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU,
                   "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
+
+# torch: torch.nn.Linear's default; normal: N(0, scale^2) weights and zero biases (d2l);
+# xavier / he: torch.nn.init's, zero biases; constant: every weight = scale, zero biases
+INITS = ("torch", "normal", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal",
+         "constant")
 
 
 @dataclass(frozen=True)
@@ -47,30 +50,53 @@ class Arch:
         return sum(a * b + (b if self.bias else 0) for a, b in zip(sizes, sizes[1:]))
 
 
-def init_params(arch: Arch, rng: ModelRng, init_std: float | None = None,
+def _init_layer(weight: torch.Tensor, bias: torch.Tensor | None, init: str, scale: float,
+                gen: torch.Generator) -> None:
+    """Fill one layer in place, weight as torch.nn.Linear holds it: (fan_out, fan_in)."""
+    if init == "torch":  # torch.nn.Linear.reset_parameters, drawn from gen
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=gen)
+        if bias is not None:
+            bound = 1.0 / math.sqrt(weight.shape[1])
+            nn.init.uniform_(bias, -bound, bound, generator=gen)
+        return
+    if init == "normal":
+        nn.init.normal_(weight, 0.0, scale, generator=gen)
+    elif init == "xavier_uniform":
+        nn.init.xavier_uniform_(weight, generator=gen)
+    elif init == "xavier_normal":
+        nn.init.xavier_normal_(weight, generator=gen)
+    elif init == "he_uniform":
+        nn.init.kaiming_uniform_(weight, nonlinearity="relu", generator=gen)
+    elif init == "he_normal":
+        nn.init.kaiming_normal_(weight, nonlinearity="relu", generator=gen)
+    elif init == "constant":
+        nn.init.constant_(weight, scale)
+    else:
+        raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
+    if bias is not None:
+        nn.init.zeros_(bias)
+
+
+def init_params(arch: Arch, gen: torch.Generator, init: str = "torch", scale: float = 1.0,
                 active_inputs: int | None = None) -> list[torch.Tensor]:
     """One model's parameters [W0, b0, W1, b1, ...], W as (fan_in, fan_out).
 
-    init_std None: torch.nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
-    weights and biases. Otherwise weights ~ N(0, init_std^2), biases 0 (d2l's choice).
-    Inputs past `active_inputs` get zero weights; they never receive a gradient since
-    their features are masked to zero, so the model is exactly the smaller one.
+    Each layer is drawn exactly as torch.nn.Linear(fan_in, fan_out) and torch.nn.init
+    draw it from `gen`, layer by layer, weight before bias. With `active_inputs` = k the
+    first layer is drawn as a k-input layer; the rows of the other inputs are zero and
+    stay zero (their features are masked to zero), so the model is exactly the smaller one.
     """
     params = []
     for layer, (fan_in, fan_out) in enumerate(zip(arch.sizes, arch.sizes[1:])):
-        real_fan_in = active_inputs if (layer == 0 and active_inputs) else fan_in
-        if init_std is None:
-            bound = 1.0 / math.sqrt(real_fan_in)
-            w = (torch.rand(fan_in, fan_out, generator=rng.init) * 2 - 1) * bound
-            b = (torch.rand(fan_out, generator=rng.init) * 2 - 1) * bound
-        else:
-            w = torch.randn(fan_in, fan_out, generator=rng.init) * init_std
-            b = torch.zeros(fan_out)
-        if layer == 0 and active_inputs is not None:
-            w[active_inputs:] = 0.0
+        real_in = active_inputs if (layer == 0 and active_inputs) else fan_in
+        weight = torch.empty(fan_out, real_in)
+        bias = torch.empty(fan_out) if arch.bias else None
+        _init_layer(weight, bias, init, scale, gen)
+        w = torch.zeros(fan_in, fan_out)
+        w[:real_in] = weight.T
         params.append(w)
-        if arch.bias:
-            params.append(b)
+        if bias is not None:
+            params.append(bias)
     return params
 
 
@@ -85,15 +111,14 @@ def forward(arch: Arch, params: list[torch.Tensor], x: torch.Tensor,
     act = ACTIVATIONS[arch.activation]
     step = 2 if arch.bias else 1
     n_layers = len(arch.sizes) - 1
-    h = x
+    G = params[0].shape[0]
+    h = x if x.dim() == 3 else x.expand(G, *x.shape)  # a per-model product per model
     for layer in range(n_layers):
         w = params[step * layer]
-        if arch.bias and h.dim() == 3:
+        if arch.bias:
             h = torch.baddbmm(params[step * layer + 1], h, w)  # (G, N, fan_out)
         else:
-            h = torch.matmul(h, w)  # (G, N, fan_out); a shared (N, in) x broadcasts
-            if arch.bias:
-                h = h + params[step * layer + 1]
+            h = torch.bmm(h, w)
         if layer < n_layers - 1:
             h = act(h)
             if masks is not None:

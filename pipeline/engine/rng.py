@@ -25,8 +25,9 @@ class ModelRng:
     def permutation(self, n: int) -> torch.Tensor:
         return torch.randperm(n, generator=self.order)
 
-    def keep_mask(self, shape: tuple[int, ...], p: float) -> torch.Tensor:
-        """Inverted-dropout mask: 0 with probability p, else 1 / (1 - p)."""
+    def keep(self, shape: tuple[int, ...], p: float) -> torch.Tensor:
+        """Which units dropout keeps: 1 with probability 1 - p, else 0 (unscaled), drawn
+        as torch.nn.Dropout draws its mask (bernoulli_ of 1 - p)."""
         if p == 0.0:
             return torch.ones(shape)
-        return (torch.rand(shape, generator=self.dropout) >= p).float() / (1.0 - p)
+        return torch.empty(shape).bernoulli_(1.0 - p, generator=self.dropout)

@@ -24,8 +24,8 @@ class Comparison:
 def _show(rev: str, path: Path) -> str | None:
     """A file's text at a revision, or None where git or the file is missing."""
     try:
-        out = subprocess.run(["git", "show", f"{rev}:./{path.as_posix()}"], capture_output=True,
-                             text=True, timeout=30)
+        out = subprocess.run(["git", "show", "--end-of-options", f"{rev}:./{path.as_posix()}"],
+                             capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout if out.returncode == 0 else None

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import Config
-from pipeline.engine import Job, Result, TrainData, train
+from pipeline.engine import EngineOptions, Job, Result, TrainData, train
 from pipeline.engine.cache import CellCache
 from pipeline.io import write_csv, write_json
 
@@ -23,12 +23,17 @@ class StudyOutput:
     #                                     tables are byte-identical from run to run
 
 
-def engine_options(config: Config) -> dict:
+def engine_options(config: Config, desc: str) -> EngineOptions:
     """How the engine runs (never what it computes): workers, cell cache, executor."""
-    return {"workers": config.workers,
-            "cache": CellCache(config.cell_cache) if config.cell_cache else None,
-            "executor": config.executor, "ray_address": config.ray_address,
-            "ray_gpus_per_task": config.ray_gpus_per_task}
+    return EngineOptions(workers=config.workers,
+                         cache=CellCache(config.cell_cache) if config.cell_cache else None,
+                         executor=config.executor, ray_address=config.ray_address,
+                         ray_gpus_per_task=config.ray_gpus_per_task, desc=desc)
+
+
+def init_kwargs(init_std: float | None) -> dict:
+    """params' init_std -> the engine's init: None is torch.nn.Linear's default."""
+    return {"init": "torch"} if init_std is None else {"init": "normal", "init_scale": init_std}
 
 
 def train_by_dataset(config: Config, grid: list[dict], jobs: list[Job], data: dict, device,
@@ -39,7 +44,7 @@ def train_by_dataset(config: Config, grid: list[dict], jobs: list[Job], data: di
     for name in dict.fromkeys(c["dataset"] for c in grid):
         idx = [i for i, c in enumerate(grid) if c["dataset"] == name]
         trained = train([jobs[i] for i in idx], TrainData.from_arrays(data[name], device),
-                        device, desc=f"{study}/{name}", **engine_options(config))
+                        device, engine_options(config, f"{study}/{name}"))
         for i, res in zip(idx, trained):
             results[i] = res
     return results  # type: ignore[return-value]

@@ -74,7 +74,7 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
                             active_inputs=int(c["value"]) + 1 if selection == "degree" else None,
                             l2_penalty=c["value"] if selection == "lambda" else 0.0))
         trained = train(jobs, TrainData.from_arrays(arrays, device), device,
-                        desc=f"kfold/{selection}", **engine_options(config))
+                        engine_options(config, f"kfold/{selection}"))
         for i, job, res in zip(idx, jobs, trained):
             results[i] = res
             fold = grid[i]["fold"]

@@ -54,7 +54,7 @@ def _jobs(config: Config, grid: list[dict], data: dict) -> list[Job]:
         if c["dataset"] == "wilson":
             spec = TrainSpec(Arch((n_in, 1), "none", bias=False), c["optimizer"], "half_mse",
                              epochs=o.wilson.epochs, log_every=o.wilson.log_every,
-                             init_std=0.0)  # a zero init: GD then finds the min-norm fit
+                             init="constant", init_scale=0.0)  # zero: GD finds the min-norm fit
         else:
             n_out = int(arrays["y_train"].max()) + 1
             if c["dataset"] == "spiral":

@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipeline.config import Config
 from pipeline.engine import Arch, Job, TrainData, TrainSpec, train
-from pipeline.studies.common import StudyOutput, engine_options, mean_over_seeds, tidy
+from pipeline.studies.common import StudyOutput, engine_options, init_kwargs, mean_over_seeds, tidy
 
 DATASETS = ("polynomial",)
 REFERENCE = {"source": "d2l 4.4, third-order fit",
@@ -50,7 +50,7 @@ def train_spec(p, n_features: int) -> TrainSpec:
     """d2l's polynomial fit: no bias (x^0 is a feature), squared loss, minibatch SGD.
     p: a params section with epochs, batch_size, log_every and init_std."""
     return TrainSpec(Arch((n_features, 1), "none", bias=False), "sgd", "mse", epochs=p.epochs,
-                     batch_size=p.batch_size, log_every=p.log_every, init_std=p.init_std)
+                     batch_size=p.batch_size, log_every=p.log_every, **init_kwargs(p.init_std))
 
 
 def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutput:
@@ -62,8 +62,8 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
     jobs = [Job(spec, seed=c["seed"], lr=p.lr, active_inputs=c["degree"] + 1,
                 rows=None if c["train_size"] == n_train else tuple(range(c["train_size"])))
             for c in grid]
-    results = train(jobs, TrainData.from_arrays(arrays, device), device, desc="polynomial",
-                   **engine_options(config))
+    results = train(jobs, TrainData.from_arrays(arrays, device), device,
+                    engine_options(config, "polynomial"))
     out = tidy(grid, results)
 
     true_w = arrays["true_w"]

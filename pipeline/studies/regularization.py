@@ -24,7 +24,7 @@ import pandas as pd
 
 from pipeline.config import Config
 from pipeline.engine import Arch, Job, TrainData, TrainSpec, train
-from pipeline.studies.common import StudyOutput, engine_options, mean_over_seeds, tidy
+from pipeline.studies.common import StudyOutput, engine_options, init_kwargs, mean_over_seeds, tidy
 
 DATASETS = ("highdim", "images")
 REFERENCE = {"source": "d2l 4.5 (weight decay), 4.6 (dropout)",
@@ -47,7 +47,7 @@ def weight_decay_spec(s, n_in: int) -> TrainSpec:
     """d2l's weight-decay regression: linear with bias, squared loss / 2, minibatch SGD.
     s: a params section with epochs, batch_size, log_every and init_std."""
     return TrainSpec(Arch((n_in, 1), "none"), "sgd", "half_mse", epochs=s.epochs,
-                     batch_size=s.batch_size, log_every=s.log_every, init_std=s.init_std)
+                     batch_size=s.batch_size, log_every=s.log_every, **init_kwargs(s.init_std))
 
 
 def _weight_decay_jobs(config: Config, grid: list[dict], n_in: int) -> list[Job]:
@@ -62,7 +62,7 @@ def _dropout_jobs(config: Config, grid: list[dict], n_in: int, n_classes: int) -
     s = config.regularization.dropout
     spec = TrainSpec(Arch((n_in, *s.hidden, n_classes), "relu"), s.optimizer,
                      "cross_entropy", epochs=s.epochs, batch_size=s.batch_size,
-                     log_every=s.log_every, init_std=s.init_std)
+                     log_every=s.log_every, **init_kwargs(s.init_std))
     return [Job(spec, seed=c["seed"], lr=s.lr, weight_decay=c["weight_decay"],
                 dropout=(c["p1"], c["p2"])) for c in grid]
 
@@ -72,12 +72,11 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
     dr_cells = [c for c in grid if c["experiment"] != "weight_decay"]
     hd, img = data["highdim"], data["images"]
     wd_res = train(_weight_decay_jobs(config, wd_cells, hd["x_train"].shape[1]),
-                   TrainData.from_arrays(hd, device), device, desc="weight decay",
-                   **engine_options(config))
+                   TrainData.from_arrays(hd, device), device,
+                   engine_options(config, "weight decay"))
     dr_res = train(_dropout_jobs(config, dr_cells, img["x_train"].shape[1],
                                  int(img["y_train"].max()) + 1),
-                   TrainData.from_arrays(img, device), device, desc="dropout",
-                   **engine_options(config))
+                   TrainData.from_arrays(img, device), device, engine_options(config, "dropout"))
     wd_out, dr_out = tidy(wd_cells, wd_res), tidy(dr_cells, dr_res)
     wd_out.cells["weight_norm"] = [float(np.linalg.norm(r.params[0].numpy())) for r in wd_res]
     dr_out.cells["gap"] = dr_out.cells["train_acc"] - dr_out.cells["test_acc"]

@@ -58,8 +58,8 @@ def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutp
     arrays = data["spiral"]
     n_classes = int(arrays["y_train"].max()) + 1
     jobs = [_job(s, c, arrays["x_train"].shape[1], n_classes) for c in grid]
-    results = train(jobs, TrainData.from_arrays(arrays, device), device, desc="spiral",
-                   **engine_options(config))
+    results = train(jobs, TrainData.from_arrays(arrays, device), device,
+                    engine_options(config, "spiral"))
     out = tidy(grid, results)
 
     # decision boundaries: the first seed and width of each activation, course optimizer

@@ -1,0 +1,225 @@
+"""One group's training loop: G models of one spec trained as one, read top to bottom.
+
+    for each epoch:
+        for each minibatch (each model its own order):
+            inputs -> dropout masks -> loss (+ l2_penalty) -> divergence check -> gradients
+            -> optimizer step
+        every log_every epochs: evaluate on the training rows, validation and test data
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.engine import blas
+from pipeline.engine.models import Arch, forward, init_params
+from pipeline.engine.optim import BatchedOptimizer
+from pipeline.engine.rng import ModelRng
+from pipeline.engine.types import Job, Result, TrainData
+
+
+def per_model_loss(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """out (G, N, o); y shared (N, ...) or per model (G, N, ...). Returns (G,)."""
+    if kind == "cross_entropy":
+        logp = F.log_softmax(out, dim=-1)  # (G, N, C)
+        y = y.expand(out.shape[:2])  # (G, N)
+        return -logp.gather(2, y.unsqueeze(-1)).squeeze(-1).mean(dim=1)
+    sq = (out - y) ** 2  # (G, N, 1)
+    if kind == "half_mse":
+        sq = sq / 2
+    return sq.mean(dim=(1, 2))
+
+
+def per_model_accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (out.argmax(dim=-1) == y).float().mean(dim=1)  # (G,)
+
+
+def l2_penalty(weights: list[torch.Tensor], lam: torch.Tensor) -> torch.Tensor:
+    """lambda * ||w||^2 / 2 per model (d2l's l2_penalty), over the weights, not biases."""
+    return lam * sum((w ** 2).sum(dim=(1, 2)) for w in weights) / 2
+
+
+def stack_params(jobs: list[Job], rngs: list[ModelRng], device) -> list[torch.Tensor]:
+    """Every model's own init, stacked: W (G, in, out), b (G, 1, out)."""
+    spec = jobs[0].spec
+    singles = [init_params(spec.arch, r.init, spec.init, spec.init_scale, j.active_inputs)
+               for r, j in zip(rngs, jobs)]
+    params = []
+    for k in range(len(singles[0])):
+        p = torch.stack([s[k] for s in singles]).to(device)
+        params.append((p if p.dim() == 3 else p.unsqueeze(1)).requires_grad_())
+    return params
+
+
+class Group:
+    """The state of one group: stacked parameters, optimizer, streams, inputs, log."""
+
+    def __init__(self, jobs: list[Job], data: TrainData, device: torch.device):
+        self.jobs, self.data, self.device = jobs, data, device
+        self.spec = spec = jobs[0].spec
+        self.arch: Arch = spec.arch
+        self.G = len(jobs)
+        self.rngs = [ModelRng(j.seed) for j in jobs]
+        self.params = stack_params(jobs, self.rngs, device)
+        step = 2 if self.arch.bias else 1
+        self.is_weight = [k % step == 0 for k in range(len(self.params))]
+        self.opt = BatchedOptimizer(
+            self.params, [w or spec.decay_bias for w in self.is_weight], spec.optimizer,
+            lr=[j.lr for j in jobs], weight_decay=[j.weight_decay for j in jobs],
+            momentum=[j.momentum for j in jobs], betas=[j.betas for j in jobs])
+        self.lam = torch.tensor([j.l2_penalty for j in jobs], device=device)
+        self.use_l2 = bool((self.lam > 0).any())
+        self.input_mask = self._input_mask()
+        self.rows = (torch.tensor([j.rows for j in jobs], device=device)
+                     if jobs[0].rows is not None else None)  # (G, n)
+        self.n = self.rows.shape[1] if self.rows is not None else len(data.x_train)
+        self.batch = min(spec.batch_size or self.n, self.n)
+        self.rates = self._dropout_rates()
+        self.active = torch.ones(self.G, dtype=torch.bool, device=device)
+        self.all_active = True
+        self.first_loss: torch.Tensor | None = None
+        self.diverged_epoch: list[int | None] = [None] * self.G
+        self.curves: list[list[dict]] = [[] for _ in range(self.G)]
+
+    def _input_mask(self) -> torch.Tensor | None:
+        n_in = self.arch.sizes[0]
+        if all(j.active_inputs is None for j in self.jobs):
+            return None
+        k = torch.tensor([j.active_inputs or n_in for j in self.jobs], device=self.device)
+        return (torch.arange(n_in, device=self.device) < k[:, None]).float().unsqueeze(1)
+
+    def _dropout_rates(self) -> list[tuple[float, ...]]:
+        hidden = self.arch.sizes[1:-1]
+        rates = [tuple(j.dropout) or (0.0,) * len(hidden) for j in self.jobs]
+        for j, r in zip(self.jobs, rates):
+            if len(r) != len(hidden):
+                raise ValueError(f"dropout {j.dropout} needs one rate per hidden layer {hidden}")
+        return rates
+
+    # ---------------------------------------------------------------- the steps
+
+    def batches(self) -> list[torch.Tensor | None]:
+        """This epoch's minibatches: (G, B) row indices, each model its own order."""
+        if self.batch >= self.n:
+            return [None]
+        perm = torch.stack([r.permutation(self.n) for r in self.rngs]).to(self.device)
+        return [perm[:, s:s + self.batch] for s in range(0, self.n, self.batch)]
+
+    def inputs(self, idx: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training inputs and targets of batch idx (G, B), or of all training rows."""
+        if idx is None and self.rows is None:
+            x, y = self.data.x_train, self.data.y_train  # (N, in), shared by all models
+        else:
+            r = self.rows if idx is None else (idx if self.rows is None
+                                               else self.rows.gather(1, idx))
+            x, y = self.data.x_train[r], self.data.y_train[r]  # (G, B, in), (G, B, ...)
+        return self.masked(x), y
+
+    def masked(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.input_mask is None else x * self.input_mask
+
+    def dropout_masks(self, rows: int) -> list[torch.Tensor] | None:
+        """Inverted dropout: one (G, rows, width) mask per hidden layer, kept units
+        scaled by 1 / (1 - p); each model draws from its own stream."""
+        if not any(p > 0 for r in self.rates for p in r):
+            return None
+        masks = []
+        for layer, width in enumerate(self.arch.sizes[1:-1]):
+            masks.append(torch.stack([
+                rng.keep((rows, width), r[layer]) / (1.0 - r[layer])
+                for rng, r in zip(self.rngs, self.rates)]).to(self.device))
+        return masks
+
+    def loss(self, x, y, masks) -> torch.Tensor:
+        loss = per_model_loss(self.spec.loss, forward(self.arch, self.params, x, masks), y)
+        if self.use_l2:
+            weights = [w for w, isw in zip(self.params, self.is_weight) if isw]
+            loss = loss + l2_penalty(weights, self.lam)
+        return loss  # (G,)
+
+    def check_divergence(self, loss: torch.Tensor, epoch: int) -> None:
+        """Freeze every model whose loss is NaN/inf (or beyond diverge_factor x its first
+        loss); the rest of the group trains on unchanged."""
+        value = loss.detach()
+        finite = torch.isfinite(value)
+        if self.first_loss is None:
+            self.first_loss = torch.where(finite, value, torch.inf)
+        if self.spec.diverge_factor is not None:
+            finite &= value <= self.spec.diverge_factor * self.first_loss
+        if not bool(finite[self.active].all()):
+            for g in torch.nonzero(self.active & ~finite).flatten().tolist():
+                self.diverged_epoch[g] = epoch
+            self.active &= finite
+            self.all_active = False
+
+    def gradients(self, loss: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.autograd.grad(torch.where(self.active, loss, 0.0).sum(), self.params)
+
+    def update(self, grads) -> None:
+        with torch.no_grad():
+            self.opt.step(grads, None if self.all_active else self.active)
+
+    def evaluate(self) -> dict[str, list[float]]:
+        """Loss (and accuracy) on the training rows and on every evaluation split."""
+        with torch.no_grad():
+            splits = {"train": self.inputs(None)}
+            for name, (x, y) in self.data.splits().items():
+                splits[name] = (self.masked(x), y)
+            m = {}
+            for name, (x, y) in splits.items():
+                out = forward(self.arch, self.params, x)
+                m[f"{name}_loss"] = per_model_loss(self.spec.loss, out, y)
+                if self.spec.classification:
+                    m[f"{name}_acc"] = per_model_accuracy(out, y)
+            return {k: v.cpu().tolist() for k, v in m.items()}
+
+    def log(self, epoch: int) -> None:
+        m = self.evaluate()
+        for g in range(self.G):
+            row = {"epoch": epoch, **{k: v[g] for k, v in m.items()}}
+            if self.diverged_epoch[g] is not None or not np.isfinite(row["train_loss"]):
+                row = {k: (v if k == "epoch" else float("nan")) for k, v in row.items()}
+                if self.diverged_epoch[g] is None:
+                    self.diverged_epoch[g] = epoch
+            self.curves[g].append(row)
+
+    def results(self, seconds: float) -> list[Result]:
+        out = []
+        for g, job in enumerate(self.jobs):
+            final = {k: v for k, v in self.curves[g][-1].items() if k != "epoch"}
+            own = [(p[g] if isw else p[g, 0]).detach().cpu()
+                   for p, isw in zip(self.params, self.is_weight)]
+            out.append(Result(job, final, self.curves[g], own,
+                              self.diverged_epoch[g] is not None, self.diverged_epoch[g],
+                              seconds))
+        return out
+
+
+def train_group(jobs: list[Job], data: TrainData, device: torch.device,
+                bar=None) -> list[Result]:
+    """Train one group (jobs of one spec and row count); one Result per job."""
+    start = time.perf_counter()
+    blas.ensure_reproducible()  # before this process's first matrix product
+    torch.set_flush_denormal(True)  # denormals late in training slow CPU kernels tenfold
+    if len(jobs) == 1:
+        # torch multiplies a batch of one matrix with another BLAS routine than a batch of
+        # several, which rounds differently: a lone model trains beside a copy of itself
+        return train_group(jobs * 2, data, device, bar)[:1]
+    group = Group(jobs, data, device)
+    spec = group.spec
+    for epoch in range(1, spec.epochs + 1):
+        for idx in group.batches():
+            x, y = group.inputs(idx)
+            masks = group.dropout_masks(x.shape[-2])
+            loss = group.loss(x, y, masks)
+            group.check_divergence(loss, epoch)
+            group.update(group.gradients(loss))
+        if epoch % spec.log_every == 0 or epoch == spec.epochs:
+            group.log(epoch)
+        if bar is not None:
+            bar.update(1)
+    return group.results((time.perf_counter() - start) / group.G)

@@ -1,0 +1,111 @@
+"""What the engine takes and gives: specs, jobs, data, results and run options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from pipeline.engine.models import INITS, Arch
+
+LOSSES = ("mse", "half_mse", "cross_entropy")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """What every model of a group shares."""
+
+    arch: Arch
+    optimizer: str = "sgd"  # sgd | momentum | nesterov | adam | adamw
+    loss: str = "cross_entropy"  # mse | half_mse (d2l's squared_loss) | cross_entropy
+    epochs: int = 1
+    batch_size: int | None = None  # None: full batch
+    log_every: int = 1
+    init: str = "torch"  # see models.INITS
+    init_scale: float = 1.0  # the std of "normal", the value of "constant"
+    decay_bias: bool = False  # weight decay on biases too (torch.optim's default)
+    # diverged: a loss that is NaN/inf or, when set, above diverge_factor x the model's
+    # first loss (cross-entropy blows up to large finite values rather than to inf)
+    diverge_factor: float | None = None
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; expected one of {LOSSES}")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; expected one of {INITS}")
+
+    @property
+    def classification(self) -> bool:
+        return self.loss == "cross_entropy"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model: its spec and its own knobs."""
+
+    spec: TrainSpec
+    seed: int
+    lr: float
+    weight_decay: float = 0.0  # optimizer decay (L2 for SGD/Adam, decoupled for AdamW)
+    l2_penalty: float = 0.0  # lambda * ||w||^2 / 2 added to the loss
+    momentum: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    dropout: tuple[float, ...] = ()  # one rate per hidden layer; () means none
+    active_inputs: int | None = None  # train on the first k input features only
+    rows: tuple[int, ...] | None = None  # training rows (a fold); None: all
+
+
+@dataclass
+class TrainData:
+    """Training, test and (optional) validation tensors shared by every model."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], device="cpu") -> TrainData:
+        keys = ["x_train", "y_train", "x_test", "y_test"]
+        if "x_val" in arrays:
+            keys += ["x_val", "y_val"]
+        return cls(*(torch.as_tensor(arrays[k], device=device) for k in keys))
+
+    def splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The evaluation splits other than the training rows: val (if any), test."""
+        out = {} if self.x_val is None else {"val": (self.x_val, self.y_val)}
+        return out | {"test": (self.x_test, self.y_test)}
+
+    def to(self, device) -> TrainData:
+        return TrainData(*(None if t is None else t.to(device) for t in
+                           (self.x_train, self.y_train, self.x_test, self.y_test,
+                            self.x_val, self.y_val)))
+
+
+@dataclass
+class Result:
+    job: Job
+    metrics: dict[str, float]  # final train/val/test loss (and accuracy)
+    curve: list[dict[str, float]]  # one row per logged epoch
+    params: list[torch.Tensor]  # [W0 (in, out), b0 (out,), ...] on the CPU
+    diverged: bool
+    diverged_epoch: int | None
+    seconds: float  # the group's wall time divided by its size
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine runs, never what it computes: every option gives the same numbers."""
+
+    workers: int = 1  # forked single-thread CPU processes
+    cache: object | None = None  # a CellCache, or None
+    executor: str = "local"  # local | ray
+    ray_address: str | None = None  # None: a local Ray on the loopback interface
+    ray_gpus_per_task: float = 0.0
+    group_size: int | None = None  # at most this many models per group
+    progress: bool | None = None  # None: a bar when the output is a terminal
+    desc: str = "train"
