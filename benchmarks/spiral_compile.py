@@ -14,7 +14,7 @@ import time
 import torch
 
 from pipeline.config import Config
-from pipeline.datasets import GENERATORS
+from pipeline.datasets import generate
 from pipeline.engine.loop import per_model_loss
 from pipeline.engine.models import Arch, forward
 
@@ -32,7 +32,7 @@ def _ms_per_call(fn, args, n: int = 200) -> float:
 
 def main() -> None:
     torch.set_flush_denormal(True)
-    arrays = GENERATORS["spiral"](Config().data.spiral)
+    arrays = generate("spiral", Config().data.spiral)
     x, y = torch.as_tensor(arrays["x_train"]), torch.as_tensor(arrays["y_train"])
     arch = Arch((2, 100, 3), "relu")
     gen = torch.Generator().manual_seed(0)

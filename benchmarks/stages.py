@@ -1,16 +1,15 @@
-"""Wall time and peak memory of every dataset and study stage, on one device.
+"""Wall time and peak memory of every stage of the default pipeline, on one device.
 
-    python -m benchmarks.stages                   # params.yaml as it is
+    python -m benchmarks.stages                   # params.yaml as it is, on the CPU
     python -m benchmarks.stages --device cuda     # the same params on the GPU
 
-Each stage runs as its own `python -m pipeline` process (as under `dvc repro`), into a
-temporary folder; prints a Markdown table for the README.
+Each stage runs as its own `python -m pipeline` process (as under `dvc repro`), cold (no
+cell cache), into a temporary folder; prints a Markdown table for the README.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -19,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from pipeline import studies
 from pipeline.datasets import GENERATORS
-from pipeline.studies import STUDIES
 
 
 def main() -> None:
@@ -29,27 +28,29 @@ def main() -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     args = parser.parse_args()
     params = yaml.safe_load(Path(args.params).read_text())
+    params["cell_cache"] = None  # cold: every cell trains
     if args.device:
         params["device"] = args.device
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+        folders = ["--results", str(tmp / "results"), "--reports", str(tmp / "reports")]
+        runs = ["--runs", str(tmp / "runs")]
         stages = [(f"data@{n}", ["data", n, "--out", str(tmp / "data" / f"{n}.npz")])
                   for n in GENERATORS]
-        stages += [(n, ["study", n, "--data", str(tmp / "data"), "--out", str(tmp / "r" / n),
-                        "--metrics", str(tmp / f"{n}.json")]) for n in STUDIES]
-        stages += [("aggregate", ["aggregate", "--results", str(tmp / "r"), "--out",
-                                  str(tmp / "t"), "--plots", str(tmp / "p"), "--metrics",
-                                  str(tmp / "s.json")]),
-                   ("report", ["report", "--results", str(tmp / "r"), "--tables", str(tmp / "t"),
-                               "--html", str(tmp / "r.html"), "--pdf", str(tmp / "r.pdf")])]
-        print("| stage | device | wall s | peak MiB |")
-        print("| --- | --- | --- | --- |")
+        stages += [(n, ["study", n, "--data", str(tmp / "data"), *folders, *runs])
+                   for n in studies.names()]
+        stages += [("aggregate", ["aggregate", *folders]),
+                   ("report", ["report", *folders, *runs, "--html", str(tmp / "r.html"),
+                               "--pdf", str(tmp / "r.pdf"), "--figures", str(tmp / "f")])]
+        print("| stage | wall s | peak MiB |")
+        print("| --- | --- | --- |")
+        total = 0.0
         for name, stage_args in stages:
             wall, peak = _timed_stage(tmp / "params.yaml", stage_args)
-            run = tmp / "r" / name / "run.json"
-            device = json.loads(run.read_text())["device"] if run.exists() else "-"
-            print(f"| {name} | {device} | {wall:.1f} | {peak} |", flush=True)
+            total += wall
+            print(f"| {name} | {wall:.1f} | {peak} |", flush=True)
+        print(f"| all stages | {total:.1f} | |")
 
 
 def _timed_stage(params: Path, args: list[str]) -> tuple[float, int]:

@@ -1,4 +1,4 @@
-"""Atomic file writes: a temp file in the target folder, then a rename.
+"""Atomic writes: a temp file (or folder) beside the target, then a rename.
 
 A stage killed half-way leaves either the old file or the new one, never a torn one.
 """
@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 FLOAT_FORMAT = "%.9g"  # fixed formatting: equal numbers give byte-identical CSVs
 
@@ -33,6 +33,26 @@ def atomic_path(path: str | Path, suffix: str = ""):
         raise
 
 
+@contextmanager
+def atomic_dir(path: str | Path):
+    """Yield a temp folder beside `path`; on success it replaces `path` whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
+            os.replace(path, old / "x")
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def _write_with(path: str | Path, write: Callable[[Path], None], suffix: str = "") -> None:
     with atomic_path(path, suffix) as tmp:
         write(tmp)
@@ -47,7 +67,7 @@ def write_text(path: str | Path, text: str) -> None:
     _write_with(path, lambda p: p.write_text(text))
 
 
-def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+def write_csv(path: str | Path, frame) -> None:
     _write_with(path, lambda p: frame.to_csv(p, index=False, float_format=FLOAT_FORMAT))
 
 

@@ -48,8 +48,15 @@ def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def tiny_repo(tmp_path_factory):
-    """The project with the tiny profile after one full `dvc repro`."""
+    """The project with the tiny profile after one full `dvc repro`. The run records
+    every module each stage imports (PYTHONPROFILEIMPORTTIME, on the merged output)."""
     root = project_copy(tmp_path_factory.mktemp("project"))
-    first = dvc("repro", cwd=root)
-    assert first.returncode == 0, first.stdout + first.stderr
-    return root, first
+    env_path = f"{BIN}:{subprocess.os.environ.get('PATH', '')}"
+    first = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True,
+                           env={**subprocess.os.environ, "PATH": env_path,
+                                "PYTHONPROFILEIMPORTTIME": "1"})
+    assert first.returncode == 0, first.stdout[-5000:]
+    pristine = tmp_path_factory.mktemp("pristine") / "project"
+    shutil.copytree(root, pristine, symlinks=True)  # for tests that need it untouched
+    return root, first, pristine

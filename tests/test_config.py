@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.config import Config, ConfigError, load_config, parse_config, resolve_device
-from tests.conftest import ROOT, run_cli
+from pipeline import studies
+from pipeline.config import ConfigError, load_config, parse_config, resolve_device
+from tests.conftest import ROOT, TINY, run_cli
 
 
 def test_default_params_file_is_valid_and_matches_defaults():
     config = load_config(ROOT / "params.yaml")
     # params.yaml spells out every knob; the schema's defaults are the same published settings
-    assert config == Config()
+    assert config == parse_config({})
 
 
 def _with(params: dict, dotted: str, value) -> dict:
@@ -27,10 +29,10 @@ def _with(params: dict, dotted: str, value) -> dict:
 
 
 BAD = [
-    ("spiral.widths", [-5], "spiral.widths.0", "-5"),
-    ("spiral.widths", [], "spiral.widths", "[]"),
-    ("spiral.lr", "fast", "spiral.lr", "'fast'"),
-    ("spiral.lr", 0.0, "spiral.lr", "0.0"),
+    ("spiral.width", -5, "spiral.width", "-5"),
+    ("spiral.activations", [], "spiral.activations", "[]"),
+    ("spiral.course.lr", "fast", "spiral.course.lr", "'fast'"),
+    ("spiral.course.lr", 0.0, "spiral.course.lr", "0.0"),
     ("spiral.activations", ["relu", "swish"], "spiral.activations.1", "'swish'"),
     ("spiral.epocs", 10, "spiral.epocs", "unknown key"),
     ("regularization.dropout.p1", [0.5, 1.0], "regularization.dropout.p1.1", "1.0"),
@@ -40,6 +42,7 @@ BAD = [
     ("device", "tpu", "device", "'tpu'"),
     ("polynomial.degrees", [3, 25], "polynomial.degrees", "degree 25"),
     ("seeds", [1, 1], "seeds", "[1, 1]"),
+    ("optimizers.lrs", [0.1, 0.1], "optimizers.lrs", "repeats"),
     ("report.baseline", "--output=/tmp/x", "report.baseline", "not a git revision"),
 ]
 
@@ -59,9 +62,22 @@ def test_misspelt_section_is_rejected(tiny_params):
         parse_config(tiny_params)
 
 
+def test_a_stage_validates_its_own_study_and_the_shared_keys(tiny_params):
+    """The spiral stage does not load the polynomial study, but still rejects unknown
+    sections and bad shared keys."""
+    bad = _with(copy.deepcopy(tiny_params), "polynomial.lr", -1)
+    parse_config(bad, studies=("spiral",))
+    with pytest.raises(ConfigError, match="polynomial.lr"):
+        parse_config(bad, studies=("polynomial",))
+    with pytest.raises(ConfigError, match="seeds"):
+        parse_config(_with(copy.deepcopy(tiny_params), "seeds", []), studies=("spiral",))
+    with pytest.raises(ConfigError, match="nonsense: unknown key"):
+        parse_config(tiny_params | {"nonsense": {}}, studies=())
+
+
 def test_yaml_syntax_error_and_missing_file(tmp_path):
     bad = tmp_path / "params.yaml"
-    bad.write_text("spiral:\n  widths: [1, 2\n")
+    bad.write_text("spiral:\n  width: [1, 2\n")
     with pytest.raises(ConfigError, match=r"YAML syntax error"):
         load_config(bad)
     with pytest.raises(ConfigError, match=r"params file not found"):
@@ -91,6 +107,15 @@ def test_cli_bad_params_exit_2_one_line_no_output(tmp_path, tiny_params):
     assert not out.exists() and list(Path(tmp_path).iterdir()) == [params]
 
 
+def test_unknown_study_or_dataset_is_one_line(tmp_path):
+    for args, expect in ((["study", "spirals"], "no study named 'spirals'"),
+                         (["data", "spirals", "--out", str(tmp_path / "x.npz")],
+                          "no dataset named 'spirals'")):
+        proc = run_cli("--params", str(TINY), *args)
+        assert proc.returncode == 2 and expect in proc.stderr, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0
+
+
 def test_kfold_k_larger_than_dataset_is_rejected(tiny_params):
     with pytest.raises(ConfigError, match=r"kfold.k: 500 folds exceed"):
         parse_config(_with(tiny_params, "kfold.k", 500))
@@ -109,11 +134,46 @@ def test_stale_dataset_is_refused(tmp_path, tiny_params):
         load("spiral", tmp_path, other.data.spiral)
 
 
+# ---------------------------------------------------------------- the corpus
+
 CORPUS = sorted((ROOT / "tests" / "bad_params").glob("*.yaml"))
 
 
+def _merge(base: dict, patch: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and \
+            isinstance(out.get(key), dict) else value
+    return out
+
+
+def _bad_params(path: Path, tmp_path: Path) -> tuple[Path, str]:
+    """The corpus file as a whole params file, and the message it must produce."""
+    lines = path.read_text().splitlines()
+    expect = lines[0].removeprefix("# expect: ")
+    if lines[1].startswith("# raw"):
+        return path, expect
+    params = _merge(yaml.safe_load(TINY.read_text()), yaml.safe_load(path.read_text()))
+    out = tmp_path / "params.yaml"
+    out.write_text(yaml.safe_dump(params))
+    return out, expect
+
+
+def _stages(expect: str) -> list[list[str]]:
+    """The stages that read the bad key: its study's, or its dataset's; shared keys and
+    whole-file problems fail every stage (a data stage needs no device)."""
+    head = expect.split(".")[0].split(":")[0]
+    if head in studies.names():
+        return [["study", head]]
+    if head == "data":
+        return [["data", expect.split(".")[1]]]
+    if head == "device":
+        return [["study", "spiral"]]
+    return [["data", "spiral"], ["study", "spiral"], ["aggregate"]]
+
+
 def test_corpus_is_large():
-    assert len(CORPUS) >= 20
+    assert len(CORPUS) >= 30
 
 
 @pytest.mark.parametrize("path", CORPUS + [ROOT / "tests" / "bad_params" / "missing.yaml"],
@@ -123,26 +183,29 @@ def test_bad_params_corpus(path, tmp_path, capsys):
     import torch
 
     from pipeline.__main__ import main
-
-    expect = path.read_text().splitlines()[0].removeprefix("# expect: ") if path.exists() \
-        else "params file not found"
-    if "cuda" in expect and torch.cuda.is_available():
-        pytest.skip("a CUDA device is present here")
     from pipeline.datasets import build
 
+    if path.exists():
+        params, expect = _bad_params(path, tmp_path)
+    else:
+        params, expect = path, "params file not found"
+    if "cuda" in expect and torch.cuda.is_available():
+        pytest.skip("a CUDA device is present here")
     data = tmp_path / "data"
-    for name in ("spiral", "images", "wilson"):
-        build(name, load_config(ROOT / "tests" / "params_tiny.yaml"), data / f"{name}.npz")
+    good = load_config(TINY)
+    for name in type(good.data).model_fields:
+        build(name, good, data / f"{name}.npz")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    out = tmp_path / "results"
-    for args in (["data", "spiral", "--out", str(tmp_path / "new.npz")],
-                 ["study", "spiral", "--data", str(data), "--out", str(out),
-                  "--metrics", str(tmp_path / "m.json")]):
-        if "cuda" in expect and args[0] == "data":
-            continue  # the data stages run no model, so they need no device
-        code = main(["--params", str(path), *args])
+    for stage in _stages(expect) if path.exists() else [["data", "spiral"]]:
+        extra = {"data": ["--out", str(tmp_path / "new.npz")],
+                 "study": ["--data", str(data), "--results", str(tmp_path / "results"),
+                           "--reports", str(tmp_path / "reports"),
+                           "--runs", str(tmp_path / "runs")],
+                 "aggregate": ["--results", str(tmp_path / "results"),
+                               "--reports", str(tmp_path / "reports")]}[stage[0]]
+        code = main(["--params", str(params), *stage, *extra])
         err = capsys.readouterr().err.strip()
-        assert code == 2, err
+        assert code == 2, (stage, err)
         assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
         assert expect in err, err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -28,6 +28,7 @@ def test_spiral_shape_balance_radius_and_seed(generator):
     d = spiral.generate(cfg)
     assert d["x_train"].shape == (200, 2) and d["x_train"].dtype == np.float32
     assert d["y_train"].dtype == np.int64 and d["x_test"].shape == (120, 2)
+    assert d["x_val"].shape == (4 * cfg.val_points_per_class, 2)
     assert np.bincount(d["y_train"]).tolist() == [50] * 4
     radius = np.linalg.norm(d["x_train"], axis=1)
     assert radius.max() <= 1.0 + 1e-6 and radius.min() == 0.0  # radius spans 0 .. 1
@@ -35,8 +36,13 @@ def test_spiral_shape_balance_radius_and_seed(generator):
     assert all(np.array_equal(d[k], again[k]) for k in d)
     other = spiral.generate(cfg.model_copy(update={"seed": 4}))
     assert not np.array_equal(d["x_train"], other["x_train"])
-    # train and test are independent draws of the same spiral
+    # train, validation and test are independent draws of the same spiral
     assert not np.array_equal(d["x_train"][:30], d["x_test"][:30])
+    assert not np.array_equal(d["x_val"][:30], d["x_test"][:30])
+    # the validation draw comes last: train and test stay the same draws with or without it
+    fewer = spiral.generate(cfg.model_copy(update={"val_points_per_class": 2}))
+    assert np.array_equal(fewer["x_train"], d["x_train"])
+    assert np.array_equal(fewer["x_test"], d["x_test"])
 
 
 def test_spiral_noise_is_added_to_the_angle():
@@ -74,16 +80,20 @@ def test_highdim_shapes_and_noise():
     cfg = HighDimData(n_test=2000, noise=0.01)
     d = highdim.generate(cfg)
     assert d["x_train"].shape == (20, 200) and d["x_test"].shape == (2000, 200)
+    assert d["x_val"].shape == (cfg.n_val, 200)
     resid = d["y_test"][:, 0] - (d["x_test"].sum(axis=1) * 0.01 + 0.05)
     assert abs(resid.std() - 0.01) < 0.002
 
 
 def test_digits_split_is_fixed_stratified_and_scaled():
     d = images.generate(ImageData())
-    assert d["x_train"].shape == (1437, 64) and d["x_test"].shape == (360, 64)
+    # 1797 digits: 360 test, then 20 % of the 1437 others held out for validation
+    assert d["x_train"].shape == (1149, 64) and d["x_val"].shape == (288, 64)
+    assert d["x_test"].shape == (360, 64)
     assert 0.0 <= d["x_train"].min() and d["x_train"].max() <= 1.0
-    counts = np.bincount(d["y_test"])
-    assert len(counts) == 10 and counts.min() >= 35
+    for split in ("y_test", "y_val"):
+        counts = np.bincount(d[split])
+        assert len(counts) == 10 and counts.min() >= 27
     assert np.array_equal(images.generate(ImageData())["y_test"], d["y_test"])
 
 
@@ -99,13 +109,15 @@ def test_fashion_mnist_loader_reads_tiny_idx_files(tmp_path):
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for prefix, n in (("train", 12), ("t10k", 5)):
+    for prefix, n in (("train", 60), ("t10k", 5)):
         _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
         _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
-    d = images.generate(ImageData(source="fashion_mnist", root=str(tmp_path), limit_train=10))
-    assert d["x_train"].shape == (10, 784) and d["x_test"].shape == (5, 784)
+    d = images.generate(ImageData(source="fashion_mnist", root=str(tmp_path), limit_train=50))
+    assert d["x_train"].shape == (40, 784) and d["x_val"].shape == (10, 784)
+    assert d["x_test"].shape == (5, 784)
     assert d["x_train"].dtype == np.float32 and d["x_train"].max() <= 1.0
-    assert d["y_train"].tolist() == list(range(10)) and d["y_test"].tolist() == [0, 1, 2, 3, 4]
+    assert sorted(d["y_val"].tolist()) == list(range(10))  # stratified: one of each class
+    assert d["y_test"].tolist() == [0, 1, 2, 3, 4]
 
 
 def test_fashion_mnist_missing_says_where_to_put_files(tmp_path):

@@ -4,68 +4,88 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from pipeline import studies
 from pipeline.datasets import GENERATORS
-from pipeline.studies import STUDIES
-from tests.conftest import dvc
+from tests.conftest import ROOT, dvc
 
-STUDY_STAGES = tuple(STUDIES)
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
 def _ran(stdout: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", stdout))
 
 
-@pytest.fixture
-def repo(tiny_repo):
-    return tiny_repo
-
-
-def test_repro_runs_every_stage_and_writes_outputs(repo):
-    root, first = repo
+def test_repro_runs_every_stage_and_writes_outputs(tiny_repo):
+    root, first, _ = tiny_repo
     data_stages = {f"data@{n}" for n in GENERATORS}
-    assert _ran(first.stdout) == data_stages | set(STUDY_STAGES) | {"aggregate", "report"}
+    assert _ran(first.stdout) == data_stages | set(studies.names()) | {"aggregate", "report"}
     for name in GENERATORS:
         assert (root / "data" / f"{name}.npz").exists()
-    for study in STUDY_STAGES:
-        assert (root / "data" / "results" / study / "cells.csv").exists()
-        metrics = json.loads((root / "reports" / "metrics" / f"{study}.json").read_text())
+    for study in studies.names():
         cells = pd.read_csv(root / "data" / "results" / study / "cells.csv")
+        assert len(cells) and (root / "data" / "results" / study / "analysis.json").exists()
+        assert json.loads((root / "reports" / "metrics" / f"{study}.json").read_text())
+        assert list((root / "reports" / "tables" / study).glob("*.csv"))
         # only the tiny profile's deliberately huge learning rate diverges
-        expected = int((cells["lr"] >= 100).sum()) if study == "optimizers" else 0
-        assert metrics["diverged_cells"] == expected == int(cells["diverged"].sum())
-    assert "data/*.npz" not in (root / ".gitignore").read_text()
-    assert "/spiral.npz" in (root / "data" / ".gitignore").read_text()  # git-ignored by DVC
-    for report in ("report.html", "report.pdf"):
+        diverged = cells[cells["diverged"]]
+        assert study == "optimizers" or diverged.empty
+        assert (diverged["lr"] >= 100).all() if len(diverged) else True
+    for report in ("report.html", "report.pdf", "findings.json", "scorecard.csv"):
         assert (root / "reports" / report).exists()
+    assert list((root / "reports" / "figures").glob("*.svg"))
+    assert "/spiral.npz" in (root / "data" / ".gitignore").read_text()  # git-ignored by DVC
 
 
-def test_second_repro_does_nothing(repo):
-    root, _ = repo
+def test_every_stage_depends_on_every_project_file_it_imports(tiny_repo):
+    """The modules each stage imported (PYTHONPROFILEIMPORTTIME) are its dvc.yaml deps."""
+    root, first, _ = tiny_repo
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    chunks = re.split(r"Running stage '([^']+)':", first.stdout)
+    checked = 0
+    for stage, output in zip(chunks[1::2], chunks[2::2]):
+        modules = set(re.findall(r"import time:.*\|\s+(pipeline(?:\.\w+)*)\s*$", output, re.M))
+        files = {_module_file(m) for m in modules} | {"pipeline/__main__.py"}
+        deps = [d["path"] for d in lock[stage]["deps"]]
+        missing = [f for f in sorted(files)
+                   if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps)]
+        assert not missing, f"{stage} imports {missing} but dvc.yaml does not list them"
+        checked += 1
+    assert checked == len(lock)
+
+
+def _module_file(module: str) -> str:
+    path = Path(*module.split("."))
+    return f"{path}/__init__.py" if (ROOT / path).is_dir() else f"{path}.py"
+
+
+def test_second_repro_does_nothing(tiny_repo):
+    root, _, _ = tiny_repo
     again = dvc("repro", cwd=root)
     assert again.returncode == 0 and _ran(again.stdout) == set()
-    assert "didn't change" in again.stdout or "up to date" in again.stdout
 
 
-def test_changing_spiral_params_reruns_only_spiral(repo):
-    root, _ = repo
+def test_changing_spiral_data_reruns_only_its_readers(tiny_repo):
+    root, _, _ = tiny_repo
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["data"]["spiral"]["noise"] = 0.3
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rerun = dvc("repro", cwd=root)
     assert rerun.returncode == 0, rerun.stderr
-    readers = {name for name, module in STUDIES.items() if "spiral" in module.DATASETS}
+    readers = {n for n in studies.names() if "spiral" in studies.load(n).datasets}
     assert readers == {"spiral", "optimizers", "width_depth"}
     assert _ran(rerun.stdout) == {"data@spiral", "aggregate", "report"} | readers
 
 
-def test_bad_params_fail_the_stage_then_a_fix_restores_from_cache(repo):
-    root, _ = repo
+def test_bad_params_fail_the_stage_then_a_fix_restores_from_cache(tiny_repo):
+    root, _, _ = tiny_repo
     cells = root / "data" / "results" / "polynomial" / "cells.csv"
     before = cells.read_bytes()
     good = (root / "params.yaml").read_text()
@@ -81,29 +101,134 @@ def test_bad_params_fail_the_stage_then_a_fix_restores_from_cache(repo):
     assert fixed.returncode == 0 and cells.read_bytes() == before
 
 
-def test_compare_with_the_last_commit(repo):
+def test_forced_rerun_leaves_the_lock_and_the_results_unchanged(tiny_repo, tmp_path):
+    """Wall time and memory live outside the hashed outputs: a forced re-run of the same
+    stages changes neither dvc.lock nor a result file."""
+    _, _, pristine = tiny_repo
+    root = tmp_path / "project"
+    shutil.copytree(pristine, root, symlinks=True)
+    subprocess.run(GIT + ["add", "-A"], cwd=root, check=True)
+    subprocess.run(GIT + ["commit", "-q", "-m", "results"], cwd=root, check=True)
+    for stage in ("spiral", "aggregate", "report"):
+        assert dvc("repro", "-f", "-s", stage, cwd=root).returncode == 0
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True,
+                            text=True).stdout
+    assert status == "", status
+    assert json.loads((root / "data" / "runs" / "spiral.json").read_text())["seconds"] > 0
+
+
+def test_compare_with_the_last_commit(tiny_repo):
     """Commit, change one param, re-run: DVC's diffs and the report name the change."""
-    root, _ = repo
+    root, _, _ = tiny_repo
     assert dvc("repro", cwd=root).returncode == 0
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run(git + ["add", "-A"], cwd=root, check=True)
-    subprocess.run(git + ["commit", "-q", "-m", "baseline"], cwd=root, check=True)
+    subprocess.run(GIT + ["add", "-A"], cwd=root, check=True)
+    subprocess.run(GIT + ["commit", "-q", "-m", "baseline"], cwd=root, check=True)
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["spiral"]["lr"] = 0.05
+    params["spiral"]["course"]["lr"] = 0.05
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert dvc("repro", cwd=root).returncode == 0
 
     params_diff = dvc("params", "diff", cwd=root)
-    assert "spiral.lr" in params_diff.stdout and "0.05" in params_diff.stdout
+    assert "spiral.course.lr" in params_diff.stdout and "0.05" in params_diff.stdout
     assert "spiral.epochs" not in params_diff.stdout
     metrics_diff = dvc("metrics", "diff", cwd=root)
     assert "reports/metrics/spiral.json" in metrics_diff.stdout
-    assert "adam_test_acc" in metrics_diff.stdout
+    assert "course.train_acc.relu" in metrics_diff.stdout
 
     html = (root / "reports" / "report.html").read_text()
     section = re.search(r'<section id="changes">(.*?)</section>', html, re.S).group(1)
-    assert "<td>spiral.lr</td><td>0.01</td><td>0.05</td>" in section
-    row = re.search(r"<td>spiral\.test_acc_relu</td><td>([^<]*)</td><td>([^<]*)</td>"
+    assert "<td>spiral.course.lr</td><td>0.01</td><td>0.05</td>" in section
+    row = re.search(r"<td>spiral\.course\.train_acc\.relu</td><td>([^<]*)</td><td>([^<]*)</td>"
                     r"<td>([^<]*)</td>", section)
     old, new, delta = (float(v) for v in row.groups())
     assert delta == pytest.approx(new - old, abs=1e-3) and delta != 0
+
+
+TOY = '''"""Toy: the depth of a tiny ReLU MLP on the spiral, a study in one module."""
+
+from pipeline import findings as F
+from pipeline import stats
+from pipeline.config import PositiveInt, Section, grid
+from pipeline.findings import Analysis, Figure
+from pipeline.studies.base import Study
+
+
+class Params(Section):
+    depths: grid(PositiveInt) = [1, 2]
+    epochs: PositiveInt = 30
+
+
+class Toy(Study):
+    name = "toy"
+    title = "Toy: depth on the spiral"
+    question = "Does a second hidden layer help a tiny MLP?"
+    Params = Params
+    datasets = ("spiral",)
+
+    def cells(self):
+        return [{"dataset": "spiral", "depth": d, "seed": s}
+                for d in self.p.depths for s in self.seeds]
+
+    def job(self, cell, data):
+        from pipeline.engine import Arch, Job, TrainSpec
+
+        arch = Arch((2, *[8] * cell["depth"], 3))
+        return Job(TrainSpec(arch, "adam", epochs=self.p.epochs, log_every=10),
+                   seed=cell["seed"], lr=0.01)
+
+    def analyze(self, out):
+        a = Analysis()
+        t = a.table("accuracy", "Accuracy by depth", stats.summarize(
+            out.cells, ["depth"], ["val_acc", "test_acc"]))
+        a.findings.append(F.selection("depth", stats.select(out.cells, "depth", {}, "val_acc",
+                                                             maximize=True), "Depth"))
+        for r in t.itertuples():
+            a.metric(f"test_acc/{r.depth}", r.test_acc_mean, r.test_acc_std)
+        a.plots["accuracy"] = t[["depth", "test_acc_mean"]]
+        a.figures.append(Figure("Test accuracy by depth", "bars", "table/accuracy",
+                                x="depth", y=["test_acc"]))
+        return a
+
+    def setting(self):
+        return f"Depths {self.p.depths}, {self.p.epochs} epochs, {len(self.seeds)} seeds."
+
+
+STUDY = Toy
+'''
+
+TOY_STAGE = {"cmd": "python -m pipeline study toy",
+             "deps": ["data/spiral.npz", "pipeline"],
+             "params": ["seeds", "data.spiral", "toy"],
+             "outs": ["data/results/toy", {"reports/tables/toy": {"cache": False}},
+                      {"reports/plots/toy": {"cache": False}}],
+             "metrics": [{"reports/metrics/toy.json": {"cache": False}}]}
+
+
+def test_adding_a_study_is_one_module_one_params_section_one_stage(tiny_repo, tmp_path):
+    _, _, pristine = tiny_repo
+    root = tmp_path / "project"
+    shutil.copytree(pristine, root, symlinks=True)
+    subprocess.run(GIT + ["add", "-A"], cwd=root, check=True)
+    subprocess.run(GIT + ["commit", "-q", "-m", "results"], cwd=root, check=True)
+    (root / "pipeline" / "studies" / "toy.py").write_text(TOY)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump(params | {"toy": {"depths": [1, 2],
+                                                                       "epochs": 30}}))
+    pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
+    pipeline["stages"]["toy"] = TOY_STAGE
+    (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    run = dvc("repro", cwd=root)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert {"toy", "aggregate", "report"} <= _ran(run.stdout)
+    edited = subprocess.run(["git", "status", "--porcelain", "--", "pipeline", "tests"],
+                            cwd=root, capture_output=True, text=True).stdout.split("\n")
+    assert [e for e in edited if e] == ["?? pipeline/studies/toy.py"]  # no other file edited
+    html = (root / "reports" / "report.html").read_text()
+    section = re.search(r'<section class="study" id="toy">(.*?)</section>', html, re.S)
+    assert section and "Toy: depth on the spiral" in section.group(1)
+    assert "<svg" in section.group(1) and "Depth chosen on validation" in section.group(1)
+    assert json.loads((root / "reports" / "metrics" / "toy.json").read_text())["test_acc"]
+    assert (root / "reports" / "tables" / "toy" / "accuracy.csv").exists()
+    assert (root / "reports" / "plots" / "toy" / "accuracy.csv").exists()
+    findings = json.loads((root / "reports" / "findings.json").read_text())
+    assert any(f["study"] == "toy" for f in findings)

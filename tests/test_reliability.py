@@ -1,4 +1,4 @@
-"""Determinism, interrupted runs, and what is never loaded from data/."""
+"""Determinism, interrupted runs, the cell cache, and what is never loaded from data/."""
 
 from __future__ import annotations
 
@@ -13,36 +13,52 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline import studies
 from pipeline.__main__ import main
 from pipeline.config import load_config
 from pipeline.datasets import build
-from pipeline.studies import STUDIES
 from tests.conftest import ROOT, TINY, dvc
 
 
 def _tiny_data(root: Path) -> Path:
     config = load_config(TINY)
-    for name in ("spiral", "polynomial", "highdim", "images", "wilson"):
+    for name in type(config.data).model_fields:
         build(name, config, root / "data" / f"{name}.npz")
     return root / "data"
 
 
-def _result_files(folder: Path) -> dict[str, bytes]:
-    """Every result table, without the wall-clock files (timing.csv, run.json)."""
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.csv")) if p.name != "timing.csv"}
+def _study_args(study: str, data: Path, out: Path) -> list[str]:
+    return ["study", study, "--data", str(data), "--results", str(out / "results"),
+            "--reports", str(out / "reports"), "--runs", str(out / "runs")]
 
 
-def test_two_runs_give_byte_identical_tables(tmp_path):
+def _files(out: Path, study: str) -> dict[str, bytes]:
+    """Every file a study stage writes, but the wall-clock record (runs/)."""
+    found = {}
+    for folder in ("results", "reports"):
+        for p in sorted((out / folder).rglob("*")):
+            if p.is_file() and study in p.parts + (p.stem,):
+                found[str(p.relative_to(out))] = p.read_bytes()
+    return found
+
+
+def _study(params: dict, tmp: Path, data: Path, tag: str, study: str = "spiral") -> dict:
+    path = tmp / f"{tag}.yaml"
+    path.write_text(yaml.safe_dump(params))
+    assert main(["--params", str(path), *_study_args(study, data, tmp / tag)]) == 0
+    return json.loads((tmp / tag / "runs" / f"{study}.json").read_text())
+
+
+def test_two_runs_give_byte_identical_files(tmp_path):
     data = _tiny_data(tmp_path)
-    for study in STUDIES:
+    for study in studies.names():
         runs = []
         for run in ("a", "b"):
-            out = tmp_path / run / study
-            assert main(["--params", str(TINY), "study", study, "--data", str(data),
-                         "--out", str(out), "--metrics", str(out / "m.json")]) == 0
-            runs.append(_result_files(out) | {"m.json": (out / "m.json").read_bytes()})
+            assert main(["--params", str(TINY), *_study_args(study, data, tmp_path / run)]) == 0
+            runs.append(_files(tmp_path / run, study))
         assert runs[0] == runs[1], study
-        assert "cells.csv" in runs[0] and "curves.csv" in runs[0]
+        assert any(k.endswith("cells.csv") for k in runs[0])
+        assert any(k.endswith(f"{study}.json") for k in runs[0])  # the metrics
 
 
 def test_killed_study_leaves_no_output_and_a_rerun_matches(tmp_path):
@@ -51,26 +67,23 @@ def test_killed_study_leaves_no_output_and_a_rerun_matches(tmp_path):
     params["spiral"]["epochs"] = 20000  # long enough to be killed mid-training
     slow = tmp_path / "slow.yaml"
     slow.write_text(yaml.safe_dump(params))
-    out = tmp_path / "results" / "spiral"
-    args = ["study", "spiral", "--data", str(data), "--out", str(out),
-            "--metrics", str(tmp_path / "m.json")]
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--params", str(slow), *args],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--params", str(slow),
+                             *_study_args("spiral", data, out)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(4.0)
     assert proc.poll() is None, "the study ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not out.exists() and not (tmp_path / "m.json").exists()
+    assert not out.exists()
     # a complete run afterwards equals an uninterrupted one
-    assert main(["--params", str(TINY), *args]) == 0
-    ref = tmp_path / "ref"
-    assert main(["--params", str(TINY), "study", "spiral", "--data", str(data), "--out",
-                 str(ref), "--metrics", str(tmp_path / "m2.json")]) == 0
-    assert _result_files(out) == _result_files(ref)
+    assert main(["--params", str(TINY), *_study_args("spiral", data, out)]) == 0
+    assert main(["--params", str(TINY), *_study_args("spiral", data, tmp_path / "ref")]) == 0
+    assert _files(out, "spiral") == _files(tmp_path / "ref", "spiral")
 
 
 def test_killed_dvc_repro_then_repro_completes(tiny_repo):
-    root, _ = tiny_repo
+    root, _, _ = tiny_repo
     original = (root / "params.yaml").read_text()
     params = yaml.safe_load(original)
     params["spiral"]["epochs"] = 20000
@@ -96,54 +109,69 @@ def test_nothing_unpickles_data():
     assert "torch.load(" not in sources and "read_pickle" not in sources
 
 
-def _study(params: dict, tmp: Path, data: Path, out: str, study: str = "spiral") -> dict:
-    path = tmp / f"{out}.yaml"
-    path.write_text(yaml.safe_dump(params))
-    folder = tmp / out
-    assert main(["--params", str(path), "study", study, "--data", str(data), "--out",
-                 str(folder), "--metrics", str(tmp / f"{out}.json")]) == 0
-    return json.loads((folder / "run.json").read_text())
-
-
 def test_adding_a_grid_value_trains_only_its_cells(tmp_path):
     data = _tiny_data(tmp_path)
     params = yaml.safe_load(TINY.read_text())
     params["cell_cache"] = str(tmp_path / "cache")
-    params["spiral"]["widths"] = [16]
-    assert _study(params, tmp_path, data, "cold")["cached"] == 0
-    params["spiral"]["widths"] = [16, 24]
+    params["spiral"]["fair"]["adam_lrs"] = [0.01]
+    cold = _study(params, tmp_path, data, "cold")
+    assert cold["cached"] == 0
+    params["spiral"]["fair"]["adam_lrs"] = [0.01, 0.03]
     grown = _study(params, tmp_path, data, "grown")
-    n_per_width = len(params["spiral"]["activations"]) * len(params["seeds"])
-    assert grown["cells"] == 2 * n_per_width and grown["cached"] == n_per_width
+    n_new = len(params["spiral"]["activations"]) * len(params["seeds"])
+    assert grown["cells"] == cold["cells"] + n_new and grown["cached"] == cold["cells"]
     params["cell_cache"] = None
     _study(params, tmp_path, data, "uncached")
-    assert _result_files(tmp_path / "grown") == _result_files(tmp_path / "uncached")
+    assert _files(tmp_path / "grown", "spiral") == \
+        _files(tmp_path / "uncached", "spiral")
+
+
+def test_the_cache_equals_a_cold_run_where_one_job_sits_at_two_positions(tmp_path):
+    """The regularization grid trains the same (0.5, 0.5, no decay) job in its dropout and
+    its interaction grids, at different positions of their groups: one cache key. Cold,
+    warm, and with a grid value added then removed, the tables are the same bytes."""
+    data = _tiny_data(tmp_path)
+    params = yaml.safe_load(TINY.read_text())
+    params["regularization"]["dropout"]["interaction_dropouts"] = [0.0, 0.5]
+    params["cell_cache"] = None
+    _study(params, tmp_path, data, "off", "regularization")
+    params["cell_cache"] = str(tmp_path / "cache")
+    runs = {"cold": _study(params, tmp_path, data, "cold", "regularization"),
+            "warm": _study(params, tmp_path, data, "warm", "regularization")}
+    params["regularization"]["dropout"]["p1"] = [0.0, 0.5, 0.2]
+    _study(params, tmp_path, data, "grown", "regularization")
+    params["regularization"]["dropout"]["p1"] = [0.0, 0.5]
+    runs["shrunk"] = _study(params, tmp_path, data, "shrunk", "regularization")
+    assert runs["cold"]["cached"] < runs["warm"]["cached"] == runs["warm"]["cells"]
+    reference = _files(tmp_path / "off", "regularization")
+    for tag in runs:
+        assert _files(tmp_path / tag, "regularization") == reference, tag
 
 
 def test_killed_study_keeps_finished_cells_in_the_cache(tmp_path):
     data = _tiny_data(tmp_path)
     params = yaml.safe_load(TINY.read_text())
     params["cell_cache"] = str(tmp_path / "cache")
-    params["spiral"]["epochs"] = 3000  # two groups (one per activation), trained in turn
+    params["spiral"]["epochs"] = 3000  # several groups, trained in turn
     slow = tmp_path / "slow.yaml"
     slow.write_text(yaml.safe_dump(params))
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--params", str(slow), "study",
-                             "spiral", "--data", str(data), "--out", str(out), "--metrics",
-                             str(tmp_path / "k.json")], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--params", str(slow),
+                             *_study_args("spiral", data, out)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not list((tmp_path / "cache").rglob("*.npz")) and time.time() < deadline:
         assert proc.poll() is None, "the study ended before its first group was cached"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not out.exists()
+    assert not (out / "results").exists()
     resumed = _study(params, tmp_path, data, "resumed")
     assert 0 < resumed["cached"] < resumed["cells"]
     params["cell_cache"] = None
     _study(params, tmp_path, data, "uncached")
-    assert _result_files(tmp_path / "resumed") == _result_files(tmp_path / "uncached")
+    assert _files(tmp_path / "resumed", "spiral") == \
+        _files(tmp_path / "uncached", "spiral")
 
 
 def test_ray_executor_gives_the_local_numbers(tmp_path):
@@ -160,4 +188,4 @@ def test_ray_executor_gives_the_local_numbers(tmp_path):
 
         ray.shutdown()
     assert run["cells"] > 0
-    assert _result_files(tmp_path / "ray") == _result_files(tmp_path / "local")
+    assert _files(tmp_path / "ray", "spiral") == _files(tmp_path / "local", "spiral")

@@ -1,7 +1,9 @@
-"""The report: a section, figure and table per study; escaping; findings from numbers."""
+"""The report: a section, figure and table per study; escaping; findings from numbers;
+every comparative sentence backed by its interval."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -10,116 +12,128 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.config import load_config
-from pipeline.report.aggregate import load_cells, study_tables, summary
-from pipeline.report.render import build_sections, provenance, render_html
-from pipeline.studies import STUDIES
+from pipeline import studies
+from pipeline.report.aggregate import aggregate, load_analyses
+from pipeline.report.render import build_sections, render_html
+from tests.findings_check import check_findings
 
 
 @pytest.fixture(scope="module")
 def built(tiny_repo):
-    root, _ = tiny_repo
+    _, _, root = tiny_repo
     return root, (root / "reports" / "report.html").read_text()
 
 
-def test_every_study_has_section_figure_and_table(built):
+def test_every_study_has_section_figure_table_and_findings(built):
     root, html = built
-    for study in STUDIES:
+    for study in studies.names():
         match = re.search(rf'<section class="study" id="{study}">(.*?)</section>', html, re.S)
         assert match, f"no section for {study}"
         body = match.group(1)
         assert "<svg" in body and re.search(r'<table[^>]*class="[^"]*results', body)
-        assert "<li>" in body
+        assert "<li>" in body and "Setting." in body
     # a single file that opens offline: nothing fetched, nothing run
     assert not re.search(r'(src|href)="(https?:)?//', html) and "<script" not in html
+
+
+def test_the_scorecard_lists_every_published_reference(built):
+    root, html = built
+    refs = [r for a in load_analyses(root / "data" / "results") for r in a["references"]]
+    card = pd.read_csv(root / "reports" / "scorecard.csv")
+    assert len(refs) >= 10 and sorted(card["id"]) == sorted(r["id"] for r in refs)
+    section = re.search(r'<section id="scorecard">(.*?)</section>', html, re.S).group(1)
+    assert section.count("<tr>") == len(refs) + 1
+    assert f"{int(card['reproduced'].sum())} of {len(card)} published results reproduced" in section
+    metric = json.loads((root / "reports" / "metrics" / "scorecard.json").read_text())
+    assert metric["references"] == len(refs)
+
+
+def test_every_comparative_sentence_is_backed_by_its_interval(built):
+    """Each finding in the report is a finding of reports/findings.json, and each verdict
+    there is recomputed from data/results/*/cells.csv."""
+    root, html = built
+    check_findings(root, html)
 
 
 def test_pdf_has_a_page_or_more_per_study(built):
     from pypdf import PdfReader
 
-    root, _ = built
+    root, html = built
     pages = [p.extract_text() for p in PdfReader(root / "reports" / "report.pdf").pages]
-    for study in STUDIES:
-        title = re.search(rf'id="{study}">\s*<h2>([^<]+)</h2>', built[1]).group(1)
+    for study in studies.names():
+        title = re.search(rf'id="{study}">\s*<h2>([^<]+)</h2>', html).group(1)
         starts = [i for i, text in enumerate(pages) if title.split(".", 1)[1].strip() in text]
         assert starts, f"{study} is on no PDF page"
-    assert len(pages) >= len(STUDIES) + 1
+    assert len(pages) >= len(studies.names()) + 1
 
 
-def test_summary_means_skip_diverged_and_give_intervals():
-    cells = pd.DataFrame({"g": ["a", "a", "a", "b"], "v": [1.0, 3.0, float("nan"), 5.0],
-                          "diverged": [False, False, True, False]})
-    t = summary(cells, ["g"], ["v"]).set_index("g")
-    assert t.loc["a", "v_mean"] == 2.0 and t.loc["a", "n_diverged"] == 1
-    assert t.loc["a", "v_ci95"] == pytest.approx(12.706 * 2 ** 0.5 / 2 ** 0.5, rel=1e-3)
-    assert pd.isna(t.loc["b", "v_std"])
-
-
-def _sections(root, results, params=None):
-    config = load_config(root / "params.yaml")
-    tables = {}
-    for study, cells in load_cells(results).items():
-        tables |= study_tables(study, cells)
-    return build_sections(results, tables, params or config.model_dump(mode="json")), config
+def test_figures_are_files_with_stable_bytes(built, tmp_path):
+    root, _ = built
+    svgs = sorted((root / "reports" / "figures").glob("*.svg"))
+    scorecard = pd.read_csv(root / "reports" / "scorecard.csv")
+    _, again = build_sections(root / "data" / "results", root / "reports", scorecard)
+    assert sorted(again) == [p.name for p in svgs]
+    assert all(again[p.name] == p.read_text() for p in svgs)
 
 
 def test_params_strings_are_escaped(built):
     root, _ = built
-    sections, config = _sections(root, root / "data" / "results",
-                                 {"spiral": {"note": "<script>alert(1)</script>"}})
-    html = render_html(sections, provenance(root / "params.yaml", root / "data" / "results",
-                                            config.seeds))
-    assert "<script>alert(1)</script>" not in html
+    scorecard = pd.read_csv(root / "reports" / "scorecard.csv")
+    sections, _ = build_sections(root / "data" / "results", root / "reports", scorecard)
+    sections[0].params["note"] = "<script>alert(1)</script>"
+    sections[0].findings.append("<b>bold</b>")
+    html = render_html(sections, scorecard, {"runs": {}, "versions": {}, "seeds": [0]})
+    assert "<script>alert(1)</script>" not in html and "<b>bold</b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
 def test_findings_change_when_numbers_change(built, tmp_path):
+    """The sentences are computed from this run's numbers, not typed in."""
+    root, _ = built
+    from pipeline.config import load_config
+    from pipeline.studies.base import StudyOutput
+
+    study = studies.load("spiral")(load_config(root / "params.yaml"))
+    folder = root / "data" / "results" / "spiral"
+    out = StudyOutput(pd.read_csv(folder / "cells.csv"), pd.read_csv(folder / "curves.csv"),
+                      {"choices": pd.read_csv(folder / "choices.csv")})
+    before = " ".join(f.text for f in study.analyze(out).findings)
+    out.cells.loc[out.cells["activation"] == "relu", "train_acc"] = 0.123
+    after = " ".join(f.text for f in study.analyze(out).findings)
+    assert before != after and "0.123" in after and "0.123" not in before
+
+
+def test_a_study_result_folder_is_collected_without_naming_it(built, tmp_path):
     root, _ = built
     results = tmp_path / "results"
     shutil.copytree(root / "data" / "results", results)
-    shutil.copy(root / "data" / "spiral.npz", tmp_path / "spiral.npz")
-    before, _ = _sections(root, results)
-    cells_path = results / "spiral" / "cells.csv"
-    cells = pd.read_csv(cells_path)
-    cells.loc[cells["activation"] == "relu", "test_acc"] = 0.123
-    cells.to_csv(cells_path, index=False)
-    after, _ = _sections(root, results)
-    old = " ".join(before[0].findings)
-    new = " ".join(after[0].findings)
-    assert old != new and "0.123" in new and "0.123" not in old
+    analysis = json.loads((results / "spiral" / "analysis.json").read_text())
+    analysis["study"], analysis["title"] = "mystery", "A mystery study"
+    shutil.copytree(results / "spiral", results / "mystery")
+    (results / "mystery" / "analysis.json").write_text(json.dumps(analysis))
+    reports = tmp_path / "reports"
+    shutil.copytree(root / "reports", reports)
+    shutil.copytree(reports / "tables" / "spiral", reports / "tables" / "mystery")
+    n_studies, _, _ = aggregate(results, reports)
+    assert n_studies == len(studies.names()) + 1
+    sections, _ = build_sections(results, reports, pd.read_csv(reports / "scorecard.csv"))
+    assert "A mystery study" in [s.title for s in sections]
 
 
-def test_a_study_without_a_section_is_an_error(built, tmp_path):
-    root, _ = built
-    results = tmp_path / "results"
-    shutil.copytree(root / "data" / "results", results)
-    (results / "mystery").mkdir()
-    shutil.copy(results / "spiral" / "cells.csv", results / "mystery" / "cells.csv")
-    with pytest.raises(KeyError, match="mystery"):
-        _sections(root, results)
-
-
-def test_comparison_without_baseline_results_says_so(tmp_path):
+def test_comparison_without_baseline_results_says_so(tmp_path, monkeypatch):
     from pipeline.report.compare import compare
 
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "params.yaml").write_text("seeds: [0]\n")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(git + ["add", "-A"], cwd=tmp_path, check=True)
     subprocess.run(git + ["commit", "-q", "-m", "x"], cwd=tmp_path, check=True)
     (tmp_path / "params.yaml").write_text("seeds: [0, 1]\n")
-    metrics = tmp_path / "summary.json"
-    metrics.write_text("{}")
-    spread = pd.DataFrame(columns=["study", "metric", "value", "std"])
-    import os
-
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        c = compare("HEAD", Path("params.yaml"), Path("summary.json"), spread)
-        missing = compare("no-such-rev", Path("params.yaml"), Path("summary.json"), spread)
-    finally:
-        os.chdir(cwd)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "a.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    c = compare("HEAD", Path("params.yaml"), Path("metrics"), {})
+    missing = compare("no-such-rev", Path("params.yaml"), Path("metrics"), {})
     assert "has no results" in c.status
     assert c.params == [{"key": "seeds", "baseline": [0], "current": [0, 1]}]
     assert "could not be read" in missing.status

@@ -1,82 +1,172 @@
-"""The studies reproduce the science on the tiny profile, with tidy outputs."""
+"""Every study satisfies the study interface and reproduces its science on the tiny
+profile; its choices never look at test numbers."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 
+from pipeline import studies
 from pipeline.config import load_config
-from pipeline.datasets import GENERATORS
-from pipeline.studies import STUDIES
+from pipeline.datasets import generate
+from pipeline.findings import to_json
+from pipeline.studies.base import Study, run_study
 from tests.conftest import TINY
+
+FIGURE_KINDS = {"lines", "bars", "heatmap", "classmap", "images"}
 
 
 @pytest.fixture(scope="module")
 def outputs():
     config = load_config(TINY)
-    data = {name: gen(getattr(config.data, name)) for name, gen in GENERATORS.items()}
+    data = {name: generate(name, getattr(config.data, name))
+            for name in type(config.data).model_fields}
     result = {}
-    for name, module in STUDIES.items():
-        grid = module.cells(config)
-        out = module.run(config, grid, data, "cpu")
-        result[name] = (grid, out, module.summarize(out))
+    for name in studies.names():
+        study = studies.load(name)(config)
+        out = run_study(study, data, "cpu")
+        result[name] = (study, out, study.analyze(out))
     return result
 
 
-@pytest.mark.parametrize("name", sorted(STUDIES))
-def test_tidy_tables_carry_config_columns(outputs, name):
-    grid, out, metrics = outputs[name]
-    assert len(out.cells) == len(grid)
-    assert list(out.cells["cell"]) == list(range(len(grid)))
+def _finding(analysis, id_: str):
+    return next(f for f in analysis.findings if f.id == id_)
+
+
+def _ref(analysis, id_: str):
+    return next(r for r in analysis.references if r.id == id_)
+
+
+@pytest.mark.parametrize("name", studies.names())
+def test_every_study_satisfies_the_interface(outputs, name):
+    study, out, analysis = outputs[name]
+    cls = type(study)
+    assert issubclass(cls, Study) and cls.name == name
+    assert cls.title and cls.question and cls.datasets
+    grid = study.cells()
+    assert len(out.cells) == len(grid) and list(out.cells["cell"]) == list(range(len(grid)))
     for column in grid[0]:
         assert column in out.cells.columns and column in out.curves.columns
-    assert {"train_loss", "test_loss", "diverged"} <= set(out.cells.columns)
-    assert list(out.timing["cell"]) == list(out.cells["cell"]) and (out.timing["seconds"] > 0).all()
+    assert {"train_loss", "test_loss", "diverged", "dataset", "seed"} <= set(out.cells.columns)
     assert set(out.curves["cell"]) == set(out.cells["cell"])
-    assert metrics["diverged_cells"] == int(out.cells["diverged"].sum())
-    if name != "optimizers":  # the tiny optimizers grid has a diverging lr on purpose
-        assert metrics["diverged_cells"] == 0
+    assert {c["dataset"] for c in grid} <= set(cls.datasets)
+    # the analysis is data: JSON through and through, every figure a known kind on a table
+    # the study writes, every finding and reference unique
+    json.dumps([to_json(f) for f in analysis.findings] + [r.to_dict() for r in
+                                                          analysis.references])
+    ids = [f.id for f in analysis.findings]
+    assert len(ids) == len(set(ids)) and analysis.findings
+    for fig in analysis.figures:
+        kind, table = fig.data.split("/", 1)
+        assert fig.kind in FIGURE_KINDS
+        frame = (analysis.tables[table][1] if kind == "table"
+                 else out.tables[table] if table in out.tables else getattr(out, table))
+        for y in fig.y:
+            assert y in frame or f"{y}_mean" in frame, (fig.caption, y)
+    setting = study.setting()
+    assert str(len(study.seeds)) in setting and "\n" not in setting
+
+
+def test_the_registry_finds_every_study_without_a_list():
+    assert set(studies.names()) >= {"spiral", "polynomial", "regularization", "optimizers",
+                                    "width_depth", "kfold"}
+    assert "base" not in studies.names()
+    with pytest.raises(KeyError, match="no study named"):
+        studies.load("nonsense")
+
+
+def test_a_summary_naming_a_missing_column_fails_clearly():
+    from pipeline.stats import summarize
+
+    cells = pd.DataFrame({"width": [8, 8, 16], "seed": [0, 1, 0], "acc": [0.5, 0.6, 0.7],
+                          "diverged": False})
+    with pytest.raises(KeyError, match=r"\['depth'\].*lacks"):
+        summarize(cells, ["width", "depth"], ["acc"])
+
+
+@pytest.mark.parametrize("name", studies.names())
+def test_choices_never_look_at_test_numbers(outputs, name):
+    """Scramble every test number: every choice a study makes stays the same."""
+    study, out, analysis = outputs[name]
+    rng = np.random.default_rng(0)
+    scrambled = out.cells.copy()
+    for col in [c for c in scrambled.columns if c.startswith("test_")]:
+        scrambled[col] = rng.permutation(scrambled[col].to_numpy())
+    again = study.analyze(type(out)(scrambled, out.curves, out.tables, out.cached))
+    before = {f.id: f.data for f in analysis.findings if f.kind == "selection"}
+    after = {f.id: f.data for f in again.findings if f.kind == "selection"}
+    assert before == after
+
+
+def test_the_settings_text_follows_the_params(outputs):
+    study, _, _ = outputs["spiral"]
+    config = load_config(TINY)
+    longer = config.model_copy(update={"spiral": config.spiral.model_copy(
+        update={"epochs": 2000})})
+    assert f"{config.spiral.epochs} full-batch steps" in study.setting()
+    assert "2000 full-batch steps" in type(study)(longer).setting()
+
+
+# ---------------------------------------------------------------- the science
 
 
 def test_spiral_relu_beats_linear(outputs):
-    _, out, metrics = outputs["spiral"]
-    acc = metrics["adam_test_acc"]
-    assert acc["relu"] > 0.85 and acc["none"] < 0.65
-    assert set(out.tables["boundaries"]["activation"]) == {"none", "relu"}
-    # the boundary grid is a mesh of class predictions
+    _, out, a = outputs["spiral"]
+    course = _finding(a, "course")
+    assert course.data["verdict"] == "a" and course.data["mean_a"] > 0.9
+    assert course.data["mean_b"] < 0.6  # a linear model stays near chance on 3 spirals
+    assert _finding(a, "fair_linear_adam").data["verdict"] == "a"
     b = out.tables["boundaries"]
-    assert set(b["predicted"]) <= {0, 1, 2} and len(b) == 2 * 20 * 20
+    assert set(b["predicted"]) <= {0, 1, 2} and len(b) % (20 * 20) == 0
 
 
-def test_polynomial_cubic_recovers_truth_better_than_linear(outputs):
-    _, out, metrics = outputs["polynomial"]
-    err = metrics["weight_error_by_degree"]
-    assert err["3"] < err["1"] / 2
-    test = metrics["test_loss_by_degree"]
-    assert test["3"] < test["1"] and metrics["best_degree"] == 3
-    w = out.tables["weights"]
-    cubic = w[w["degree"] == 3].groupby("index")["weight"].mean()
-    np.testing.assert_allclose(cubic.values, [5.0, 1.2, -3.4, 5.6], atol=0.6)
+def test_polynomial_picks_the_cubic_on_validation_and_recovers_it(outputs):
+    _, out, a = outputs["polynomial"]
+    assert _finding(a, "degree").data["chosen"] == 3
+    assert a.metrics["chosen_degree"] == 3
+    for k in range(4):
+        assert _ref(a, f"d2l_cubic_w{k}").reproduced
     mn = out.tables["min_norm"]
-    # minimum-norm fits interpolate once features reach the training-set size
-    assert mn[mn["n_features"] >= 8]["train_loss"].max() < 1e-6
+    assert mn[mn["n_features"] >= 8]["train_loss"].max() < 1e-6  # interpolation
 
 
-def test_weight_decay_shrinks_weights_and_forms_agree(outputs):
-    _, _, metrics = outputs["regularization"]
-    for form in ("penalty", "decoupled"):
-        norm = metrics[f"weight_norm_{form}"]
-        assert norm["3.0"] < norm["0.0"] / 10
-        loss = metrics[f"test_loss_{form}"]
-        assert loss["3.0"] < loss["0.0"]
-    np.testing.assert_allclose(list(metrics["weight_norm_penalty"].values()),
-                               list(metrics["weight_norm_decoupled"].values()), rtol=1e-3)
+def test_double_descent_is_in_the_numbers(outputs):
+    """The test error peaks where the parameters reach the rows and falls again after."""
+    _, out, a = outputs["polynomial"]
+    dd = out.tables["double_descent"].groupby("n_params")["test_loss"].median()
+    n = int(out.tables["double_descent"]["n_train"].iloc[0])
+    assert dd[n] > 5 * dd.iloc[0] and dd[n] > 5 * dd.iloc[-1]
+    assert _finding(a, "double_descent").data["appeared"]
 
 
-def test_dropout_narrows_the_generalisation_gap(outputs):
-    _, _, metrics = outputs["regularization"]
-    gap = metrics["dropout_gap"]
-    assert gap["0.5/0.5"] < gap["0.0/0.0"]
+def test_weight_decay_reproduces_d2l_and_shrinks_weights(outputs):
+    _, out, a = outputs["regularization"]
+    assert _ref(a, "d2l_weight_norm_0").reproduced and _ref(a, "d2l_weight_norm_3").reproduced
+    wd = out.cells[out.cells["experiment"] == "weight_decay"]
+    norms = wd.groupby("lambda")["weight_norm"].mean()
+    assert norms[3.0] < norms[0.0] / 10
+    assert _finding(a, "lambda").data["chosen"] == 3.0
+
+
+def test_adamw_and_adam_l2_are_different_updates(outputs):
+    _, out, _ = outputs["regularization"]
+    ad = out.cells[(out.cells["experiment"] == "adam_decay") & (out.cells["lambda"] > 0)]
+    norms = ad.groupby("optimizer")["weight_norm"].mean()
+    assert abs(norms["adam"] - norms["adamw"]) > 0.1 * norms.max()
+
+
+def test_kfold_picks_the_cubic_and_flags_an_edge_lambda(outputs):
+    _, out, a = outputs["kfold"]
+    assert abs(_finding(a, "degree").data["chosen"] - 3) <= 1
+    folds = out.cells[out.cells["fold"].notna()]
+    per_config = folds.groupby(["selection", "value", "seed"])["fold"].nunique()
+    assert (per_config == 5).all() and folds["cv_loss"].notna().all()
+    lam = _finding(a, "lambda")
+    assert lam.data["chosen"] == max(lam.data["grid"]) and lam.data["edge"]
+    assert "edge of the grid" in lam.text
 
 
 def test_kfold_indices_equal_sklearn_and_cover_every_row_once():
@@ -90,39 +180,30 @@ def test_kfold_indices_equal_sklearn_and_cover_every_row_once():
         assert tr.tolist() == sorted(rtr) and va.tolist() == sorted(rva)
     validation = np.concatenate([va for _, va in folds])
     assert sorted(validation.tolist()) == list(range(23))  # each row validates exactly once
-    for tr, va in folds:
-        assert not set(tr) & set(va) and len(tr) + len(va) == 23
     y = np.array([0, 1] * 10)
     strat = fold_indices(20, 4, seed=1, y=y)
     ref = list(StratifiedKFold(4, shuffle=True, random_state=1).split(np.zeros(20), y))
     assert [va.tolist() for _, va in strat] == [sorted(v) for _, v in ref]
 
 
-def test_kfold_picks_a_degree_near_the_truth_and_keeps_fold_rows(outputs):
-    grid, out, metrics = outputs["kfold"]
-    assert abs(metrics["degree"]["chosen"] - 3) <= 1
-    folds = out.cells[out.cells["fold"].notna()]
-    k = int(folds["fold"].max()) + 1
-    per_config = folds.groupby(["selection", "value", "seed"])["fold"].nunique()
-    assert (per_config == k).all() and folds["val_loss"].notna().all()
-    sel = out.tables["selection"]
-    assert sel.groupby("selection")["chosen"].sum().tolist() == [1, 1]
-    assert metrics["lambda"]["chosen"] == 3.0  # d2l's over-fitting regression needs decay
-
-
-def test_adam_falls_faster_than_sgd_at_a_small_learning_rate(outputs):
-    _, out, _ = outputs["optimizers"]
-    c = out.curves
-    small = c[(c["dataset"] == "spiral") & (c["lr"] == c["lr"].min())]
-    loss = small.groupby(["optimizer", "epoch"])["train_loss"].mean().unstack(0)
-    assert (loss["adam"] < loss["sgd"]).all()
-    assert loss["adam"].iloc[-1] < loss["sgd"].iloc[-1] * 0.9
-
-
 def test_wilson_gradient_descent_generalises_adam_does_not(outputs):
-    _, _, metrics = outputs["optimizers"]
-    err = metrics["wilson_test_error"]
-    assert err["sgd"] < 0.05 and err["adam"] > 0.3
+    _, _, a = outputs["optimizers"]
+    assert _ref(a, "wilson_gd").reproduced and _ref(a, "wilson_adam").reproduced
+    assert _finding(a, "wilson").data["verdict"] == "a"
+
+
+def test_a_diverging_learning_rate_is_flagged_not_averaged(outputs):
+    from pipeline.stats import summarize
+
+    _, out, a = outputs["optimizers"]
+    sweep = out.cells[out.cells["experiment"] == "lr_sweep"]
+    diverged = sweep[sweep["diverged"]]
+    assert len(diverged) and set(diverged["lr"]) == {100.0}
+    assert diverged["test_acc"].isna().all() and diverged["diverged_epoch"].notna().all()
+    table = summarize(sweep, ["dataset", "optimizer", "lr"], ["test_acc"])
+    assert (table[table["lr"] == 100.0]["n_diverged"] > 0).all()
+    assert table[table["n"] > 0]["test_acc_mean"].notna().all()  # no NaN leaks into a mean
+    assert "at lr 100" in _finding(a, "diverged").text
 
 
 def test_parameter_counts_match_the_formula_and_torch(outputs):
@@ -133,27 +214,8 @@ def test_parameter_counts_match_the_formula_and_torch(outputs):
     _, out, _ = outputs["width_depth"]
     for row in out.cells.drop_duplicates(["dataset", "depth", "width"]).itertuples():
         n_in, n_out = (2, 3) if row.dataset == "spiral" else (64, 10)
-        formula = (n_in + 1) * row.width + (row.depth - 1) * (row.width + 1) * row.width \
-            + (row.width + 1) * n_out
         sizes = [n_in, *[row.width] * row.depth, n_out]
         torch_count = sum(p.numel() for a, b in zip(sizes, sizes[1:])
                           for p in nn.Linear(a, b).parameters())
-        assert row.n_params == formula == torch_count == n_params(tuple(sizes))
-    budgets = out.tables["budgets"]
-    assert (budgets["n_params"] <= budgets["budget"]).all()
-
-
-def test_a_diverging_learning_rate_is_flagged_not_averaged(outputs):
-    from pipeline.report.aggregate import study_tables
-
-    _, out, metrics = outputs["optimizers"]
-    sweep = out.cells[out.cells["experiment"] == "lr_sweep"]
-    diverged = sweep[sweep["diverged"]]
-    assert len(diverged) and set(diverged["lr"]) == {100.0}
-    assert diverged["test_acc"].isna().all() and diverged["diverged_epoch"].notna().all()
-    assert not sweep[sweep["lr"] < 1]["diverged"].any()
-    table = study_tables("optimizers", out.cells)["optimizers_lr_sweep"]
-    at_100 = table[table["lr"] == 100.0]
-    assert (at_100["n_diverged"] > 0).all()
-    finite = table[table["n"] > 0]
-    assert finite["test_acc_mean"].notna().all()  # no NaN leaks into a mean
+        assert row.n_params == torch_count == n_params(tuple(sizes))
+        assert abs(row.n_params - row.budget) <= 0.1 * row.budget  # a matched budget

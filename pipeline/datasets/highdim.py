@@ -11,11 +11,11 @@ from pipeline.config import HighDimData
 
 def generate(cfg: HighDimData) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(cfg.seed)
-    n = cfg.n_train + cfg.n_test
+    n = cfg.n_train + cfg.n_test + cfg.n_val
     x = rng.standard_normal((n, cfg.d))
     y = cfg.b + x.sum(axis=1) * cfg.w + rng.normal(0.0, cfg.noise, n)
-    split = cfg.n_train
-    return {
-        "x_train": x[:split].astype(np.float32), "y_train": y[:split, None].astype(np.float32),
-        "x_test": x[split:].astype(np.float32), "y_test": y[split:, None].astype(np.float32),
-    }
+    a, b = cfg.n_train, cfg.n_train + cfg.n_test
+    f32 = lambda v: v.astype(np.float32)  # noqa: E731
+    return {"x_train": f32(x[:a]), "y_train": f32(y[:a, None]),
+            "x_test": f32(x[a:b]), "y_test": f32(y[a:b, None]),
+            "x_val": f32(x[b:]), "y_val": f32(y[b:, None])}

@@ -50,9 +50,15 @@ def _fashion_mnist(cfg: ImageData):
 
 
 def generate(cfg: ImageData) -> dict[str, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
     loader = _digits if cfg.source == "digits" else _fashion_mnist
     x_train, x_test, y_train, y_test = loader(cfg)
     x_train, y_train = x_train[: cfg.limit_train], y_train[: cfg.limit_train]
     x_test, y_test = x_test[: cfg.limit_test], y_test[: cfg.limit_test]
-    return {"x_train": np.ascontiguousarray(x_train), "y_train": y_train,
-            "x_test": np.ascontiguousarray(x_test), "y_test": y_test}
+    # a stratified, seeded validation split of the training images, for every choice
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_train, y_train, test_size=cfg.val_fraction, random_state=cfg.seed, stratify=y_train)
+    c = np.ascontiguousarray
+    return {"x_train": c(x_train), "y_train": y_train, "x_val": c(x_val), "y_val": y_val,
+            "x_test": c(x_test), "y_test": y_test}

@@ -27,10 +27,15 @@ def generate(cfg: PolynomialData) -> dict[str, np.ndarray]:
     true_w = np.zeros(cfg.n_features)
     true_w[: len(cfg.true_w)] = cfg.true_w
     y = feats @ true_w + rng.normal(0.0, cfg.noise, n)
+    # validation rows: drawn after train and test, so those stay d2l's draws for a seed
+    x_val = rng.standard_normal(cfg.n_val)
+    f_val = features(x_val, cfg.n_features)
+    y_val = f_val @ true_w + rng.normal(0.0, cfg.noise, cfg.n_val)
     split = cfg.n_train
     return {
         "x_train": feats[:split].astype(np.float32), "y_train": y[:split, None].astype(np.float32),
         "x_test": feats[split:].astype(np.float32), "y_test": y[split:, None].astype(np.float32),
+        "x_val": f_val.astype(np.float32), "y_val": y_val[:, None].astype(np.float32),
         "raw_x_train": x[:split].astype(np.float32), "raw_x_test": x[split:].astype(np.float32),
-        "true_w": true_w.astype(np.float32),
+        "raw_x_val": x_val.astype(np.float32), "true_w": true_w.astype(np.float32),
     }

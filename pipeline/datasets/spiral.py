@@ -32,9 +32,10 @@ def spiral_points(generator: str, n: int, classes: int, noise: float,
 
 def generate(cfg: SpiralData) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(cfg.seed)
-    x_train, y_train = spiral_points(cfg.generator, cfg.points_per_class, cfg.classes,
-                                     cfg.noise, rng)
-    # the test set is a second, independent draw of the same spiral
-    x_test, y_test = spiral_points(cfg.generator, cfg.test_points_per_class, cfg.classes,
-                                   cfg.noise, rng)
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    out = {}
+    # validation and test sets are independent draws of the same spiral
+    for split, n in (("train", cfg.points_per_class), ("test", cfg.test_points_per_class),
+                     ("val", cfg.val_points_per_class)):
+        out[f"x_{split}"], out[f"y_{split}"] = spiral_points(cfg.generator, n, cfg.classes,
+                                                             cfg.noise, rng)
+    return out

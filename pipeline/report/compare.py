@@ -1,4 +1,4 @@
-"""The report's "changes since baseline": params and headline metrics against a git
+"""The report's "changes since the baseline": params and headline metrics against a git
 revision (default HEAD, the last commit), read with `git show`."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 
@@ -44,8 +43,10 @@ def _number(v) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
-def compare(baseline: str, params_path: Path, metrics_path: Path,
-            spread: pd.DataFrame) -> Comparison:
+def compare(baseline: str, params_path: Path, metrics_dir: Path,
+            spread: dict[str, float]) -> Comparison:
+    """Params and every headline metric (reports/metrics/*.json, keyed FILE.a.b) against
+    the baseline revision; spread: the seed-to-seed std of each metric, where it has one."""
     old_params_text = _show(baseline, params_path)
     if old_params_text is None:
         return Comparison(baseline, f"The baseline {baseline} could not be read from git "
@@ -54,28 +55,34 @@ def compare(baseline: str, params_path: Path, metrics_path: Path,
     new_p = flatten(yaml.safe_load(params_path.read_text()) or {})
     params = [{"key": k, "baseline": old_p.get(k, "(absent)"), "current": new_p.get(k, "(absent)")}
               for k in sorted(old_p.keys() | new_p.keys()) if old_p.get(k) != new_p.get(k)]
-    old_metrics_text = _show(baseline, metrics_path)
-    if old_metrics_text is None:
+    old_m, new_m, found = {}, {}, False
+    for path in sorted(metrics_dir.glob("*.json")):
+        text = _show(baseline, path)
+        if text is not None:
+            found = True
+            old_m |= flatten(json.loads(text), path.stem)
+        new_m |= flatten(json.loads(path.read_text()), path.stem)
+    if not found:
         return Comparison(baseline, f"The baseline {baseline} has no results "
-                                    f"({metrics_path} is not in that commit).", params)
-    old_m = flatten(json.loads(old_metrics_text))
-    new_m = flatten(json.loads(metrics_path.read_text()))
-    std = {f"{r.study}.{r.metric}": r.std for r in spread.itertuples()}
+                                    f"({metrics_dir} is not in that commit).", params)
     metrics = []
     for key in sorted(old_m.keys() | new_m.keys()):
         old, new = _number(old_m.get(key)), _number(new_m.get(key))
         delta = new - old if old is not None and new is not None else None
-        s = std.get(key, math.nan)
+        s = spread.get(key)
+        s = math.nan if s is None else s
         if delta is None:
             exceeds = old != new
         elif math.isnan(s):
             exceeds = delta != 0  # a choice (degree, lambda): any change counts
         else:
             exceeds = abs(delta) > s
+        if old == new and not exceeds:
+            continue  # unchanged numbers are not listed
         metrics.append({"metric": key, "baseline": old, "current": new, "delta": delta,
                         "spread": None if math.isnan(s) else s, "exceeds": exceeds})
     changed = sum(m["exceeds"] for m in metrics)
-    status = (f"Against {baseline}: {len(params)} params changed; {changed} of "
-              f"{len(metrics)} headline metrics moved by more than their seed-to-seed "
-              "standard deviation (marked).")
+    status = (f"Against {baseline}: {len(params)} params changed; {len(metrics)} of "
+              f"{len(new_m)} headline metrics changed, {changed} of them by more than their "
+              "seed-to-seed standard deviation (marked).")
     return Comparison(baseline, status, params, metrics)

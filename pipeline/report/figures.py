@@ -1,8 +1,14 @@
-"""Seaborn figures, returned as inline SVG text (dense layers rasterized inside the SVG)."""
+"""Draw a study's figure specs (findings.Figure) as SVG, with seaborn.
+
+Summary tables carry VALUE_mean and VALUE_ci95: a figure draws the mean with the same
+95% t-interval the tables print, never an interval of its own. The SVG is deterministic
+(fixed hash salt, no date), so the same numbers give the same bytes.
+"""
 
 from __future__ import annotations
 
 import io
+import itertools
 
 import matplotlib
 
@@ -24,13 +30,144 @@ def to_svg(fig) -> str:
     return text[text.index("<svg"):]  # drop the XML prolog: the SVG sits inside HTML
 
 
-def decision_boundaries(bounds: pd.DataFrame, points: pd.DataFrame | None) -> str:
-    panels = list(dict.fromkeys(bounds["activation"]))
-    cols = min(3, len(panels))
+def draw(spec: dict, frame: pd.DataFrame, load) -> str:
+    """spec: a Figure as a dict; frame: its data; load(name) -> another table."""
+    for col, value in spec.get("where", {}).items():
+        frame = frame[frame[col] == value]
+    kinds = {"lines": lines, "bars": bars, "heatmap": heatmap, "classmap": classmap,
+             "images": images}
+    if spec["kind"] not in kinds:
+        raise ValueError(f"figure kind {spec['kind']!r} is not one of {sorted(kinds)}")
+    return to_svg(kinds[spec["kind"]](spec, frame, load))
+
+
+def _long(frame: pd.DataFrame, spec: dict) -> tuple[pd.DataFrame, str | None]:
+    """One row per (row, y): columns x, hue..., value, ci95, series."""
+    ys, hue = spec["y"], spec.get("hue")
+    parts = []
+    for y in ys:
+        mean = f"{y}_mean" if f"{y}_mean" in frame else y
+        part = frame.assign(value=frame[mean],
+                            ci95=frame[f"{y}_ci95"] if f"{y}_ci95" in frame else np.nan,
+                            series=y.replace("_", " "))
+        parts.append(part)
+    long = pd.concat(parts, ignore_index=True)
+    if len(ys) > 1 and hue is None:
+        return long, "series"
+    return long, hue
+
+
+def _panels(spec: dict, frame: pd.DataFrame):
+    """(title, frame) per panel: one per value of `col`, or per y when several y share a
+    hue, else one."""
+    col = spec.get("col")
+    if col:
+        return [(f"{col} = {v}", frame[frame[col] == v]) for v in dict.fromkeys(frame[col])]
+    return [("", frame)]
+
+
+def _axes(n: int, width: float = 5.2, height: float = 3.2):
+    fig, axes = plt.subplots(1, n, figsize=(width * n if n > 1 else 6.4, height),
+                             squeeze=False)
+    return fig, list(axes.flat)
+
+
+def lines(spec: dict, frame: pd.DataFrame, load):
+    hue_given = spec.get("hue") is not None and len(spec["y"]) > 1
+    panels = ([(y.replace("_", " "), dict(spec, y=[y])) for y in spec["y"]] if hue_given
+              else [("", spec)])
+    facets = [(t1 or t2, s, f) for t1, s in panels for t2, f in _panels(s, frame)]
+    fig, axes = _axes(len(facets))
+    for ax, (title, s, part) in zip(axes, facets):
+        long, hue = _long(part, s)
+        x = s["x"]
+        keys = list(dict.fromkeys(long[hue])) if hue else [None]
+        palette = dict(zip(keys, sns.color_palette(n_colors=max(len(keys), 1))))
+        for key in keys:
+            one = long if key is None else long[long[hue] == key]
+            one = one.sort_values(x)
+            ax.plot(one[x], one["value"], marker="o", ms=3, color=palette[key],
+                    label=None if key is None else str(key))
+            if one["ci95"].notna().any():
+                lo, hi = one["value"] - one["ci95"], one["value"] + one["ci95"]
+                if s.get("logy"):
+                    lo = lo.where(lo > 0, one["value"] / 10)  # keep a log axis finite
+                ax.fill_between(one[x], lo, hi, alpha=0.2, color=palette[key], lw=0)
+        _scales(ax, s, x, long)
+        if "vline" in s.get("extra", {}):
+            ax.axvline(s["extra"]["vline"], color="0.4", ls="--", lw=1)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(s.get("xlabel") or x)
+        ax.set_ylabel(s.get("ylabel") or ", ".join(s["y"]))
+        if hue:
+            ax.legend(fontsize=7, title=None if hue == "series" else hue, title_fontsize=7)
+    return fig
+
+
+def _scales(ax, spec: dict, x: str, frame: pd.DataFrame) -> None:
+    if spec.get("logx"):
+        if (frame[x] > 0).all():
+            ax.set_xscale("log")
+        else:  # zero on the grid (lambda = 0)
+            positive = frame[x][frame[x] > 0]
+            ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1.0)
+    symlog = spec.get("extra", {}).get("symlog_x", [])
+    if symlog and spec.get("col") and frame[spec["col"]].iloc[0] in symlog:
+        positive = frame[x][frame[x] > 0]
+        ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1.0)
+    if spec.get("logy"):
+        ax.set_yscale("log")
+
+
+def bars(spec: dict, frame: pd.DataFrame, load):
+    long, hue = _long(frame, spec)
+    x = spec["x"]
+    fig, (ax,) = _axes(1)
+    xs = list(dict.fromkeys(long[x]))
+    keys = list(dict.fromkeys(long[hue])) if hue else [None]
+    width = 0.8 / len(keys)
+    palette = sns.color_palette(n_colors=len(keys))
+    for k, (key, color) in enumerate(zip(keys, palette)):
+        one = long if key is None else long[long[hue] == key]
+        one = one.set_index(x).reindex(xs)
+        pos = np.arange(len(xs)) - 0.4 + width * (k + 0.5)
+        ax.bar(pos, one["value"], width, color=color, label=None if key is None else str(key))
+        if one["ci95"].notna().any():
+            ax.errorbar(pos, one["value"], yerr=one["ci95"], fmt="none", ecolor="0.2",
+                        capsize=2, lw=1)
+    ax.set_xticks(np.arange(len(xs)), [f"{v:g}" if isinstance(v, float) else str(v)
+                                       for v in xs])
+    ax.set_xlabel(spec.get("xlabel") or x)
+    ax.set_ylabel(spec.get("ylabel") or ", ".join(spec["y"]))
+    if hue:
+        ax.legend(fontsize=7, title=None if hue == "series" else hue, title_fontsize=7)
+    return fig
+
+
+def heatmap(spec: dict, frame: pd.DataFrame, load):
+    extra = spec.get("extra", {})
+    titles = extra.get("titles", spec["y"])
+    fig, axes = _axes(len(spec["y"]), width=4.2, height=3.4)
+    for ax, y, title in zip(axes, spec["y"], titles):
+        value = f"{y}_mean" if f"{y}_mean" in frame else y
+        pivot = frame.pivot_table(index=extra["row"], columns=spec["x"], values=value)
+        sns.heatmap(pivot, annot=True, fmt=".3f", cmap="viridis", ax=ax, cbar=False)
+        ax.set_title(f"{title} (mean)", fontsize=9)
+    return fig
+
+
+def classmap(spec: dict, frame: pd.DataFrame, load):
+    """Predicted class over a mesh, one panel per model, training points on top."""
+    points = load(spec["extra"]["points"]) if "points" in spec.get("extra", {}) else None
+    panels = list(dict.fromkeys(frame["panel"]))
+    cols = min(4, len(panels))
     rows = int(np.ceil(len(panels) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.0 * rows), squeeze=False)
-    for ax, act in zip(axes.flat, panels):
-        b = bounds[bounds["activation"] == act]
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows), squeeze=False)
+    for ax, name in itertools.zip_longest(axes.flat, panels):
+        if name is None:
+            ax.axis("off")
+            continue
+        b = frame[frame["panel"] == name]
         res = int(round(np.sqrt(len(b))))
         grid = b["predicted"].to_numpy().reshape(res, res)
         extent = (b["x0"].min(), b["x0"].max(), b["x1"].min(), b["x1"].max())
@@ -38,70 +175,27 @@ def decision_boundaries(bounds: pd.DataFrame, points: pd.DataFrame | None) -> st
                   aspect="auto", interpolation="nearest")
         if points is not None:
             ax.scatter(points["x0"], points["x1"], c=points["y"], cmap="Set1", vmin=0, vmax=8,
-                       s=2, rasterized=True)
-        ax.set_title(f"{act} ({b['optimizer'].iloc[0]})")
+                       s=1.5, rasterized=True)
+        ax.set_title(name, fontsize=8)
         ax.set_xticks([]), ax.set_yticks([])
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    return to_svg(fig)
+    return fig
 
 
-def bars(frame: pd.DataFrame, x: str, y: str, hue: str | None, ylabel: str) -> str:
-    fig, ax = plt.subplots(figsize=(6, 3))
-    sns.barplot(frame, x=x, y=y, hue=hue, ax=ax, errorbar=("ci", 95))
-    ax.set_ylabel(ylabel)
-    return to_svg(fig)
-
-
-def lines(frame: pd.DataFrame, x: str, y: str, hue: str | None, *, logx=False, logy=False,
-          ylabel: str | None = None, style: str | None = None) -> str:
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    sns.lineplot(frame, x=x, y=y, hue=hue, style=style, marker="o", ax=ax, errorbar=("ci", 95))
-    if logx:  # a log axis; symlog where zero is on the grid (lambda = 0)
-        if (frame[x] > 0).all():
-            ax.set_xscale("log")
-        else:
-            ax.set_xscale("symlog", linthresh=1e-2)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_ylabel(ylabel or y)
-    return to_svg(fig)
-
-
-def weights_vs_truth(weights: pd.DataFrame) -> str:
-    fig, ax = plt.subplots(figsize=(6, 3))
-    learned = weights.rename(columns={"weight": "value"}).assign(series="learned")
-    truth = (weights.drop_duplicates("index")[["index", "true_weight"]]
-             .rename(columns={"true_weight": "value"}).assign(series="truth"))
-    sns.barplot(pd.concat([learned, truth]), x="index", y="value", hue="series", ax=ax)
-    ax.set_xlabel("coefficient of x^i / i!")
-    return to_svg(fig)
-
-
-def heatmaps(frame: pd.DataFrame, values: dict[str, str], row: str, col: str) -> str:
-    fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 3.4), squeeze=False)
-    for ax, (value, title) in zip(axes.flat, values.items()):
-        pivot = frame.pivot_table(index=row, columns=col, values=value, aggfunc="mean")
-        sns.heatmap(pivot, annot=True, fmt=".3f", cmap="viridis", ax=ax, cbar=False)
-        ax.set_title(title)
-    return to_svg(fig)
-
-
-def kfold_selection(folds: pd.DataFrame, selection: pd.DataFrame) -> str:
-    parts = list(dict.fromkeys(selection["selection"]))
-    fig, axes = plt.subplots(1, len(parts), figsize=(4.5 * len(parts), 3.2), squeeze=False)
-    for ax, part in zip(axes.flat, parts):
-        f = folds[folds["selection"] == part]
-        s = selection[selection["selection"] == part]
-        sns.stripplot(f, x="value", y="val_loss", hue="fold", ax=ax, native_scale=True,
-                      size=3, legend=False)
-        ax.plot(s["value"], s["test_loss"], "k-", label="test (refit)")
-        chosen = s[s["chosen"]]
-        ax.plot(chosen["value"], chosen["cv_mean"], "r*", markersize=12, label="CV choice")
-        ax.set_yscale("log")
-        ax.set_xlabel(part)
-        ax.set_ylabel("loss")
-        if part == "lambda":
-            ax.set_xscale("symlog", linthresh=1e-2)
-        ax.legend(fontsize=7)
-    return to_svg(fig)
+def images(spec: dict, frame: pd.DataFrame, load):
+    """Rows of small grayscale images: columns panel (row label), index, pixels p0..pK."""
+    pixel_cols = [c for c in frame.columns if c.startswith("p") and c[1:].isdigit()]
+    side = int(round(np.sqrt(len(pixel_cols))))
+    rows = list(dict.fromkeys(frame["panel"]))
+    n = int(frame["index"].nunique())
+    fig, axes = plt.subplots(len(rows), n, figsize=(0.9 * n, 0.95 * len(rows)),
+                             squeeze=False)
+    for r, name in enumerate(rows):
+        part = frame[frame["panel"] == name].sort_values("index")
+        for c, (_, row) in enumerate(part.iterrows()):
+            ax = axes[r, c]
+            ax.imshow(row[pixel_cols].to_numpy(dtype=float).reshape(side, side),
+                      cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    return fig

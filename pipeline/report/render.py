@@ -1,10 +1,17 @@
-"""The report: jinja2 (autoescape on) -> report.html -> WeasyPrint -> report.pdf."""
+"""The report: every study's analysis.json, tables and figure specs -> jinja2 (autoescape
+on) -> report.html -> WeasyPrint -> report.pdf. It names no study.
+
+The figures are also written as SVG files (reports/figures/, the stage's DVC output,
+byte-identical for identical results); the HTML and PDF add the run's provenance (wall
+time and memory per stage, the date), so they are not DVC outputs.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import subprocess
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -12,9 +19,25 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from pipeline.report.sections import BUILDERS, Section
+from pipeline.io import atomic_dir, write_text
+from pipeline.report import figures
+from pipeline.report.aggregate import load_analyses
 
-LIBRARIES = ("torch", "numpy", "pandas", "seaborn", "scikit-learn", "dvc", "jinja2", "weasyprint")
+LIBRARIES = ("torch", "numpy", "pandas", "scipy", "seaborn", "scikit-learn", "dvc", "jinja2",
+             "weasyprint")
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    question: str
+    setting: str
+    findings: list[str] = field(default_factory=list)
+    references: list[dict] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, svg)
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
 
 
 def _git(*args: str) -> str | None:
@@ -25,16 +48,14 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def provenance(params_path: Path, results: Path, seeds: list[int]) -> dict:
+def provenance(params_path: Path, runs: Path, seeds: list[int]) -> dict:
     versions = {}
     for lib in LIBRARIES:
         try:
             versions[lib] = version(lib)
         except PackageNotFoundError:
             versions[lib] = "absent"
-    runs = {}
-    for run in sorted(results.glob("*/run.json")):
-        runs[run.parent.name] = json.loads(run.read_text())
+    timing = {p.stem: json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))}
     status = _git("status", "--porcelain")
     return {
         "commit": _git("rev-parse", "--short", "HEAD") or "not a git checkout",
@@ -42,9 +63,43 @@ def provenance(params_path: Path, results: Path, seeds: list[int]) -> dict:
         "params_sha256": hashlib.sha256(params_path.read_bytes()).hexdigest()[:16],
         "seeds": seeds,
         "versions": versions,
-        "runs": runs,
+        "runs": timing,
         "rendered": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def _flat(params: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in params.items():
+        key = f"{prefix}.{k}" if prefix else k
+        out |= _flat(v, key) if isinstance(v, dict) else {key: v}
+    return out
+
+
+def build_sections(results: Path, reports: Path, scorecard: pd.DataFrame
+                   ) -> tuple[list[Section], dict[str, str]]:
+    """One section per study with results; the figures as {file name: svg}."""
+    sections, svgs = [], {}
+    for a in load_analyses(results):
+        study = a["study"]
+
+        def load(ref: str, study=study) -> pd.DataFrame:
+            kind, name = ref.split("/", 1)
+            folder = reports / "tables" / study if kind == "table" else results / study
+            return pd.read_csv(folder / f"{name}.csv")
+
+        s = Section(study, a["title"], a["question"], a["setting"],
+                    findings=[f["text"] for f in a["findings"]],
+                    references=scorecard[scorecard["study"] == study].to_dict("records"),
+                    params=_flat(a["params"]))
+        for k, spec in enumerate(a["figures"], 1):
+            svg = figures.draw(spec, load(spec["data"]), load)
+            svgs[f"{study}_{k}.svg"] = svg
+            s.figures.append((spec["caption"], svg))
+        s.tables = [(t["caption"], load(f"table/{t['name']}")) for t in a["tables"]
+                    if t["show"]]
+        sections.append(s)
+    return sections, svgs
 
 
 def _fmt(v) -> str:
@@ -69,25 +124,16 @@ def _table_html(frame: pd.DataFrame) -> str:
     return shown.to_html(index=False, border=0, classes="results", escape=True, na_rep="")
 
 
-def build_sections(results: Path, tables: dict[str, pd.DataFrame], params: dict) -> list[Section]:
-    """A section for every study that has results; a study without a builder is an error."""
-    sections = []
-    for study in sorted({p.parent.name for p in results.glob("*/cells.csv")},
-                        key=lambda s: list(BUILDERS).index(s) if s in BUILDERS else 99):
-        if study not in BUILDERS:
-            raise KeyError(f"study {study!r} has results but no report section")
-        sections.append(BUILDERS[study](results, tables, params.get(study, {})))
-    return sections
-
-
-def render_html(sections: list[Section], prov: dict, comparison=None) -> str:
+def render_html(sections: list[Section], scorecard: pd.DataFrame, prov: dict,
+                comparison=None) -> str:
     env = Environment(loader=PackageLoader("pipeline.report", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
                       lstrip_blocks=True)
     env.filters["table"] = _table_html
-    env.filters["num"] = lambda v: "" if v is None else f"{v:.4g}"
-    return env.get_template("report.html.j2").render(sections=sections, prov=prov,
-                                                     comparison=comparison)
+    env.filters["num"] = lambda v: "" if v is None or pd.isna(v) else f"{v:.4g}"
+    return env.get_template("report.html.j2").render(
+        sections=sections, scorecard=scorecard.to_dict("records"), prov=prov,
+        comparison=comparison)
 
 
 def write_pdf(html: str, path: Path) -> None:
@@ -97,3 +143,23 @@ def write_pdf(html: str, path: Path) -> None:
 
     with atomic_path(path, ".pdf") as tmp:
         HTML(string=html).write_pdf(tmp)
+
+
+def build_report(results: Path, reports: Path, runs: Path, html: Path, pdf: Path | None,
+                 figures_dir: Path, params_path: Path, config) -> int:
+    from pipeline.report.compare import compare
+
+    scorecard = pd.read_csv(reports / "scorecard.csv")
+    sections, svgs = build_sections(results, reports, scorecard)
+    spread = {f"{a['study']}.{k}": v for a in load_analyses(results)
+              for k, v in a["spread"].items() if v is not None}
+    comparison = compare(config.report.baseline, params_path, reports / "metrics", spread)
+    text = render_html(sections, scorecard, provenance(params_path, runs, config.seeds),
+                       comparison)
+    with atomic_dir(figures_dir) as tmp:
+        for name, svg in svgs.items():
+            write_text(tmp / name, svg)
+    write_text(html, text)
+    if pdf is not None:
+        write_pdf(text, pdf)
+    return len(sections)

@@ -13,25 +13,52 @@ pairs train batched together on the engine.
 from __future__ import annotations
 
 import itertools
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
-import torch
-from sklearn.model_selection import KFold, StratifiedKFold
+from pydantic import Field
 
-from pipeline.config import Config
-from pipeline.engine import Job, TrainData, TrainSpec, predict, train
-from pipeline.studies import polynomial, regularization
-from pipeline.studies.common import StudyOutput, engine_options, tidy
+from pipeline import findings as F
+from pipeline import stats
+from pipeline.config import NonNegFloat, PositiveFloat, PositiveInt, Section, grid
+from pipeline.findings import Analysis, Figure
+from pipeline.studies.base import Study, StudyOutput
 
-DATASETS = ("polynomial", "highdim")
-REFERENCE = {"source": "d2l 4.4 (K-fold cross-validation)",
-             "truth": {"degree": 3}}
+
+class PolynomialPart(Section):
+    degrees: grid(Annotated[int, Field(ge=0)]) = list(range(11))
+    lr: PositiveFloat = 0.01
+    batch_size: PositiveInt = 10
+    epochs: PositiveInt = 400
+    log_every: PositiveInt = 100
+    init_std: PositiveFloat | None = None
+
+
+class WeightDecayPart(Section):
+    lambdas: grid(NonNegFloat) = [0.0, 0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0]
+    lr: PositiveFloat = 0.003
+    batch_size: PositiveInt = 5
+    epochs: PositiveInt = 100
+    log_every: PositiveInt = 25
+    init_std: PositiveFloat = 1.0
+
+
+class Params(Section):
+    k: Annotated[int, Field(ge=2)] = 5
+    shuffle_seed: int = 0
+    polynomial: PolynomialPart = PolynomialPart()
+    weight_decay: WeightDecayPart = WeightDecayPart()
+
+
+SELECTIONS = {"degree": "polynomial", "lambda": "highdim"}  # what is chosen -> dataset
 
 
 def fold_indices(n: int, k: int, seed: int, y: np.ndarray | None = None
                  ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train rows, validation rows) per fold; StratifiedKFold when class labels given."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     if y is not None:
         split = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n), y)
     else:
@@ -39,85 +66,135 @@ def fold_indices(n: int, k: int, seed: int, y: np.ndarray | None = None
     return [(np.sort(tr), np.sort(va)) for tr, va in split]
 
 
-def cells(config: Config) -> list[dict]:
-    k = config.kfold
-    grid = []
-    for fold in [*range(k.k), None]:  # None: the refit on the whole training set
-        grid += [{"selection": "degree", "value": float(d), "fold": fold, "seed": s}
-                 for d, s in itertools.product(k.polynomial.degrees, config.seeds)]
-        grid += [{"selection": "lambda", "value": lam, "fold": fold, "seed": s}
-                 for lam, s in itertools.product(k.weight_decay.lambdas, config.seeds)]
-    return grid
+class KFoldStudy(Study):
+    name = "kfold"
+    order = 6
+    title = "K-fold cross-validation for model selection"
+    question = ("Does the config chosen by K-fold cross-validation also do well on the "
+                "held-out test set, and how close is the CV estimate to the test loss?")
+    Params = Params
+    datasets = ("polynomial", "highdim")
+
+    @classmethod
+    def check(cls, config) -> None:
+        p, n_features = config.kfold, config.data.polynomial.n_features
+        for d in p.polynomial.degrees:
+            if d >= n_features:
+                raise ValueError(f"kfold.polynomial.degrees: degree {d} needs {d + 1} features "
+                                 f"but data.polynomial.n_features is {n_features}")
+        for name in SELECTIONS.values():
+            n = getattr(config.data, name).n_train
+            if p.k > n:
+                raise ValueError(f"kfold.k: {p.k} folds exceed the {n} training rows of "
+                                 f"data.{name}")
+
+    def cells(self) -> list[dict]:
+        p, cells = self.p, []
+        for fold in [*range(p.k), None]:  # None: the refit on the whole training set
+            cells += [{"selection": "degree", "dataset": "polynomial", "value": float(d),
+                       "fold": fold, "seed": s}
+                      for d, s in itertools.product(p.polynomial.degrees, self.seeds)]
+            cells += [{"selection": "lambda", "dataset": "highdim", "value": lam, "fold": fold,
+                       "seed": s} for lam, s in itertools.product(p.weight_decay.lambdas,
+                                                                  self.seeds)]
+        return cells
+
+    def _folds(self, data: dict, dataset: str):
+        return fold_indices(len(data[dataset]["x_train"]), self.p.k, self.p.shuffle_seed)
+
+    def job(self, cell: dict, data: dict):
+        """The same model and training as the polynomial and weight-decay studies."""
+        from pipeline.engine import Job
+        from pipeline.studies.polynomial import train_spec
+        from pipeline.studies.regularization import weight_decay_spec
+
+        n_in = data[cell["dataset"]]["x_train"].shape[1]
+        rows = None
+        if cell["fold"] is not None:
+            rows = tuple(int(r) for r in self._folds(data, cell["dataset"])[cell["fold"]][0])
+        if cell["selection"] == "degree":
+            part = self.p.polynomial
+            return Job(train_spec(part, n_in), seed=cell["seed"], lr=part.lr, rows=rows,
+                       active_inputs=int(cell["value"]) + 1)
+        part = self.p.weight_decay
+        return Job(weight_decay_spec(part, n_in), seed=cell["seed"], lr=part.lr, rows=rows,
+                   l2_penalty=cell["value"])
+
+    def extras(self, out: StudyOutput, results: list, data: dict) -> None:
+        """Each fold cell's loss on its held-out fold: the CV validation loss."""
+        import torch
+
+        from pipeline.engine import predict
+
+        cv = [np.nan] * len(results)
+        for i, (cell, res) in enumerate(zip(out.cells.to_dict("records"), results)):
+            if pd.isna(cell["fold"]) or res.diverged:
+                continue
+            arrays = data[cell["dataset"]]
+            va = self._folds(data, cell["dataset"])[int(cell["fold"])][1]
+            x = torch.as_tensor(arrays["x_train"][va])
+            if res.job.active_inputs is not None:
+                x[:, res.job.active_inputs:] = 0.0
+            err = predict(res.job.spec.arch, res.params, x).numpy() - arrays["y_train"][va]
+            cv[i] = float(np.mean(err ** 2) / (2 if res.job.spec.loss == "half_mse" else 1))
+        out.cells["cv_loss"] = cv
+        out.cells["fold"] = out.cells["fold"].astype("Int64")
+
+    def analyze(self, out: StudyOutput) -> Analysis:
+        a = Analysis()
+        cells = out.cells
+        folds, refit = cells[cells["fold"].notna()], cells[cells["fold"].isna()]
+        cv = stats.summarize(folds, ["selection", "value"], ["cv_loss"])
+        test = stats.summarize(refit, ["selection", "value"], ["test_loss"])
+        t = a.table("selection", "CV estimate (over folds and seeds) vs the refitted test loss "
+                    "(over seeds), per candidate",
+                    cv.merge(test.drop(columns=["n", "n_diverged"]), on=["selection", "value"]))
+        for selection in SELECTIONS:
+            self._selection(a, t, folds, refit, selection)
+        a.plots["degree"] = (t[t["selection"] == "degree"][["value", "cv_loss_mean",
+                                                              "test_loss_mean"]]
+                             .rename(columns={"value": "degree", "cv_loss_mean": "cv_loss",
+                                              "test_loss_mean": "test_loss"}))
+        a.figures.append(Figure("CV loss (over folds and seeds) and refitted test loss (over "
+                                "seeds), 95% intervals", "lines", "table/selection", x="value",
+                                y=["cv_loss", "test_loss"], col="selection", logy=True,
+                                ylabel="loss", extra={"symlog_x": ["lambda"]}))
+        return a
+
+    def _selection(self, a: Analysis, t: pd.DataFrame, folds: pd.DataFrame,
+                   refit: pd.DataFrame, selection: str) -> None:
+        sel = stats.select(folds, "value", {"selection": selection}, "cv_loss", maximize=False)
+        row = t[(t["selection"] == selection) & (t["value"] == sel.chosen)].iloc[0]
+        name = "Degree" if selection == "degree" else "Lambda"
+        a.findings.append(F.selection(
+            selection, sel, f"{name} ({self.p.k}-fold)",
+            f"Refitted on all training rows, its test loss is "
+            f"{stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}."))
+        part = refit[refit["selection"] == selection]
+        means = part[~part["diverged"]].groupby("value")["test_loss"].mean()
+        on_test = float(means.idxmin())
+        if on_test != sel.chosen:  # a check of CV, not a choice: the choice stays CV's
+            c = stats.compare(part, {"selection": selection, "value": sel.chosen, "fold": None},
+                              {"selection": selection, "value": on_test, "fold": None},
+                              "test_loss",
+                              label_a=f"the CV choice ({sel.chosen:g})",
+                              label_b=f"the lowest mean test loss ({on_test:g})",
+                              higher_is_better=False)
+            a.findings.append(F.comparison(f"{selection}_vs_test", c, "test loss"))
+        a.metric(f"{selection}/chosen", sel.chosen)
+        a.metric(f"{selection}/cv_loss", sel.value, float(row.cv_loss_std))
+        a.metric(f"{selection}/test_loss", row.test_loss_mean, row.test_loss_std)
+
+    def setting(self) -> str:
+        p = self.p
+        return (f"{p.k}-fold cross-validation (scikit-learn's KFold, shuffled with seed "
+                f"{p.shuffle_seed}) on the training rows. Degrees "
+                f"{', '.join(map(str, p.polynomial.degrees))} of the d2l 4.4 polynomial "
+                f"({p.polynomial.epochs} epochs of SGD at {p.polynomial.lr:g}); lambdas "
+                f"{', '.join(f'{v:g}' for v in p.weight_decay.lambdas)} of the d2l 4.5 "
+                f"regression ({p.weight_decay.epochs} epochs at {p.weight_decay.lr:g}). The "
+                f"choice minimises the mean validation loss over folds and seeds, and is "
+                f"refitted on all training rows. Means over {len(self.seeds)} seeds.")
 
 
-def _spec(config: Config, selection: str, n_in: int) -> TrainSpec:
-    """The same model and training as the polynomial and weight-decay studies."""
-    if selection == "degree":
-        return polynomial.train_spec(config.kfold.polynomial, n_in)
-    return regularization.weight_decay_spec(config.kfold.weight_decay, n_in)
-
-
-def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutput:
-    k = config.kfold
-    results, val_loss = [None] * len(grid), [np.nan] * len(grid)
-    for selection, name in (("degree", "polynomial"), ("lambda", "highdim")):
-        arrays = data[name]
-        folds = fold_indices(len(arrays["x_train"]), k.k, k.shuffle_seed)
-        spec = _spec(config, selection, arrays["x_train"].shape[1])
-        lr = k.polynomial.lr if selection == "degree" else k.weight_decay.lr
-        idx = [i for i, c in enumerate(grid) if c["selection"] == selection]
-        jobs = []
-        for i in idx:
-            c = grid[i]
-            rows = None if c["fold"] is None else tuple(int(r) for r in folds[c["fold"]][0])
-            jobs.append(Job(spec, seed=c["seed"], lr=lr, rows=rows,
-                            active_inputs=int(c["value"]) + 1 if selection == "degree" else None,
-                            l2_penalty=c["value"] if selection == "lambda" else 0.0))
-        trained = train(jobs, TrainData.from_arrays(arrays, device), device,
-                        engine_options(config, f"kfold/{selection}"))
-        for i, job, res in zip(idx, jobs, trained):
-            results[i] = res
-            fold = grid[i]["fold"]
-            if fold is not None and not res.diverged:
-                va = folds[fold][1]
-                x = torch.as_tensor(arrays["x_train"][va])
-                if job.active_inputs is not None:
-                    x[:, job.active_inputs:] = 0.0
-                err = predict(spec.arch, res.params, x).numpy() - arrays["y_train"][va]
-                val_loss[i] = float(np.mean(err ** 2) / (2 if spec.loss == "half_mse" else 1))
-    out = tidy(grid, results)
-    out.cells["val_loss"] = val_loss
-    out.cells["fold"] = out.cells["fold"].astype("Int64")
-    out.tables["selection"] = select(out.cells)
-    return out
-
-
-def select(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per selection: every candidate's CV mean and std of validation loss (over folds
-    and seeds), the chosen one, and the refitted candidates' test loss."""
-    rows = []
-    for selection, part in cells.groupby("selection", sort=False):
-        cv = part[part["fold"].notna()].groupby("value")["val_loss"].agg(["mean", "std"])
-        refit = part[part["fold"].isna()].groupby("value")["test_loss"].mean()
-        chosen = cv["mean"].idxmin()
-        for value, r in cv.iterrows():
-            rows.append({"selection": selection, "value": value, "cv_mean": r["mean"],
-                         "cv_std": r["std"], "test_loss": refit.get(value, np.nan),
-                         "chosen": value == chosen,
-                         "best_on_test": value == refit.idxmin()})
-    return pd.DataFrame(rows)
-
-
-def summarize(output: StudyOutput) -> dict:
-    sel = output.tables["selection"]
-    metrics = {}
-    for selection, part in sel.groupby("selection", sort=False):
-        chosen = part[part["chosen"]].iloc[0]
-        metrics[selection] = {
-            "chosen": float(chosen["value"]),
-            "cv_mean": round(float(chosen["cv_mean"]), 6),
-            "cv_std": round(float(chosen["cv_std"]), 6),
-            "test_loss": round(float(chosen["test_loss"]), 6),
-            "best_on_test": float(part.loc[part["test_loss"].idxmin(), "value"])}
-    metrics["diverged_cells"] = int(output.cells["diverged"].sum())
-    return metrics
+STUDY = KFoldStudy

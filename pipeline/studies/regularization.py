@@ -1,105 +1,282 @@
-"""Regularization: weight-decay and dropout ablations.
+"""Regularization: weight decay and dropout ablations.
 
 Weight decay. Dive into Deep Learning, section 4.5 "Weight Decay" (3.7 in recent
-editions): linear regression with d = 200 inputs and only 20 training rows, w ~ N(0, 1)
-init, squared loss, SGD lr 0.003, batch 5, 100 epochs, lambda 0 (over-fits) vs 3. Two
-forms: the penalty lambda/2 ||w||^2 added to the loss (the book's from-scratch version)
-and decay applied by the optimizer (its concise version); for SGD the two are the same
-update, so their numbers agree up to rounding. Published: ||w|| about 13 at lambda 0,
-about 0.36 at lambda 3.
+editions): linear regression with d = 200 inputs and only 20 training rows, N(0, 1)
+weights, squared loss / 2, SGD lr 0.003, batch 5, 100 epochs, the penalty
+lambda/2 ||w||^2 in the loss; lambda 0 over-fits, lambda 3 does not. For SGD, the penalty
+and the optimizer's decay are the same update, so one SGD series is run; the forms that
+differ are Adam with the L2 penalty in its gradient and AdamW's decoupled decay
+(Loshchilov and Hutter 2019), run across lambda on the same data.
 
 Dropout. Dive into Deep Learning, section 4.6 "Dropout" (5.6): an MLP with two hidden
 layers of 256, dropout p1 after the first and p2 after the second (the book uses 0.2 and
-0.5), N(0, 0.01) init, SGD lr 0.5, scaled here from Fashion-MNIST to the default image
-data (minibatch 64, more epochs). The p1 x p2 grid measures train/test accuracy and the
-generalisation gap; a weight decay x dropout grid measures their interaction.
+0.5), N(0, 0.01) init, SGD lr 0.5, moved from Fashion-MNIST to the default image data.
+A weight decay x dropout grid measures their interaction. Every lambda and dropout rate
+is chosen on validation data.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from pipeline.config import Config
-from pipeline.engine import Arch, Job, TrainData, TrainSpec, train
-from pipeline.studies.common import StudyOutput, engine_options, init_kwargs, mean_over_seeds, tidy
-
-DATASETS = ("highdim", "images")
-REFERENCE = {"source": "d2l 4.5 (weight decay), 4.6 (dropout)",
-             "weight_norm": {"0": 13.0, "3": 0.36}}
-
-
-def cells(config: Config) -> list[dict]:
-    wd, dr = config.regularization.weight_decay, config.regularization.dropout
-    grid = [{"experiment": "weight_decay", "form": form, "lambda": lam, "seed": seed}
-            for form, lam, seed in itertools.product(wd.forms, wd.lambdas, config.seeds)]
-    grid += [{"experiment": "dropout", "p1": p1, "p2": p2, "weight_decay": 0.0, "seed": seed}
-             for p1, p2, seed in itertools.product(dr.p1, dr.p2, config.seeds)]
-    grid += [{"experiment": "interaction", "p1": p, "p2": p, "weight_decay": w, "seed": seed}
-             for w, p, seed in itertools.product(dr.weight_decays, dr.interaction_dropouts,
-                                                 config.seeds)]
-    return grid
+from pipeline import findings as F
+from pipeline import stats
+from pipeline.config import (
+    NonNegFloat,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Section,
+    grid,
+)
+from pipeline.findings import Analysis, Figure
+from pipeline.studies.base import Study, StudyOutput
 
 
-def weight_decay_spec(s, n_in: int) -> TrainSpec:
+class WeightDecay(Section):
+    lambdas: grid(NonNegFloat) = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
+    lr: PositiveFloat = 0.003
+    batch_size: PositiveInt = 5
+    epochs: PositiveInt = 100
+    log_every: PositiveInt = 5
+    init_std: PositiveFloat = 1.0
+
+
+class AdamDecay(Section):
+    lambdas: grid(NonNegFloat) = [0.0, 0.001, 0.01, 0.1, 1.0, 10.0]
+    lr: PositiveFloat = 0.01
+    epochs: PositiveInt = 100
+
+
+class Dropout(Section):
+    p1: grid(Probability) = [0.0, 0.2, 0.5, 0.8]
+    p2: grid(Probability) = [0.0, 0.2, 0.5, 0.8]
+    weight_decays: grid(NonNegFloat) = [0.0, 1e-4, 1e-3]
+    interaction_dropouts: grid(Probability) = [0.0, 0.5]
+    hidden: list[PositiveInt] = Field(default=[256, 256], min_length=2, max_length=2)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: PositiveFloat = 0.5
+    batch_size: PositiveInt = 64
+    epochs: PositiveInt = 30
+    log_every: PositiveInt = 5
+    init_std: PositiveFloat = 0.01
+
+
+class Params(Section):
+    weight_decay: WeightDecay = WeightDecay()
+    adam_decay: AdamDecay = AdamDecay()
+    dropout: Dropout = Dropout()
+
+
+FORMS = {"adam": "Adam + L2", "adamw": "AdamW"}
+
+
+class Regularization(Study):
+    name = "regularization"
+    order = 3
+    title = "Regularization: weight decay and dropout"
+    question = ("How much do weight decay and dropout shrink the model and close the "
+                "train-test gap, and where do the decay forms differ?")
+    Params = Params
+    datasets = ("highdim", "images")
+
+    def cells(self) -> list[dict]:
+        wd, ad, dr, seeds = self.p.weight_decay, self.p.adam_decay, self.p.dropout, self.seeds
+        cells = [{"experiment": "weight_decay", "dataset": "highdim", "optimizer": "sgd",
+                  "lambda": lam, "seed": s} for lam, s in itertools.product(wd.lambdas, seeds)]
+        cells += [{"experiment": "adam_decay", "dataset": "highdim", "optimizer": form,
+                   "lambda": lam, "seed": s}
+                  for form, lam, s in itertools.product(FORMS, ad.lambdas, seeds)]
+        cells += [{"experiment": "dropout", "dataset": "images", "p1": p1, "p2": p2,
+                   "weight_decay": 0.0, "seed": s}
+                  for p1, p2, s in itertools.product(dr.p1, dr.p2, seeds)]
+        cells += [{"experiment": "interaction", "dataset": "images", "p1": p, "p2": p,
+                   "weight_decay": w, "seed": s}
+                  for w, p, s in itertools.product(dr.weight_decays, dr.interaction_dropouts,
+                                                   seeds)]
+        return cells
+
+    def job(self, cell: dict, data: dict):
+        from pipeline.engine import Arch, Job, TrainSpec
+
+        x = data[cell["dataset"]]["x_train"]
+        if cell["experiment"] == "weight_decay":
+            return Job(weight_decay_spec(self.p.weight_decay, x.shape[1]), seed=cell["seed"],
+                       lr=self.p.weight_decay.lr, l2_penalty=cell["lambda"])
+        if cell["experiment"] == "adam_decay":
+            ad = self.p.adam_decay
+            base = weight_decay_spec(self.p.weight_decay.model_copy(
+                update={"epochs": ad.epochs}), x.shape[1])
+            spec = TrainSpec(base.arch, cell["optimizer"], base.loss, epochs=base.epochs,
+                             batch_size=base.batch_size, log_every=base.log_every,
+                             init=base.init, init_scale=base.init_scale)
+            return Job(spec, seed=cell["seed"], lr=ad.lr, weight_decay=cell["lambda"])
+        dr = self.p.dropout
+        n_classes = int(data["images"]["y_train"].max()) + 1
+        spec = TrainSpec(Arch((x.shape[1], *dr.hidden, n_classes), "relu"), dr.optimizer,
+                         "cross_entropy", epochs=dr.epochs, batch_size=dr.batch_size,
+                         log_every=dr.log_every, init="normal", init_scale=dr.init_std)
+        return Job(spec, seed=cell["seed"], lr=dr.lr, weight_decay=cell["weight_decay"],
+                   dropout=(cell["p1"], cell["p2"]))
+
+    def extras(self, out: StudyOutput, results: list, data: dict) -> None:
+        out.cells["weight_norm"] = [float(np.linalg.norm(r.params[0].numpy())) for r in results]
+        if "train_acc" in out.cells:
+            out.cells["gap"] = out.cells["train_acc"] - out.cells["test_acc"]
+
+    def analyze(self, out: StudyOutput) -> Analysis:
+        a = Analysis()
+        self._weight_decay(a, out.cells)
+        self._adam_decay(a, out.cells)
+        self._dropout(a, out.cells)
+        return a
+
+    def _weight_decay(self, a: Analysis, cells: pd.DataFrame) -> None:
+        wd = cells[cells["experiment"] == "weight_decay"]
+        t = a.table("weight_decay", "Weight decay (SGD, d2l) over seeds",
+                    stats.summarize(wd, ["lambda"], ["weight_norm", "train_loss", "val_loss",
+                                                     "test_loss"]))
+        sel = stats.select(wd, "lambda", {}, "val_loss", maximize=False)
+        row = t[t["lambda"] == sel.chosen].iloc[0]
+        test = stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)
+        a.findings.append(F.selection("lambda", sel, "Lambda (SGD)", f"Its test loss is {test} "
+                                      f"and ||w|| {stats.fmt(row.weight_norm_mean)}."))
+        a.metric("weight_decay/chosen_lambda", sel.chosen)
+        a.metric("weight_decay/chosen_test_loss", row.test_loss_mean, row.test_loss_std)
+        if sel.chosen != 0.0 and 0.0 in set(wd["lambda"]):
+            c = stats.compare(cells, {"experiment": "weight_decay", "lambda": sel.chosen},
+                              {"experiment": "weight_decay", "lambda": 0.0}, "test_loss",
+                              label_a=f"lambda {sel.chosen:g}", label_b="no weight decay",
+                              higher_is_better=False)
+            a.findings.append(F.comparison("lambda_vs_none", c, "test loss"))
+        for lam, low, high in ((0.0, 11.5, 15.3), (3.0, 0.33, 0.42)):
+            values = wd[wd["lambda"] == lam]["weight_norm"]
+            if len(values):
+                a.metric(f"weight_decay/weight_norm/{lam:g}", values.mean(), values.std())
+                a.references.append(F.reference(
+                    f"d2l_weight_norm_{lam:g}", "d2l 4.5 (Weight Decay), from scratch",
+                    f"||w|| at lambda {lam:g} between {low} and {high} across the book's builds",
+                    f"||w|| at lambda {lam:g}", values, low=low, high=high))
+        a.plots["weight_decay"] = pd.DataFrame({"lambda": t["lambda"],
+                                                "weight_norm": t["weight_norm_mean"],
+                                                "test_loss": t["test_loss_mean"]})
+        a.figures.append(Figure("||w|| against lambda (SGD; 95% interval over seeds)", "lines",
+                                "table/weight_decay", x="lambda", y=["weight_norm"],
+                                logx=True, logy=True, ylabel="||w||"))
+        a.figures.append(Figure("Train, validation and test loss against lambda (SGD)", "lines",
+                                "table/weight_decay", x="lambda",
+                                y=["train_loss", "val_loss", "test_loss"], logx=True,
+                                logy=True, ylabel="squared loss / 2"))
+
+    def _adam_decay(self, a: Analysis, cells: pd.DataFrame) -> None:
+        ad = cells[cells["experiment"] == "adam_decay"]
+        a.table("adam_decay", "Adam + L2 vs AdamW over seeds",
+                stats.summarize(ad, ["optimizer", "lambda"],
+                                ["weight_norm", "train_loss", "val_loss", "test_loss"]))
+        chosen = {form: stats.select(ad, "lambda", {"optimizer": form}, "val_loss",
+                                     maximize=False) for form in FORMS}
+        a.findings.append(F.selections("adam_lambdas", {FORMS[k]: s for k, s in chosen.items()},
+                                       "Lambdas"))
+        c = stats.compare(cells, {"experiment": "adam_decay", "optimizer": "adamw",
+                                  "lambda": chosen["adamw"].chosen},
+                          {"experiment": "adam_decay", "optimizer": "adam",
+                           "lambda": chosen["adam"].chosen}, "test_loss",
+                          label_a=f"AdamW (lambda {chosen['adamw'].chosen:g})",
+                          label_b=f"Adam + L2 (lambda {chosen['adam'].chosen:g})",
+                          higher_is_better=False)
+        a.findings.append(F.comparison("adamw_vs_adam", c, "test loss at the chosen lambdas"))
+        for form, s in chosen.items():
+            v = stats.where(ad, {"optimizer": form, "lambda": s.chosen})["test_loss"]
+            a.metric(f"adam_decay/{form}/chosen_lambda", s.chosen)
+            a.metric(f"adam_decay/{form}/chosen_test_loss", v.mean(), v.std())
+        a.figures.append(Figure("Adam + L2 (adam) vs AdamW (adamw): test loss and ||w|| "
+                                "against lambda", "lines", "table/adam_decay", x="lambda",
+                                y=["test_loss", "weight_norm"], hue="optimizer", logx=True,
+                                logy=True, ylabel="test loss / ||w||"))
+
+    def _dropout(self, a: Analysis, cells: pd.DataFrame) -> None:
+        dr = cells[cells["experiment"] == "dropout"]
+        t = a.table("dropout", "Dropout p1 x p2 over seeds",
+                    stats.summarize(dr, ["p1", "p2"], ["train_acc", "val_acc", "test_acc", "gap"]))
+        pairs = dr.assign(rates=dr["p1"].map("{:g}".format) + "/" + dr["p2"].map("{:g}".format))
+        sel = stats.select(pairs, "rates", {}, "val_acc", maximize=True)
+        p1, p2 = (float(v) for v in sel.chosen.split("/"))
+        sel.edge = p1 == max(self.p.dropout.p1) or p2 == max(self.p.dropout.p2)
+        row = t[(t["p1"] == p1) & (t["p2"] == p2)].iloc[0]
+        a.findings.append(F.selection(
+            "dropout", sel, "Dropout rates p1/p2",
+            f"Test accuracy {stats.fmt_interval(row.test_acc_mean, row.test_acc_ci95)}, "
+            f"train-test gap {stats.fmt_interval(row.gap_mean, row.gap_ci95)}."))
+        a.metric("dropout/chosen_p1", p1)
+        a.metric("dropout/chosen_p2", p2)
+        a.metric("dropout/chosen_test_acc", row.test_acc_mean, row.test_acc_std)
+        if (p1, p2) != (0.0, 0.0) and len(stats.where(dr, {"p1": 0.0, "p2": 0.0})):
+            for metric, what, hib in (("test_acc", "test accuracy", True),
+                                      ("gap", "train-test gap", False)):
+                c = stats.compare(cells, {"experiment": "dropout", "p1": p1, "p2": p2},
+                                  {"experiment": "dropout", "p1": 0.0, "p2": 0.0}, metric,
+                                  label_a=f"dropout {p1:g}/{p2:g}", label_b="no dropout",
+                                  higher_is_better=hib)
+                a.findings.append(F.comparison(f"dropout_{metric}", c, what))
+        a.figures.append(Figure("Dropout p1 (rows) x p2 (columns): mean over seeds", "heatmap",
+                                "table/dropout", x="p2", y=["test_acc", "gap"],
+                                extra={"row": "p1", "titles": ["test accuracy",
+                                                               "train - test accuracy"]}))
+        self._interaction(a, cells)
+
+    def _interaction(self, a: Analysis, cells: pd.DataFrame) -> None:
+        it = cells[cells["experiment"] == "interaction"]
+        a.table("interaction", "Weight decay x dropout over seeds",
+                stats.summarize(it, ["weight_decay", "p1"], ["train_acc", "test_acc", "gap"]))
+        top = max(self.p.dropout.weight_decays)
+        if top > 0 and 0.0 in self.p.dropout.weight_decays:
+            for p in self.p.dropout.interaction_dropouts:
+                c = stats.compare(cells, {"experiment": "interaction", "weight_decay": top,
+                                          "p1": p},
+                                  {"experiment": "interaction", "weight_decay": 0.0, "p1": p},
+                                  "test_acc",
+                                  label_a=f"weight decay {top:g}", label_b="none",
+                                  higher_is_better=True)
+                a.findings.append(F.comparison(f"interaction_{p:g}", c,
+                                               f"test accuracy with dropout {p:g}"))
+        a.figures.append(Figure("Weight decay x dropout: test accuracy (95% interval over "
+                                "seeds)", "bars", "table/interaction", x="weight_decay",
+                                y=["test_acc"], hue="p1", ylabel="test accuracy"))
+
+    def setting(self) -> str:
+        wd, ad, dr, h = (self.p.weight_decay, self.p.adam_decay, self.p.dropout,
+                         self.config.data.highdim)
+        return (
+            f"Weight decay (d2l 4.5): y = {h.b:g} + sum of {h.d} inputs x {h.w:g} + "
+            f"N(0, {h.noise:g}^2), {h.n_train} training, {h.n_val} validation and "
+            f"{h.n_test} test rows; linear regression from N(0, {wd.init_std:g}^2) weights, "
+            f"squared loss / 2, minibatch {wd.batch_size}, {wd.epochs} epochs. SGD at lr "
+            f"{wd.lr:g} with the penalty lambda/2 ||w||^2, lambda in "
+            f"{', '.join(f'{v:g}' for v in wd.lambdas)}; Adam + L2 and AdamW at lr {ad.lr:g} "
+            f"for {ad.epochs} epochs, lambda in {', '.join(f'{v:g}' for v in ad.lambdas)}. "
+            f"Dropout (d2l 4.6): an MLP {self.config.data.images.source} -> "
+            f"{dr.hidden[0]} -> {dr.hidden[1]} -> classes, ReLU, N(0, {dr.init_std:g}^2) "
+            f"init, {dr.optimizer} at lr {dr.lr:g}, batch {dr.batch_size}, {dr.epochs} "
+            f"epochs, p1 in {', '.join(f'{v:g}' for v in dr.p1)} and p2 in "
+            f"{', '.join(f'{v:g}' for v in dr.p2)}; weight decay "
+            f"{', '.join(f'{v:g}' for v in dr.weight_decays)} x dropout "
+            f"{', '.join(f'{v:g}' for v in dr.interaction_dropouts)}. Lambdas and dropout "
+            f"rates are chosen on validation data. Means over {len(self.seeds)} seeds.")
+
+
+def weight_decay_spec(s, n_in: int):
     """d2l's weight-decay regression: linear with bias, squared loss / 2, minibatch SGD.
     s: a params section with epochs, batch_size, log_every and init_std."""
+    from pipeline.engine import Arch, TrainSpec
+
     return TrainSpec(Arch((n_in, 1), "none"), "sgd", "half_mse", epochs=s.epochs,
-                     batch_size=s.batch_size, log_every=s.log_every, **init_kwargs(s.init_std))
+                     batch_size=s.batch_size, log_every=s.log_every, init="normal",
+                     init_scale=s.init_std)
 
 
-def _weight_decay_jobs(config: Config, grid: list[dict], n_in: int) -> list[Job]:
-    s = config.regularization.weight_decay
-    spec = weight_decay_spec(s, n_in)
-    return [Job(spec, seed=c["seed"], lr=s.lr,
-                l2_penalty=c["lambda"] if c["form"] == "penalty" else 0.0,
-                weight_decay=c["lambda"] if c["form"] == "decoupled" else 0.0) for c in grid]
-
-
-def _dropout_jobs(config: Config, grid: list[dict], n_in: int, n_classes: int) -> list[Job]:
-    s = config.regularization.dropout
-    spec = TrainSpec(Arch((n_in, *s.hidden, n_classes), "relu"), s.optimizer,
-                     "cross_entropy", epochs=s.epochs, batch_size=s.batch_size,
-                     log_every=s.log_every, **init_kwargs(s.init_std))
-    return [Job(spec, seed=c["seed"], lr=s.lr, weight_decay=c["weight_decay"],
-                dropout=(c["p1"], c["p2"])) for c in grid]
-
-
-def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutput:
-    wd_cells = [c for c in grid if c["experiment"] == "weight_decay"]
-    dr_cells = [c for c in grid if c["experiment"] != "weight_decay"]
-    hd, img = data["highdim"], data["images"]
-    wd_res = train(_weight_decay_jobs(config, wd_cells, hd["x_train"].shape[1]),
-                   TrainData.from_arrays(hd, device), device,
-                   engine_options(config, "weight decay"))
-    dr_res = train(_dropout_jobs(config, dr_cells, img["x_train"].shape[1],
-                                 int(img["y_train"].max()) + 1),
-                   TrainData.from_arrays(img, device), device, engine_options(config, "dropout"))
-    wd_out, dr_out = tidy(wd_cells, wd_res), tidy(dr_cells, dr_res)
-    wd_out.cells["weight_norm"] = [float(np.linalg.norm(r.params[0].numpy())) for r in wd_res]
-    dr_out.cells["gap"] = dr_out.cells["train_acc"] - dr_out.cells["test_acc"]
-    # cell ids index the whole grid, in grid order
-    dr_out.cells["cell"] += len(wd_cells)
-    dr_out.curves["cell"] += len(wd_cells)
-    dr_out.timing["cell"] += len(wd_cells)
-    cells = pd.concat([wd_out.cells, dr_out.cells], ignore_index=True)
-    curves = pd.concat([wd_out.curves, dr_out.curves], ignore_index=True)
-    timing = pd.concat([wd_out.timing, dr_out.timing], ignore_index=True)
-    return StudyOutput(cells, curves, timing=timing)
-
-
-def summarize(output: StudyOutput) -> dict:
-    cells = output.cells
-    wd = cells[cells["experiment"] == "weight_decay"]
-    dr = cells[cells["experiment"] == "dropout"]
-    metrics = {}
-    for form in sorted(wd["form"].unique()):
-        one = wd[wd["form"] == form]
-        metrics[f"weight_norm_{form}"] = mean_over_seeds(one, ["lambda"], "weight_norm")
-        metrics[f"test_loss_{form}"] = mean_over_seeds(one, ["lambda"], "test_loss")
-    metrics["dropout_test_acc"] = mean_over_seeds(dr, ["p1", "p2"], "test_acc")
-    metrics["dropout_gap"] = mean_over_seeds(dr, ["p1", "p2"], "gap")
-    metrics["diverged_cells"] = int(cells["diverged"].sum())
-    return metrics
+STUDY = Regularization

@@ -1,49 +1,268 @@
-"""Spiral: can a linear model separate spiral classes? Can an MLP with a non-linearity?
+"""Spiral: can a linear model separate spiral classes? Which non-linearity helps?
 
-Setting: NYU Deep Learning (DLSP20, Canziani and LeCun), notebook
-04-spiral_classification: 3 classes x 1000 points, noise 0.2, hidden width 100,
-1000 full-batch steps, learning rate 1e-3, weight decay 1e-5. The notebook trains the
-linear model (two stacked linear layers) with SGD and the ReLU model with Adam; the
-grid here crosses every activation with both optimizers, so the course pairs
-(linear+SGD, ReLU+Adam) and the fair comparison (same optimizer) are both in it.
-Published: linear 0.50 accuracy, ReLU 0.95 (the notebook's printed training accuracy).
+Three experiments on generated spirals:
+- course: the NYU DLSP20 notebook 04-spiral_classification as it is: a linear model (two
+  stacked linear layers) trained with SGD and a ReLU MLP trained with Adam, both at the
+  notebook's learning rate and weight decay (on every parameter, biases included);
+  the notebook prints training accuracy, so that is what is compared with it.
+- fair: every activation with every optimizer, each at its own learning rate chosen on
+  a validation draw of the spiral, compared on a test draw.
+- cs231n: Stanford CS231n's case study, a linear softmax classifier and a 2-layer ReLU
+  net trained with SGD and an L2 penalty on the CS231n spiral.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
-import torch
+from pydantic import Field
 
-from pipeline.config import Config, SpiralStudy
-from pipeline.engine import Arch, Job, TrainData, TrainSpec, predict, train
-from pipeline.studies.common import StudyOutput, engine_options, mean_over_seeds, tidy
-
-DATASETS = ("spiral",)
-REFERENCE = {"source": "NYU DLSP20 notebook 04-spiral_classification",
-             "train_acc": {"none": 0.504, "relu": 0.949}}
+from pipeline import findings as F
+from pipeline import stats
+from pipeline.config import Activation, NonNegFloat, PositiveFloat, PositiveInt, Section, grid
+from pipeline.findings import Analysis, Figure
+from pipeline.studies.base import Study, StudyOutput
 
 
-def course_optimizer(activation: str) -> str:
-    """The notebook's choice: SGD for the linear model, Adam for the non-linear one."""
-    return "sgd" if activation == "none" else "adam"
+class Course(Section):
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegFloat = 1e-5  # torch.optim's, on every parameter as the notebook
 
 
-def cells(config: Config) -> list[dict]:
-    s = config.spiral
-    return [{"activation": a, "width": w, "optimizer": o, "seed": seed,
-             "course_setting": o == course_optimizer(a)}
-            for a, w, o, seed in itertools.product(s.activations, s.widths, s.optimizers,
-                                                   config.seeds)]
+class Fair(Section):
+    sgd_lrs: grid(PositiveFloat) = [0.03, 0.3, 3.0]
+    adam_lrs: grid(PositiveFloat) = [0.001, 0.01, 0.1]
 
 
-def _job(s: SpiralStudy, cell: dict, n_in: int, n_classes: int) -> Job:
-    arch = Arch((n_in, cell["width"], n_classes), cell["activation"])
-    spec = TrainSpec(arch, cell["optimizer"], "cross_entropy", epochs=s.epochs,
-                     log_every=s.log_every)
-    return Job(spec, seed=cell["seed"], lr=s.lr, weight_decay=s.weight_decay)
+class Cs231n(Section):
+    width: PositiveInt = 100
+    lr: PositiveFloat = 1.0
+    reg: NonNegFloat = 1e-3  # 0.5 * reg * ||W||^2 on the weights
+    init_std: PositiveFloat = 0.01
+    linear_steps: PositiveInt = 200
+    mlp_steps: PositiveInt = 10000
+
+
+class Params(Section):
+    activations: grid(Activation) = ["none", "relu", "leaky_relu", "sigmoid", "tanh", "gelu"]
+    width: PositiveInt = 100
+    epochs: PositiveInt = 1000  # full-batch steps
+    log_every: PositiveInt = 50
+    course: Course = Course()
+    fair: Fair = Fair()
+    cs231n: Cs231n = Cs231n()
+    boundary_resolution: Annotated[int, Field(ge=8, le=400)] = 80
+
+
+COURSE = {"none": "sgd", "relu": "adam"}  # the notebook's pairs
+
+
+class Spiral(Study):
+    name = "spiral"
+    order = 1
+    title = "Spiral: linear vs non-linear"
+    question = "Can a linear model separate spiral classes, and which non-linearity helps?"
+    Params = Params
+    datasets = ("spiral", "spiral_cs231n")
+
+    @classmethod
+    def check(cls, config) -> None:
+        if "none" not in config.spiral.activations or "relu" not in config.spiral.activations:
+            raise ValueError("spiral.activations: the course setting needs 'none' and 'relu'")
+
+    def cells(self) -> list[dict]:
+        p, seeds = self.p, self.seeds
+        grid_ = [{"experiment": "course", "dataset": "spiral", "model": f"{a} + {o}",
+                  "activation": a, "optimizer": o, "lr": p.course.lr, "seed": s}
+                 for (a, o), s in itertools.product(COURSE.items(), seeds)]
+        lrs = {"sgd": p.fair.sgd_lrs, "adam": p.fair.adam_lrs}
+        grid_ += [{"experiment": "fair", "dataset": "spiral", "model": f"{a} + {o}",
+                   "activation": a, "optimizer": o, "lr": lr, "seed": s}
+                  for a, o in itertools.product(p.activations, ("sgd", "adam"))
+                  for lr, s in itertools.product(lrs[o], seeds)]
+        grid_ += [{"experiment": "cs231n", "dataset": "spiral_cs231n", "model": m,
+                   "activation": "none" if m == "linear" else "relu", "optimizer": "sgd",
+                   "lr": p.cs231n.lr, "seed": s}
+                  for m, s in itertools.product(("linear", "mlp"), seeds)]
+        return grid_
+
+    def job(self, cell: dict, data: dict):
+        from pipeline.engine import Arch, Job, TrainSpec
+
+        p = self.p
+        arrays = data[cell["dataset"]]
+        n_in, n_out = arrays["x_train"].shape[1], int(arrays["y_train"].max()) + 1
+        if cell["experiment"] == "cs231n":
+            c = p.cs231n
+            sizes = (n_in, n_out) if cell["model"] == "linear" else (n_in, c.width, n_out)
+            steps = c.linear_steps if cell["model"] == "linear" else c.mlp_steps
+            spec = TrainSpec(Arch(sizes, "relu"), "sgd", "cross_entropy", epochs=steps,
+                             log_every=max(1, steps // 20), init="normal",
+                             init_scale=c.init_std)
+            return Job(spec, seed=cell["seed"], lr=c.lr, l2_penalty=c.reg)
+        spec = TrainSpec(Arch((n_in, p.width, n_out), cell["activation"]), cell["optimizer"],
+                         "cross_entropy", epochs=p.epochs, log_every=p.log_every,
+                         decay_bias=True)
+        return Job(spec, seed=cell["seed"], lr=cell["lr"], weight_decay=p.course.weight_decay)
+
+    # ---------------------------------------------------------------- after training
+
+    def chosen_lrs(self, cells: pd.DataFrame) -> dict[tuple[str, str], stats.Selection]:
+        """Per activation and optimizer, the learning rate chosen on validation accuracy."""
+        fair = cells[cells["experiment"] == "fair"]
+        return {(a, o): stats.select(fair, "lr", {"activation": a, "optimizer": o},
+                                     "val_acc", maximize=True)
+                for a, o in itertools.product(self.p.activations, ("sgd", "adam"))}
+
+    def extras(self, out: StudyOutput, results: list, data: dict) -> None:
+        from pipeline.engine import predict
+
+        choices = self.chosen_lrs(out.cells)
+        out.tables["choices"] = pd.DataFrame(
+            [{"activation": a, "optimizer": o, "lr": s.chosen, "val_acc": s.value,
+              "edge": s.edge} for (a, o), s in choices.items()])
+        # decision boundaries: first seed; the course pair and every activation with Adam
+        arrays = data["spiral"]
+        g0, g1 = boundary_mesh(arrays["x_train"], self.p.boundary_resolution)
+        import torch
+
+        mesh = torch.tensor(np.stack([g0, g1], axis=1), dtype=torch.float32)
+        frames = []
+        for i, c in enumerate(out.cells.to_dict("records")):
+            if c["seed"] != self.seeds[0] or c["experiment"] == "cs231n":
+                continue
+            if c["experiment"] == "fair" and (c["optimizer"] != "adam" or
+                                              c["lr"] != choices[(c["activation"], "adam")].chosen):
+                continue
+            label = (f"course: {c['model']}" if c["experiment"] == "course"
+                     else f"{c['activation']} + adam, lr {c['lr']:g}")
+            pred = predict(results[i].job.spec.arch, results[i].params, mesh).argmax(1).numpy()
+            frames.append(pd.DataFrame({"panel": label, "x0": g0, "x1": g1,
+                                        "predicted": pred}))
+        out.tables["boundaries"] = pd.concat(frames, ignore_index=True)
+        step = max(1, len(arrays["x_train"]) // 600)  # a sample of the training points
+        out.tables["points"] = pd.DataFrame({"x0": arrays["x_train"][::step, 0],
+                                             "x1": arrays["x_train"][::step, 1],
+                                             "y": arrays["y_train"][::step]})
+
+    def analyze(self, out: StudyOutput) -> Analysis:
+        a = Analysis()
+        cells = out.cells
+        self._course(a, cells, out.curves)
+        self._fair(a, cells, out.tables["choices"])
+        self._cs231n(a, cells)
+        a.figures.append(Figure("Decision boundaries (first seed): the course pair, and every "
+                                "activation with Adam at its chosen learning rate",
+                                "classmap", "result/boundaries",
+                                extra={"points": "result/points"}))
+        return a
+
+    def _course(self, a: Analysis, cells: pd.DataFrame, curves: pd.DataFrame) -> None:
+        course = cells[cells["experiment"] == "course"]
+        t = a.table("course", "Course setting over seeds",
+                    stats.summarize(course, ["model"], ["train_acc", "test_acc", "train_loss"]))
+        c = stats.compare(cells, {"experiment": "course", "activation": "relu"},
+                          {"experiment": "course", "activation": "none"}, "train_acc",
+                          label_a="the ReLU MLP with Adam", label_b="the linear model with SGD")
+        a.findings.append(F.comparison("course", c, "training accuracy in the course setting"))
+        for act, published in (("none", 0.504), ("relu", 0.949)):
+            row = t[t["model"] == f"{act} + {COURSE[act]}"].iloc[0]
+            a.metric(f"course/train_acc/{act}", row["train_acc_mean"], row["train_acc_std"])
+            a.references.append(F.reference(
+                f"dlsp20_{act}", "NYU DLSP20, notebook 04-spiral_classification",
+                f"{'linear model' if act == 'none' else 'ReLU MLP'}: training accuracy "
+                f"{published} after 1000 steps", f"training accuracy, course setting, "
+                f"{row['model']}", course[course["activation"] == act]["train_acc"],
+                value=published, tolerance=0.02))
+        acc = (curves[curves["experiment"] == "course"]
+               .groupby(["epoch", "activation"])["train_acc"].mean().unstack("activation"))
+        a.plots["course_accuracy"] = pd.DataFrame(
+            {"epoch": acc.index, "linear": acc["none"].to_numpy(),
+             "relu": acc["relu"].to_numpy()})
+        a.table("course_curves", "Course setting: training accuracy by epoch",
+                stats.summarize(curves[curves["experiment"] == "course"], ["model", "epoch"],
+                                ["train_acc"]), show=False)
+        a.figures.append(Figure("Course setting: training accuracy by epoch (95% interval "
+                                "over seeds)", "lines", "table/course_curves", x="epoch",
+                                y=["train_acc"], hue="model", ylabel="training accuracy"))
+
+    def _fair(self, a: Analysis, cells: pd.DataFrame, choices: pd.DataFrame) -> None:
+        fair = cells[cells["experiment"] == "fair"]
+        a.table("fair", "Every activation, optimizer and learning rate, over seeds",
+                stats.summarize(fair, ["activation", "optimizer", "lr"],
+                                ["val_acc", "test_acc", "train_acc"]))
+        selections = {f"{r.activation} + {r.optimizer}": stats.Selection(
+            "lr", "val_acc", r.lr, r.val_acc, sorted(fair[
+                (fair["activation"] == r.activation) & (fair["optimizer"] == r.optimizer)
+            ]["lr"].unique().tolist()), bool(r.edge)) for r in choices.itertuples()}
+        a.findings.append(F.selections("fair_lrs", selections, "Learning rates"))
+        chosen = fair.merge(choices[["activation", "optimizer", "lr"]])
+        a.table("fair_chosen", "Each activation and optimizer at its chosen learning rate",
+                stats.summarize(chosen, ["activation", "optimizer", "lr"],
+                                ["val_acc", "test_acc"]))
+        for opt in ("sgd", "adam"):
+            cand = {r.activation: {"experiment": "fair", "activation": r.activation,
+                                   "optimizer": opt, "lr": r.lr}
+                    for r in choices[choices["optimizer"] == opt].itertuples()}
+            b = stats.best_of(cells, cand, "test_acc")
+            a.findings.append(F.best(f"fair_best_{opt}", b, "test accuracy",
+                                     f"activations trained with {opt}"))
+            nonlinear = {k: v for k, v in cand.items() if k != "none"}
+            top = stats.best_of(cells, nonlinear, "test_acc").top
+            c = stats.compare(cells, cand[top], cand["none"], "test_acc",
+                              label_a=f"{top} with {opt}", label_b=f"the linear model with {opt}")
+            a.findings.append(F.comparison(f"fair_linear_{opt}", c, "test accuracy"))
+            for act, match in cand.items():
+                v = stats.where(cells, match)["test_acc"]
+                a.metric(f"fair/{opt}/test_acc/{act}", v.mean(), v.std())
+        a.figures.append(Figure("Test accuracy of each activation at its chosen learning rate "
+                                "(95% interval over seeds)", "bars", "table/fair_chosen",
+                                x="activation", y=["test_acc"], hue="optimizer",
+                                ylabel="test accuracy"))
+        a.figures.append(Figure("Validation accuracy against the learning rate, the numbers "
+                                "the choice is made on", "lines", "table/fair", x="lr",
+                                y=["val_acc"], hue="activation", col="optimizer", logx=True,
+                                ylabel="validation accuracy"))
+
+    def _cs231n(self, a: Analysis, cells: pd.DataFrame) -> None:
+        cs = cells[cells["experiment"] == "cs231n"]
+        t = a.table("cs231n", "CS231n case study over seeds",
+                    stats.summarize(cs, ["model"], ["train_acc", "test_acc"]))
+        c = stats.compare(cells, {"experiment": "cs231n", "model": "mlp"},
+                          {"experiment": "cs231n", "model": "linear"}, "train_acc",
+                          label_a="the 2-layer ReLU net", label_b="the linear softmax classifier")
+        a.findings.append(F.comparison("cs231n", c, "training accuracy on the CS231n spiral"))
+        for model, published in (("linear", 0.49), ("mlp", 0.98)):
+            row = t[t["model"] == model].iloc[0]
+            a.metric(f"cs231n/train_acc/{model}", row["train_acc_mean"], row["train_acc_std"])
+            a.references.append(F.reference(
+                f"cs231n_{model}", "Stanford CS231n, 'Putting it together: minimal neural "
+                "network case study'", f"{'linear softmax' if model == 'linear' else '2-layer net'}"
+                f": training accuracy {published:.0%}", f"training accuracy, {model}",
+                cs[cs["model"] == model]["train_acc"], value=published, tolerance=0.02))
+
+    def setting(self) -> str:
+        p, d, d2 = self.p, self.config.data.spiral, self.config.data.spiral_cs231n
+        return (
+            f"Spirals from the {d.generator} generator: {d.classes} classes of "
+            f"{d.points_per_class} training points (noise {d.noise:g}), with independent "
+            f"validation and test draws of {d.val_points_per_class} and "
+            f"{d.test_points_per_class} points per class. Every MLP has one hidden layer of "
+            f"{p.width} units and trains for {p.epochs} full-batch steps with weight decay "
+            f"{p.course.weight_decay:g} on every parameter. Course setting (NYU DLSP20 "
+            f"notebook 04): the linear model with SGD and the ReLU MLP with Adam, both at "
+            f"learning rate {p.course.lr:g}. Fair comparison: each of "
+            f"{', '.join(p.activations)} with SGD (learning rates "
+            f"{', '.join(f'{v:g}' for v in p.fair.sgd_lrs)}) and Adam "
+            f"({', '.join(f'{v:g}' for v in p.fair.adam_lrs)}), the learning rate chosen on "
+            f"validation accuracy. CS231n case study: {d2.points_per_class} points per class, "
+            f"a linear softmax classifier ({p.cs231n.linear_steps} steps) and a net with "
+            f"{p.cs231n.width} ReLU units ({p.cs231n.mlp_steps} steps), SGD at "
+            f"{p.cs231n.lr:g}, L2 penalty {p.cs231n.reg:g}, N(0, {p.cs231n.init_std:g}^2) "
+            f"init. Means over {len(self.seeds)} seeds.")
 
 
 def boundary_mesh(x: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,40 +272,4 @@ def boundary_mesh(x: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarra
     return g0.ravel(), g1.ravel()
 
 
-def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutput:
-    s = config.spiral
-    arrays = data["spiral"]
-    n_classes = int(arrays["y_train"].max()) + 1
-    jobs = [_job(s, c, arrays["x_train"].shape[1], n_classes) for c in grid]
-    results = train(jobs, TrainData.from_arrays(arrays, device), device,
-                    engine_options(config, "spiral"))
-    out = tidy(grid, results)
-
-    # decision boundaries: the first seed and width of each activation, course optimizer
-    g0, g1 = boundary_mesh(arrays["x_train"], s.boundary_resolution)
-    mesh = torch.tensor(np.stack([g0, g1], axis=1), dtype=torch.float32)  # (M, 2), CPU
-    frames, seen = [], set()
-    order = sorted(range(len(grid)), key=lambda i: not grid[i]["course_setting"])
-    for i in order:
-        c = grid[i]
-        if c["activation"] in seen or c["seed"] != config.seeds[0] or c["width"] != s.widths[0]:
-            continue
-        seen.add(c["activation"])
-        pred = predict(jobs[i].spec.arch, results[i].params, mesh).argmax(dim=1).numpy()
-        frames.append(pd.DataFrame({"cell": i, "activation": c["activation"],
-                                    "optimizer": c["optimizer"], "x0": g0, "x1": g1,
-                                    "predicted": pred}))
-    out.tables["boundaries"] = pd.concat(frames, ignore_index=True)
-    return out
-
-
-def summarize(output: StudyOutput) -> dict:
-    cells = output.cells
-    course = cells[cells["course_setting"]]
-    metrics = {"course_test_acc": mean_over_seeds(course, ["activation"], "test_acc"),
-               "course_train_acc": mean_over_seeds(course, ["activation"], "train_acc")}
-    for opt in sorted(cells["optimizer"].unique()):
-        same = cells[cells["optimizer"] == opt]
-        metrics[f"{opt}_test_acc"] = mean_over_seeds(same, ["activation"], "test_acc")
-    metrics["diverged_cells"] = int(cells["diverged"].sum())
-    return metrics
+STUDY = Spiral

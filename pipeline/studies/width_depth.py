@@ -1,26 +1,43 @@
-"""Width vs depth: at an equal parameter budget, is deeper-and-narrower or
+"""Width vs depth: at a matched parameter budget, is deeper-and-narrower or
 shallower-and-wider better?
 
-A grid of ReLU MLPs, 1..6 hidden layers by 4..512 units, on the spiral (full batch) and
-on the default images (minibatch), every model trained with the same optimizer and
-budget. The parameter count of each cell is computed from its shape; for a few budgets
-the best depth-1 model within the budget is set beside the best deeper one (d2l 5.1;
-Eldan and Shamir 2016 on the power of depth).
+For each budget and depth, the width whose parameter count is closest to the budget
+(within a tolerance) gives one ReLU MLP, so every depth competes at the same size. Every
+model trains with the same optimizer and budget of steps, on the spiral (full batch) and
+on the default images (minibatch). The depth per budget is chosen on validation
+accuracy, and the depths are compared on test accuracy over seeds (d2l 5.1; Eldan and
+Shamir 2016 on the power of depth).
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import Annotated
 
-import pandas as pd
+from pydantic import Field
 
-from pipeline.config import Config
-from pipeline.engine import Arch, Job, TrainSpec
-from pipeline.studies.common import StudyOutput, tidy, train_by_dataset
+from pipeline import findings as F
+from pipeline import stats
+from pipeline.config import Activation, Optimizer, PositiveFloat, PositiveInt, Section, grid
+from pipeline.findings import Analysis, Figure
+from pipeline.studies.base import Study, StudyOutput
 
-DATASETS = ("spiral", "images")
-REFERENCE = {"source": "Eldan and Shamir 2016; d2l 5.1",
-             "claim": "depth can buy with few units what width buys with many"}
+
+class Part(Section):
+    batch_size: PositiveInt | None = None  # None: full batch
+    epochs: PositiveInt = 300
+    log_every: PositiveInt = 50
+    budgets: grid(PositiveInt) = [1000, 5000]
+
+
+class Params(Section):
+    depths: grid(Annotated[int, Field(ge=1, le=12)]) = [1, 2, 3, 4]
+    tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.1  # |params - budget| / budget
+    activation: Activation = "relu"
+    optimizer: Optimizer = "adam"
+    lr: PositiveFloat = 0.01
+    spiral: Part = Part(epochs=150, budgets=[100, 300, 1000])
+    images: Part = Part(batch_size=64, epochs=20, log_every=5, budgets=[1000, 5000, 20000])
 
 
 def n_params(sizes: tuple[int, ...]) -> int:
@@ -28,56 +45,118 @@ def n_params(sizes: tuple[int, ...]) -> int:
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
-def _arch(config: Config, c: dict, arrays: dict) -> Arch:
-    n_in, n_out = arrays["x_train"].shape[1], int(arrays["y_train"].max()) + 1
-    return Arch((n_in, *[c["width"]] * c["depth"], n_out), config.width_depth.activation)
+def matched_width(n_in: int, n_out: int, depth: int, budget: int) -> int:
+    """The width whose depth-layer MLP has the parameter count closest to the budget."""
+    best, width = None, 1
+    while True:
+        count = n_params((n_in, *[width] * depth, n_out))
+        if best is None or abs(count - budget) < abs(best[1] - budget):
+            best = (width, count)
+        if count > budget:
+            return best[0]
+        width += 1
 
 
-def cells(config: Config) -> list[dict]:
-    w = config.width_depth
-    return [{"dataset": d, "depth": depth, "width": width, "seed": s}
-            for d, depth, width, s in itertools.product(DATASETS, w.depths, w.widths,
-                                                        config.seeds)]
+class WidthDepth(Study):
+    name = "width_depth"
+    order = 5
+    title = "Width vs depth"
+    question = ("At a matched parameter budget, is a deeper, narrower MLP better than a "
+                "shallower, wider one?")
+    Params = Params
+    datasets = ("spiral", "images")
+
+    def _shape(self, dataset: str) -> tuple[int, int]:
+        d = self.config.data
+        if dataset == "spiral":
+            return 2, d.spiral.classes
+        return (64 if d.images.source == "digits" else 784), 10
+
+    def plan(self) -> list[dict]:
+        """Per dataset, budget and depth: the matched width and its parameter count."""
+        rows = []
+        for dataset in ("spiral", "images"):
+            n_in, n_out = self._shape(dataset)
+            for budget, depth in itertools.product(getattr(self.p, dataset).budgets,
+                                                   self.p.depths):
+                width = matched_width(n_in, n_out, depth, budget)
+                count = n_params((n_in, *[width] * depth, n_out))
+                rows.append({"dataset": dataset, "budget": budget, "depth": depth,
+                             "width": width, "n_params": count,
+                             "matched": abs(count - budget) <= self.p.tolerance * budget})
+        return rows
+
+    def cells(self) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "matched"} | {"seed": s}
+                for r in self.plan() if r["matched"] for s in self.seeds]
+
+    def job(self, cell: dict, data: dict):
+        from pipeline.engine import Arch, Job, TrainSpec
+
+        p = self.p
+        part = getattr(p, cell["dataset"])
+        n_in, n_out = self._shape(cell["dataset"])
+        arch = Arch((n_in, *[cell["width"]] * cell["depth"], n_out), p.activation)
+        spec = TrainSpec(arch, p.optimizer, "cross_entropy", epochs=part.epochs,
+                         batch_size=part.batch_size, log_every=part.log_every)
+        return Job(spec, seed=cell["seed"], lr=p.lr)
+
+    def analyze(self, out: StudyOutput) -> Analysis:
+        a = Analysis()
+        cells = out.cells
+        t = a.table("accuracy", "Accuracy by budget and depth over seeds",
+                    stats.summarize(cells, ["dataset", "budget", "depth", "width", "n_params"],
+                                    ["train_acc", "val_acc", "test_acc"]))
+        for dataset, part in cells.groupby("dataset", sort=False):
+            chosen = {}
+            for budget, b_cells in part.groupby("budget"):
+                depths = sorted(b_cells["depth"].unique())
+                label = f"{budget} parameters"
+                if len(depths) < 2:
+                    continue
+                chosen[label] = stats.select(b_cells, "depth", {}, "val_acc", maximize=True)
+                cand = {f"depth {d}": {"dataset": dataset, "budget": budget, "depth": d}
+                        for d in depths}
+                b = stats.best_of(b_cells, cand, "test_acc")
+                a.findings.append(F.best(f"{dataset}_{budget}", b,
+                                         f"test accuracy on {dataset} at {budget} parameters",
+                                         "depths"))
+                for d in depths:
+                    v = stats.where(b_cells, cand[f"depth {d}"])["test_acc"]
+                    a.metric(f"{dataset}/{budget}/depth_{d}", v.mean(), v.std())
+            if chosen:
+                a.findings.append(F.selections(f"{dataset}_depths", chosen,
+                                               f"Depths on {dataset}"))
+        skipped = self._unmatched()
+        if skipped:
+            a.findings.append(F.estimate(
+                "unmatched", "No width matches these budgets within "
+                f"{self.p.tolerance:.0%}, so they are left out: " + ", ".join(skipped) + ".",
+                unmatched=skipped))
+        a.plots["spiral_accuracy"] = (t[t["dataset"] == "spiral"]
+                                      .pivot_table(index="depth", columns="budget",
+                                                   values="test_acc_mean")
+                                      .rename(columns=lambda b: f"budget_{b}").reset_index())
+        a.figures.append(Figure("Test accuracy against depth at matched parameter budgets "
+                                "(95% interval over seeds)", "lines", "table/accuracy",
+                                x="depth", y=["test_acc"], hue="budget", col="dataset",
+                                ylabel="test accuracy"))
+        return a
+
+    def _unmatched(self) -> list[str]:
+        return [f"{r['dataset']} depth {r['depth']} at {r['budget']}" for r in self.plan()
+                if not r["matched"]]
+
+    def setting(self) -> str:
+        p = self.p
+        parts = "; ".join(
+            f"{d}: budgets {', '.join(map(str, part.budgets))} parameters, {part.epochs} "
+            f"epochs, {'full batch' if part.batch_size is None else f'batch {part.batch_size}'}"
+            for d, part in (("spiral", p.spiral), ("images", p.images)))
+        return (f"Depths {', '.join(map(str, p.depths))}, each at the width whose parameter "
+                f"count is closest to the budget (within {p.tolerance:.0%}); {p.activation} "
+                f"units, {p.optimizer} at lr {p.lr:g}. {parts}. The depth per budget is "
+                f"chosen on validation accuracy. Means over {len(self.seeds)} seeds.")
 
 
-def run(config: Config, grid: list[dict], data: dict, device="cpu") -> StudyOutput:
-    w = config.width_depth
-    jobs = []
-    for c in grid:
-        part = getattr(w, c["dataset"])  # epochs and batch size per dataset
-        spec = TrainSpec(_arch(config, c, data[c["dataset"]]), w.optimizer, "cross_entropy",
-                         epochs=part.epochs, batch_size=part.batch_size,
-                         log_every=part.log_every)
-        jobs.append(Job(spec, seed=c["seed"], lr=w.lr))
-    results = train_by_dataset(config, grid, jobs, data, device, "width_depth")
-    out = tidy(grid, results)
-    out.cells["n_params"] = [n_params(r.job.spec.arch.sizes) for r in results]
-    out.tables["budgets"] = equal_budget(out.cells, w.budgets)
-    return out
-
-
-def equal_budget(cells: pd.DataFrame, budgets: list[int]) -> pd.DataFrame:
-    """Per dataset and budget: the best shallow (depth 1) and best deep (depth > 1)
-    configuration with at most that many parameters, by mean test accuracy."""
-    ok = cells[~cells["diverged"]]
-    means = ok.groupby(["dataset", "depth", "width", "n_params"], as_index=False)["test_acc"].mean()
-    rows = []
-    for (dataset, part), budget in itertools.product(means.groupby("dataset"), budgets):
-        within = part[part["n_params"] <= budget]
-        for kind, subset in (("shallow", within[within["depth"] == 1]),
-                             ("deep", within[within["depth"] > 1])):
-            if len(subset):
-                best = subset.loc[subset["test_acc"].idxmax()]
-                rows.append({"dataset": dataset, "budget": budget, "kind": kind,
-                             "depth": int(best["depth"]), "width": int(best["width"]),
-                             "n_params": int(best["n_params"]), "test_acc": best["test_acc"]})
-    return pd.DataFrame(rows, columns=["dataset", "budget", "kind", "depth", "width",
-                                       "n_params", "test_acc"])
-
-
-def summarize(output: StudyOutput) -> dict:
-    b = output.tables["budgets"]
-    metrics = {f"{r.dataset}/{r.budget}/{r.kind}": round(float(r.test_acc), 6)
-               for r in b.itertuples()}
-    return {"best_test_acc_within_budget": metrics,
-            "diverged_cells": int(output.cells["diverged"].sum())}
+STUDY = WidthDepth

@@ -1,0 +1,195 @@
+"""What a study concludes, as data: findings, published references, figure specs.
+
+A finding is data first (what is compared, the numbers, the interval, the verdict) and
+a sentence second, built from that data by `pipeline.stats` so that it says no more
+than the verdict. A reference is a published number or range beside this run's
+like-for-like number. A figure is a spec (which table, which columns) that the generic
+report draws. All of it is written to the study's analysis.json; the aggregate and
+report stages read that file and never the study's code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from pipeline import stats
+from pipeline.stats import Best, Censored, Comparison, Selection, fmt
+
+
+@dataclass
+class Finding:
+    id: str  # unique within its study
+    kind: str  # comparison | best | selection | estimate | censored
+    text: str
+    data: dict = field(default_factory=dict)
+
+
+def comparison(id: str, c: Comparison, what: str, table: str = "cells") -> Finding:
+    """table: the study's tidy result table the comparison was computed on."""
+    return Finding(id, "comparison", stats.comparison_text(c, what),
+                   c.to_dict() | {"table": table})
+
+
+def best(id: str, b: Best, what: str, among: str) -> Finding:
+    """The best of several: named best only if it beats every other one."""
+    if not b.comparisons:
+        text = f"{b.top} is the only one of the {among} with results."
+    elif b.clear:
+        closest = min(b.comparisons, key=lambda c: abs(c.diff))
+        text = (f"{b.top} gives the best {what} among the {among} ({fmt(closest.mean_a)}); "
+                f"every difference's 95% interval excludes zero, the closest being "
+                f"{closest.label_b} ({fmt(closest.mean_b)}, difference "
+                f"{stats.fmt_diff(closest.diff, closest.mean_a, closest.mean_b)}, "
+                f"95% CI {fmt(closest.low, 2)} to {fmt(closest.high, 2)}).")
+    else:
+        ties = [c for c in b.comparisons if c.verdict == "tie"]
+        listed = "; ".join(f"{c.label_b} {fmt(c.mean_b)} (difference "
+                           f"{stats.fmt_diff(c.diff, c.mean_a, c.mean_b)}, "
+                           f"95% CI {fmt(c.low, 2)} to {fmt(c.high, 2)})" for c in ties)
+        text = (f"No single best among the {among} on {what}: {b.top} has the best mean "
+                f"({fmt(ties[0].mean_a)}) but is indistinguishable from {listed}.")
+    return Finding(id, "best", stats.sentence(text), {"top": b.top, "clear": b.clear,
+                                      "comparisons": [c.to_dict() for c in b.comparisons]})
+
+
+def selection(id: str, s: Selection, what: str, after: str = "") -> Finding:
+    """A choice made on validation data; `after` gives its test number."""
+    edge = " That is the edge of the grid: widen it." if s.edge else ""
+    chosen = f"{s.chosen:g}" if isinstance(s.chosen, float) else str(s.chosen)
+    text = (f"{what} chosen on {stats.name(s.on)} ({fmt(s.value)}): "
+            f"{chosen}.{' ' + after if after else ''}{edge}")
+    return Finding(id, "selection", text, s.to_dict())
+
+
+def selections(id: str, chosen: dict[str, Selection], what: str) -> Finding:
+    """Several choices of one kind (one per configuration), in one sentence."""
+    parts = [f"{label} {_value(s.chosen)}" for label, s in chosen.items()]
+    edges = [f"{label} ({_value(s.chosen)})" for label, s in chosen.items() if s.edge]
+    on = stats.name(next(iter(chosen.values())).on)
+    text = f"{what} chosen on {on}: " + "; ".join(parts) + "."
+    if edges:
+        text += " At the edge of the grid, so the grid should be widened: " \
+                + ", ".join(edges) + "."
+    return Finding(id, "selection", text,
+                   {"choices": {label: s.to_dict() for label, s in chosen.items()}})
+
+
+def _value(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def censored(id: str, c: Censored, what: str) -> Finding:
+    return Finding(id, "censored", f"{what}: {c.text(' epochs')}.",
+                   {"reached": c.reached, "n": c.n, "mean": stats._clean(c.mean),
+                    "ci95": stats._clean(c.ci95)})
+
+
+def estimate(id: str, text: str, **data) -> Finding:
+    return Finding(id, "estimate", text, stats._clean(data))
+
+
+@dataclass
+class Reference:
+    """A published result and this run's like-for-like number."""
+
+    id: str
+    source: str  # the publication and where in it
+    claim: str  # what it reports, in words
+    measure: str  # which number of this run is compared, like for like
+    low: float  # the published value, or the range across its builds
+    high: float
+    tolerance: float  # how far from the published value still reproduces it
+    ours: float  # this run's mean over seeds
+    ci95: float
+    n: int
+
+    @property
+    def reproduced(self) -> bool:
+        return (math.isfinite(self.ours)
+                and self.low - self.tolerance <= self.ours <= self.high + self.tolerance)
+
+    @property
+    def published(self) -> str:
+        value = fmt(self.low) if self.low == self.high else f"{fmt(self.low)}–{fmt(self.high)}"
+        return value + (f" (± {fmt(self.tolerance)})" if self.tolerance else "")
+
+    def to_dict(self) -> dict:
+        return stats._clean(asdict(self) | {"published": self.published,
+                                            "reproduced": self.reproduced})
+
+
+def reference(id: str, source: str, claim: str, measure: str, values: pd.Series, *,
+              value: float | None = None, low: float | None = None,
+              high: float | None = None, tolerance: float = 0.0) -> Reference:
+    """This run's values (one per seed) against a published value or range."""
+    x = values.dropna().to_numpy(dtype=float)
+    low = value if low is None else low
+    high = value if high is None else high
+    std = float(x.std(ddof=1)) if len(x) > 1 else math.nan
+    return Reference(id, source, claim, measure, float(low), float(high), tolerance,
+                     float(x.mean()) if len(x) else math.nan, stats.half_width(std, len(x)),
+                     len(x))
+
+
+@dataclass
+class Figure:
+    """A figure the report draws from one of the study's tables.
+
+    kind: lines | bars | heatmap | classmap | images. data: "table/NAME" (a summary
+    table: y is drawn as y_mean with its y_ci95, the interval the tables show) or
+    "result/NAME" (a tidy result table of the study, drawn as it is).
+    """
+
+    caption: str
+    kind: str
+    data: str
+    x: str = ""
+    y: list[str] = field(default_factory=list)
+    hue: str | None = None
+    style: str | None = None
+    col: str | None = None  # one panel per value
+    where: dict = field(default_factory=dict)  # rows kept: column -> value
+    logx: bool = False
+    logy: bool = False
+    xlabel: str | None = None
+    ylabel: str | None = None
+    extra: dict = field(default_factory=dict)  # kind-specific options
+
+
+@dataclass
+class Analysis:
+    """Everything the report and `dvc metrics diff` show of one study."""
+
+    tables: dict[str, tuple[str, pd.DataFrame]] = field(default_factory=dict)  # caption
+    hidden: set[str] = field(default_factory=set)  # tables that only feed a figure
+    metrics: dict = field(default_factory=dict)
+    spread: dict[str, float] = field(default_factory=dict)  # metric key -> seed std
+    plots: dict[str, pd.DataFrame] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+
+    def table(self, name: str, caption: str, frame: pd.DataFrame,
+              show: bool = True) -> pd.DataFrame:
+        """A summary table (reports/tables/STUDY/NAME.csv), printed in the report unless
+        it only feeds a figure (show=False)."""
+        self.tables[name] = (caption, frame)
+        if not show:
+            self.hidden.add(name)
+        return frame
+
+    def metric(self, key: str, mean: float, std: float = math.nan) -> None:
+        """A headline number (DVC metric) and its seed-to-seed std, keyed a/b/c."""
+        node = self.metrics
+        *parents, last = key.split("/")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = None if not math.isfinite(mean) else round(float(mean), 6)
+        self.spread[key.replace("/", ".")] = std
+
+
+def to_json(obj) -> dict:
+    return stats._clean(asdict(obj))

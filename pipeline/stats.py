@@ -1,0 +1,286 @@
+"""Statistics over seeds (and folds), one definition for every table, figure and finding.
+
+- `summarize`: per group, n, the diverged count, and each value's mean, std and 95%
+  t-interval half-width. Diverged cells are counted, never averaged; a NaN in a cell that
+  did not diverge makes its group's mean NaN rather than silently shrinking n.
+- `compare`: two configurations over the same seeds: the paired difference, its 95%
+  t-interval and a verdict (a, b, or tie: the interval contains zero).
+- `best_of`: the candidate with the best mean, and whether the intervals show it better
+  than every other one.
+- `select`: a choice made on validation numbers (never test numbers), flagged when it
+  lands on the edge of its grid.
+- `censored`: a quantity that some seeds never reach: reached in k of n, and its mean
+  over those that did.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+LEVEL = 0.95
+
+
+def half_width(std: float, n: int) -> float:
+    """The half-width of the 95% t-interval of a mean of n values with this std."""
+    if n < 2 or not np.isfinite(std):
+        return math.nan
+    return float(stats.t.ppf(0.5 + LEVEL / 2, n - 1) * std / math.sqrt(n))
+
+
+def _check_columns(cells: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in cells.columns]
+    if missing:
+        raise KeyError(f"{what} names {missing}, which the cells table lacks "
+                       f"(it has {list(cells.columns)})")
+
+
+def _ok(cells: pd.DataFrame) -> pd.DataFrame:
+    return cells[~cells["diverged"].astype(bool)] if "diverged" in cells else cells
+
+
+def summarize(cells: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
+    """One row per group of `by`: n, n_diverged, VALUE_mean, VALUE_std, VALUE_ci95."""
+    _check_columns(cells, by + values, "a summary")
+    groups = cells.groupby(by, sort=False, dropna=False)
+    size = groups.size()
+    ok = _ok(cells).groupby(by, sort=False, dropna=False)
+    n = ok.size().reindex(size.index, fill_value=0)
+    counts = ok[values].count().reindex(size.index, fill_value=0)
+    means = ok[values].mean().reindex(size.index)
+    stds = ok[values].std(ddof=1).reindex(size.index)
+    complete = counts.eq(n, axis=0)  # a NaN left in a finished cell poisons its mean
+    out = pd.DataFrame({"n": n, "n_diverged": size - n}, index=size.index)
+    for v in values:
+        mean = means[v].where(complete[v])
+        std = stds[v].where(complete[v])
+        out[f"{v}_mean"] = mean
+        out[f"{v}_std"] = std
+        out[f"{v}_ci95"] = [half_width(s, k) for s, k in zip(std, n)]
+    return out.reset_index()
+
+
+def where(cells: pd.DataFrame, match: dict) -> pd.DataFrame:
+    """The rows whose columns equal every value of `match`."""
+    _check_columns(cells, list(match), "a filter")
+    mask = np.ones(len(cells), dtype=bool)
+    for col, value in match.items():  # None matches a missing value (a refit's fold)
+        mask &= (cells[col].isna() if value is None else cells[col] == value).to_numpy()
+    return cells[mask]
+
+
+@dataclass
+class Comparison:
+    """a vs b on one metric over paired seeds."""
+
+    metric: str
+    a: dict
+    b: dict
+    label_a: str
+    label_b: str
+    higher_is_better: bool
+    n: int
+    mean_a: float
+    mean_b: float
+    diff: float  # mean of a - b over the pairs
+    low: float  # 95% interval of the difference
+    high: float
+    verdict: str  # "a", "b" or "tie"
+    pair_on: list[str] = field(default_factory=lambda: ["seed"])
+
+    @property
+    def winner(self) -> str | None:
+        return {"a": self.label_a, "b": self.label_b}.get(self.verdict)
+
+    def to_dict(self) -> dict:
+        return _clean(asdict(self))
+
+
+def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
+            label_b: str, higher_is_better: bool = True,
+            pair_on: list[str] | None = None) -> Comparison:
+    """Paired difference of `metric` between the cells matching a and those matching b,
+    paired on `pair_on` (the seed; the seed and fold for cross-validation)."""
+    pair_on = pair_on or ["seed"]
+    ca = _ok(where(cells, a)).set_index(pair_on)[metric]
+    cb = _ok(where(cells, b)).set_index(pair_on)[metric]
+    for side, values in (("a", ca), ("b", cb)):
+        if values.index.has_duplicates:
+            raise ValueError(f"compare: {side}={a if side == 'a' else b} matches several "
+                             f"cells per {pair_on}; name every config column")
+    joined = pd.concat([ca.rename("a"), cb.rename("b")], axis=1, join="inner").dropna()
+    d = (joined["a"] - joined["b"]).to_numpy(dtype=float)
+    n = len(d)
+    diff = float(d.mean()) if n else math.nan
+    half = half_width(float(d.std(ddof=1)), n) if n > 1 else math.nan
+    low, high = diff - half, diff + half
+    if np.isfinite(half) and (low > 0 or high < 0):
+        better_a = (low > 0) == higher_is_better
+        verdict = "a" if better_a else "b"
+    else:
+        verdict = "tie"
+    return Comparison(metric, a, b, label_a, label_b, higher_is_better, n,
+                      float(joined["a"].mean()) if n else math.nan,
+                      float(joined["b"].mean()) if n else math.nan,
+                      diff, low, high, verdict, pair_on)
+
+
+@dataclass
+class Best:
+    """The candidate with the best mean, compared with every other candidate."""
+
+    top: str
+    comparisons: list[Comparison]
+
+    @property
+    def clear(self) -> bool:
+        """Better than every other candidate, each interval excluding zero."""
+        return bool(self.comparisons) and all(c.verdict == "a" for c in self.comparisons)
+
+
+def best_of(cells: pd.DataFrame, candidates: dict[str, dict], metric: str, *,
+            higher_is_better: bool = True) -> Best:
+    """Among candidates (label -> the columns that pick its cells), the one with the best
+    mean `metric`, compared over paired seeds with each other candidate."""
+    means = {}
+    for label, match in candidates.items():
+        values = _ok(where(cells, match))[metric].dropna()
+        if len(values):
+            means[label] = float(values.mean())
+    if not means:
+        raise ValueError(f"best_of: no finished cell of {list(candidates)} has a {metric}")
+    top = (max if higher_is_better else min)(means, key=means.get)
+    comps = [compare(cells, candidates[top], candidates[other], metric, label_a=top,
+                     label_b=other, higher_is_better=higher_is_better)
+             for other in means if other != top]
+    return Best(top, comps)
+
+
+@dataclass
+class Selection:
+    """A config value chosen on validation numbers, and where it sits in its grid."""
+
+    column: str
+    on: str
+    chosen: object
+    value: float  # the mean validation number of the chosen value
+    grid: list
+    edge: bool  # the best value is the smallest or largest of the grid
+
+    def to_dict(self) -> dict:
+        return _clean(asdict(self))
+
+
+NAMES = {"val_acc": "validation accuracy", "val_loss": "validation loss",
+         "cv_loss": "cross-validation loss", "test_acc": "test accuracy", "test_loss": "test loss"}
+
+
+def name(metric: str) -> str:
+    """A metric's name in a sentence."""
+    return NAMES.get(metric, metric.replace("_", " "))
+
+
+def sentence(text: str) -> str:
+    """Capitalise the first letter (labels may start a sentence in lower case)."""
+    return text[:1].upper() + text[1:]
+
+
+def is_validation(metric: str) -> bool:
+    return metric.startswith(("val_", "cv_"))
+
+
+def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
+           maximize: bool) -> Selection:
+    """Choose the value of `column` whose mean `on` (a validation metric) is best."""
+    if not is_validation(on):
+        raise ValueError(f"select: {on!r} is not a validation metric; choices are made on "
+                         "validation data (val_*, cv_*), never on test data")
+    part = _ok(where(cells, fixed))
+    means = part.groupby(column)[on].mean().dropna()
+    if means.empty:
+        raise ValueError(f"select: no finished cell for {fixed} has a {on}")
+    chosen = means.idxmax() if maximize else means.idxmin()
+    grid = sorted(where(cells, fixed)[column].unique().tolist())
+    edge = len(grid) > 2 and chosen in (grid[0], grid[-1])
+    return Selection(column, on, _py(chosen), float(means[chosen]), [_py(g) for g in grid],
+                     edge)
+
+
+@dataclass
+class Censored:
+    """A quantity that not every seed reaches (epochs to a target loss)."""
+
+    reached: int
+    n: int
+    mean: float  # over the seeds that reached it
+    ci95: float
+
+    def text(self, unit: str = "") -> str:
+        if not self.reached:
+            return f"reached in 0 of {self.n} seeds"
+        spread = f" ± {fmt(self.ci95)}" if np.isfinite(self.ci95) else ""
+        return (f"reached in {self.reached} of {self.n} seeds, after {fmt(self.mean)}"
+                f"{spread}{unit} on average over those")
+
+
+def censored(values: pd.Series) -> Censored:
+    x = values.to_numpy(dtype=float)
+    hit = x[np.isfinite(x)]
+    mean = float(hit.mean()) if len(hit) else math.nan
+    std = float(hit.std(ddof=1)) if len(hit) > 1 else math.nan
+    return Censored(len(hit), len(x), mean, half_width(std, len(hit)))
+
+
+# ---------------------------------------------------------------- numbers as text
+
+
+def fmt(v: float | None, digits: int = 3) -> str:
+    """A number for a sentence: 3 significant digits; 'n/a' for a missing one."""
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    return f"{v:.{digits}g}"
+
+
+def fmt_diff(d: float, *scale: float) -> str:
+    """A difference of two numbers of this scale: a rounding residue prints as 0."""
+    big = max((abs(v) for v in scale if np.isfinite(v)), default=0.0)
+    return "0" if np.isfinite(d) and abs(d) <= 1e-9 * big else fmt(d, 2)
+
+
+def fmt_interval(mean: float, ci95: float) -> str:
+    return fmt(mean) + (f" ± {fmt(ci95, 2)}" if np.isfinite(ci95) else "")
+
+
+def comparison_text(c: Comparison, what: str) -> str:
+    """A sentence that says no more than the verdict: a winner only when the interval of
+    the difference excludes zero, otherwise 'indistinguishable', with the difference."""
+    first, second, sign = ((c.label_b, c.label_a, -1) if c.verdict == "b"
+                           else (c.label_a, c.label_b, 1))
+    m1, m2 = (c.mean_b, c.mean_a) if sign < 0 else (c.mean_a, c.mean_b)
+    lo, hi = (-c.high, -c.low) if sign < 0 else (c.low, c.high)
+    numbers = (f"{fmt(m1)} vs {fmt(m2)}, difference {fmt_diff(sign * c.diff, m1, m2)} "
+               f"(95% CI {fmt(lo, 2)} to {fmt(hi, 2)}, {c.n} paired runs)")
+    if c.verdict == "tie":
+        return sentence(f"{first} and {second} are indistinguishable on {what}: {numbers}.")
+    better = "higher" if c.higher_is_better else "lower"
+    return sentence(f"{first} gives {better} {what} than {second}: {numbers}.")
+
+
+def _py(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _clean(obj):
+    """JSON-ready: numpy scalars to Python, NaN to None."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    obj = _py(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

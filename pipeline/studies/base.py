@@ -1,0 +1,163 @@
+"""The study interface, and the one path every study takes from params to files.
+
+A study is one module with one `Study` subclass holding everything about it:
+
+    Params            its params model (a pydantic section of params.yaml)
+    datasets          the datasets it reads
+    cells()           its grid: one dict of config columns per trained model, each
+                      naming its "dataset" and "seed"
+    job(cell, data)   the engine job that trains one cell
+    extras(...)       columns and tidy tables computed from the trained models
+    analyze(out)      summary tables, headline metrics, plot tables, findings,
+                      published references and figure specs (findings.Analysis)
+    setting()         the "Setting" paragraph, rendered from the params that ran
+
+`run_study` trains every cell (one engine call per dataset), and `write_study` writes the
+tidy results, analysis.json, the tables, the metrics and the plots.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from pipeline.findings import Analysis, to_json
+from pipeline.io import atomic_dir, write_csv, write_json
+
+
+@dataclass
+class StudyOutput:
+    cells: pd.DataFrame  # one row per cell: config columns, seed, final metrics, diverged
+    curves: pd.DataFrame  # one row per cell and logged epoch
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # other tidy results
+    cached: int = 0  # cells that came from the cell cache
+
+
+class Study:
+    order: ClassVar[int] = 100  # its place in the report
+    name: ClassVar[str]
+    title: ClassVar[str]
+    question: ClassVar[str]
+    Params: ClassVar[type]
+    datasets: ClassVar[tuple[str, ...]]
+
+    def __init__(self, config):
+        self.config = config
+        self.p = getattr(config, self.name)
+        self.seeds = list(config.seeds)
+
+    @classmethod
+    def check(cls, config) -> None:
+        """Checks across params sections; raise ValueError("key: what is wrong")."""
+
+    def cells(self) -> list[dict]:
+        raise NotImplementedError
+
+    def job(self, cell: dict, data: dict[str, dict[str, np.ndarray]]):
+        raise NotImplementedError
+
+    def extras(self, out: StudyOutput, results: list, data: dict) -> None:
+        """Add columns or tidy tables computed from the trained models (optional)."""
+
+    def analyze(self, out: StudyOutput) -> Analysis:
+        raise NotImplementedError
+
+    def setting(self) -> str:
+        raise NotImplementedError
+
+
+def engine_options(config, desc: str):
+    """How the engine runs (never what it computes): workers, cell cache, executor."""
+    from pipeline.engine import EngineOptions
+    from pipeline.engine.cache import CellCache
+
+    return EngineOptions(workers=config.workers,
+                         cache=CellCache(config.cell_cache) if config.cell_cache else None,
+                         executor=config.executor, ray_address=config.ray_address,
+                         ray_gpus_per_task=config.ray_gpus_per_task, desc=desc)
+
+
+def run_study(study: Study, data: dict, device) -> StudyOutput:
+    """Train every cell, one engine call per dataset, and tidy the results."""
+    from pipeline.engine import TrainData, train
+
+    grid = study.cells()
+    for cell in grid:
+        if "dataset" not in cell or "seed" not in cell:
+            raise KeyError(f"{study.name}: a cell must name its dataset and seed: {cell}")
+    jobs = [study.job(c, data) for c in grid]
+    results: list = [None] * len(grid)
+    for name in dict.fromkeys(c["dataset"] for c in grid):
+        idx = [i for i, c in enumerate(grid) if c["dataset"] == name]
+        trained = train([jobs[i] for i in idx], TrainData.from_arrays(data[name], device),
+                        device, engine_options(study.config, f"{study.name}/{name}"))
+        for i, res in zip(idx, trained):
+            results[i] = res
+    out = tidy(grid, results)
+    study.extras(out, results, data)
+    return out
+
+
+def tidy(grid: list[dict], results: list) -> StudyOutput:
+    """Final-metric and curve tables; every row carries its cell's config columns."""
+    rows, curve_rows = [], []
+    for i, (cell, res) in enumerate(zip(grid, results)):
+        rows.append({"cell": i, **cell, **res.metrics, "diverged": res.diverged,
+                     "diverged_epoch": res.diverged_epoch})
+        curve_rows += [{"cell": i, **cell, **point} for point in res.curve]
+    frame = pd.DataFrame(rows)
+    frame["diverged_epoch"] = frame["diverged_epoch"].astype("Int64")
+    cached = sum(bool(r.extra.get("cached")) for r in results)
+    return StudyOutput(frame, pd.DataFrame(curve_rows), cached=cached)
+
+
+@dataclass
+class Paths:
+    results: Path  # data/results/STUDY: tidy results and analysis.json (a DVC output)
+    metrics: Path  # reports/metrics/STUDY.json (a DVC metric, in git)
+    tables: Path  # reports/tables/STUDY/ (in git)
+    plots: Path  # reports/plots/STUDY/ (DVC plots, in git)
+
+    @classmethod
+    def default(cls, name: str, root: Path = Path(".")) -> Paths:
+        return cls(root / "data" / "results" / name, root / "reports" / "metrics" / f"{name}.json",
+                   root / "reports" / "tables" / name, root / "reports" / "plots" / name)
+
+
+def write_study(study: Study, out: StudyOutput, analysis: Analysis, paths: Paths) -> None:
+    """Every file of the study, each folder replaced whole, so that a table the study no
+    longer makes does not linger."""
+    meta = {
+        "study": study.name, "order": study.order, "title": study.title, "question": study.question,
+        "setting": study.setting(), "params": study.p.model_dump(mode="json"),
+        "seeds": study.seeds,
+        "tables": [{"name": k, "caption": c, "show": k not in analysis.hidden}
+                   for k, (c, _) in analysis.tables.items()],
+        "findings": [to_json(f) for f in analysis.findings],
+        "references": [r.to_dict() for r in analysis.references],
+        "figures": [to_json(f) for f in analysis.figures],
+        "spread": {k: (None if not np.isfinite(v) else float(v))
+                   for k, v in analysis.spread.items()},
+    }
+    with atomic_dir(paths.results) as tmp:
+        write_csv(tmp / "cells.csv", out.cells)
+        write_csv(tmp / "curves.csv", out.curves)
+        for name, frame in out.tables.items():
+            write_csv(tmp / f"{name}.csv", frame)
+        write_json(tmp / "analysis.json", meta)
+    with atomic_dir(paths.tables) as tmp:
+        for name, (_, frame) in analysis.tables.items():
+            write_csv(tmp / f"{name}.csv", frame)
+    with atomic_dir(paths.plots) as tmp:
+        for name, frame in analysis.plots.items():
+            write_csv(tmp / f"{name}.csv", frame)
+    write_json(paths.metrics, analysis.metrics)
+
+
+def read_analysis(results: Path) -> dict:
+    return json.loads((results / "analysis.json").read_text())

@@ -1,0 +1,59 @@
+"""Check a run's findings: each sentence of the report is a finding of
+reports/findings.json, and each verdict there is recomputed from the study's tidy result
+tables (data/results/STUDY/*.csv) with the interval that backs it."""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import stats
+
+RANKING = re.compile(r"\b(better|worse|wins?|best|higher|lower)\b", re.I)
+
+
+def _recompute(root: Path, study: str, data: dict) -> stats.Comparison:
+    table = pd.read_csv(root / "data" / "results" / study / f"{data.get('table', 'cells')}.csv")
+    return stats.compare(table, data["a"], data["b"], data["metric"], label_a=data["label_a"],
+                         label_b=data["label_b"], higher_is_better=data["higher_is_better"],
+                         pair_on=data["pair_on"])
+
+
+def _check_comparison(root: Path, study: str, data: dict) -> None:
+    c = _recompute(root, study, data)
+    assert c.verdict == data["verdict"], (study, data["label_a"], data["label_b"])
+    assert c.n == data["n"]
+    if c.verdict != "tie":  # a winner only where the interval excludes zero
+        assert c.low > 0 or c.high < 0
+
+
+def check_findings(root: Path, report_html: str) -> int:
+    """Returns the number of verdicts checked."""
+    findings = json.loads((root / "reports" / "findings.json").read_text())
+    texts = {f["text"] for f in findings}
+    in_report = re.findall(r'<ul class="findings">(.*?)</ul>', report_html, re.S)
+    sentences = [html_lib.unescape(s.strip()) for block in in_report
+                 for s in re.findall(r"<li>(.*?)</li>", block, re.S)]
+    assert sentences and all(s in texts for s in sentences)
+    checked = 0
+    for f in findings:
+        if f["kind"] == "comparison":
+            _check_comparison(root, f["study"], f["data"])
+            tie = f["data"]["verdict"] == "tie"
+            assert ("indistinguishable" in f["text"]) == tie, f["text"]
+            checked += 1
+        elif f["kind"] == "best":
+            for c in f["data"]["comparisons"]:
+                _check_comparison(root, f["study"], c)
+                checked += 1
+            clear = all(c["verdict"] == "a" for c in f["data"]["comparisons"])
+            assert f["data"]["clear"] == clear
+            assert ("No single best" in f["text"]) == (not clear and bool(
+                f["data"]["comparisons"])), f["text"]
+        else:  # a selection, an estimate or a censored count ranks nothing
+            assert not RANKING.search(f["text"]), f["text"]
+    return checked

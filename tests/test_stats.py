@@ -1,0 +1,110 @@
+"""The statistics every finding goes through, on constructed tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import findings as F
+from pipeline import stats
+
+
+def _cells(values: dict[str, list[float]], **extra) -> pd.DataFrame:
+    rows = [{"config": k, "seed": s, "acc": v, "diverged": False, **extra}
+            for k, vs in values.items() for s, v in enumerate(vs)]
+    return pd.DataFrame(rows)
+
+
+def test_summary_skips_diverged_cells_and_gives_t_intervals():
+    cells = pd.DataFrame({"g": ["a", "a", "a", "b"], "v": [1.0, 3.0, float("nan"), 5.0],
+                          "diverged": [False, False, True, False]})
+    t = stats.summarize(cells, ["g"], ["v"]).set_index("g")
+    assert t.loc["a", "v_mean"] == 2.0 and t.loc["a", "n"] == 2 and t.loc["a", "n_diverged"] == 1
+    assert t.loc["a", "v_ci95"] == pytest.approx(12.706 * 2 ** 0.5 / 2 ** 0.5, rel=1e-3)
+    assert pd.isna(t.loc["b", "v_std"]) and pd.isna(t.loc["b", "v_ci95"])
+
+
+def test_a_nan_in_a_finished_cell_is_not_averaged_away():
+    """n counts the finished cells, so a mean over fewer values would lie about n."""
+    cells = pd.DataFrame({"g": ["a"] * 3, "v": [3.0, np.nan, np.nan], "diverged": False})
+    t = stats.summarize(cells, ["g"], ["v"])
+    assert t["n"].iloc[0] == 3 and pd.isna(t["v_mean"].iloc[0])
+
+
+def test_a_tie_is_indistinguishable():
+    cells = _cells({"A": [0.90, 0.95, 0.91, 0.96], "B": [0.93, 0.92, 0.94, 0.93]})
+    c = stats.compare(cells, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
+                      label_b="B")
+    assert c.verdict == "tie" and c.low < 0 < c.high
+    text = stats.comparison_text(c, "accuracy")
+    assert "indistinguishable" in text and "better" not in text and "higher" not in text
+
+
+def test_a_clear_difference_names_the_winner_either_way_round():
+    cells = _cells({"A": [0.90, 0.91, 0.92, 0.90], "B": [0.80, 0.82, 0.81, 0.80]})
+    ab = stats.compare(cells, {"config": "A"}, {"config": "B"}, "acc", label_a="A", label_b="B")
+    ba = stats.compare(cells, {"config": "B"}, {"config": "A"}, "acc", label_a="B", label_b="A")
+    assert ab.verdict == "a" and ba.verdict == "b" and ab.low > 0
+    for c in (ab, ba):
+        assert stats.comparison_text(c, "accuracy").startswith("A gives higher accuracy than B")
+    lower = stats.compare(cells, {"config": "B"}, {"config": "A"}, "acc", label_a="B",
+                          label_b="A", higher_is_better=False)
+    assert lower.verdict == "a"  # lower is better: B wins
+
+
+def test_pairs_follow_the_seed_not_the_row_order():
+    cells = _cells({"A": [1.0, 2.0, 3.0], "B": [1.1, 2.1, 3.1]})
+    shuffled = cells.sample(frac=1, random_state=0)
+    c = stats.compare(shuffled, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
+                      label_b="B")
+    assert c.diff == pytest.approx(-0.1) and c.high - c.low == pytest.approx(0, abs=1e-9)
+
+
+def test_best_is_claimed_only_when_every_interval_excludes_zero():
+    clear = _cells({"A": [0.9, 0.91, 0.92], "B": [0.8, 0.82, 0.81], "C": [0.7, 0.7, 0.72]})
+    b = stats.best_of(clear, {k: {"config": k} for k in "ABC"}, "acc")
+    assert b.top == "A" and b.clear
+    assert "gives the best" in F.best("x", b, "accuracy", "configs").text
+    close = _cells({"A": [0.9, 0.95, 0.91], "B": [0.93, 0.91, 0.92], "C": [0.5, 0.5, 0.52]})
+    b = stats.best_of(close, {k: {"config": k} for k in "ABC"}, "acc")
+    f = F.best("x", b, "accuracy", "configs")
+    assert not b.clear and "No single best" in f.text and "indistinguishable from B" in f.text
+    assert "C 0.5" not in f.text  # only the ties are listed
+    assert "difference 0," in f.text  # equal means: no rounding residue printed
+
+
+def test_an_edge_optimum_is_flagged_and_said():
+    cells = pd.DataFrame({"lambda": [0.0, 1.0, 10.0] * 2, "seed": [0] * 3 + [1] * 3,
+                          "val_loss": [3.0, 2.0, 1.0, 3.1, 2.1, 1.1], "diverged": False})
+    s = stats.select(cells, "lambda", {}, "val_loss", maximize=False)
+    assert s.chosen == 10.0 and s.edge
+    assert "edge of the grid" in F.selection("lam", s, "Lambda").text
+    inner = cells.assign(val_loss=[3.0, 1.0, 2.0, 3.0, 1.0, 2.0])
+    s = stats.select(inner, "lambda", {}, "val_loss", maximize=False)
+    assert s.chosen == 1.0 and not s.edge
+    assert "edge" not in F.selection("lam", s, "Lambda").text
+
+
+def test_a_choice_on_test_numbers_is_refused():
+    cells = _cells({"A": [0.9], "B": [0.8]}).rename(columns={"acc": "test_acc"})
+    with pytest.raises(ValueError, match="never on test data"):
+        stats.select(cells, "config", {}, "test_acc", maximize=True)
+
+
+def test_a_censored_quantity_says_k_of_n():
+    c = stats.censored(pd.Series([3.0, np.nan, np.nan]))
+    assert (c.reached, c.n, c.mean) == (1, 3, 3.0)
+    text = F.censored("t", c, "Reaching the target").text
+    assert "reached in 1 of 3 seeds" in text and "after 3 epochs" in text
+    assert "0 of 2" in F.censored("u", stats.censored(pd.Series([np.nan] * 2)), "X").text
+
+
+def test_a_reference_is_reproduced_within_its_range_or_tolerance():
+    within = F.reference("r", "src", "claim", "measure", pd.Series([13.0, 14.0]),
+                         low=11.5, high=15.3)
+    outside = F.reference("r", "src", "claim", "measure", pd.Series([0.9, 0.91]),
+                          value=0.95, tolerance=0.02)
+    assert within.reproduced and not outside.reproduced
+    assert F.reference("r", "s", "c", "m", pd.Series([0.94]), value=0.95,
+                       tolerance=0.02).reproduced
