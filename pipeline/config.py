@@ -169,9 +169,19 @@ class Config(Section):
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None  # None: start a local Ray (loopback, `workers` CPUs)
     ray_gpus_per_task: Annotated[float, Field(ge=0, le=1)] = 0.0  # GPU fraction per task
+    # training memory of all workers together: "auto" (2 GiB on the CPU, half the free
+    # memory of a GPU) or a size such as "512MiB", "4GiB"
+    max_memory: str = "auto"
     seeds: Annotated[list[int], Field(min_length=1)] = [0, 1, 2, 3, 4]
     data: DataConfig = DataConfig()
     report: ReportConfig = ReportConfig()
+
+    @field_validator("max_memory")
+    @classmethod
+    def _a_size(cls, value: str) -> str:
+        if value != "auto":
+            parse_size(value)
+        return value
 
     @field_validator("seeds")
     @classmethod
@@ -179,6 +189,33 @@ class Config(Section):
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"{seeds} repeats a seed")
         return seeds
+
+
+UNITS = {"KiB": 2 ** 10, "MiB": 2 ** 20, "GiB": 2 ** 30}
+
+
+def parse_size(text: str) -> int:
+    """'512MiB', '2GiB', '1.5GiB' -> bytes."""
+    for unit, scale in UNITS.items():
+        if text.endswith(unit):
+            try:
+                value = float(text.removesuffix(unit))
+            except ValueError:
+                break
+            if value > 0:
+                return int(value * scale)
+    raise ValueError(f"{text!r} is not a size such as '512MiB' or '2GiB' (or 'auto')")
+
+
+def memory_budget(config, device) -> int:
+    """max_memory in bytes: auto is 2 GiB on the CPU and half the free GPU memory."""
+    if config.max_memory != "auto":
+        return parse_size(config.max_memory)
+    if getattr(device, "type", device) == "cuda":
+        import torch
+
+        return torch.cuda.mem_get_info(device)[0] // 2
+    return 2 * 2 ** 30
 
 
 @cache

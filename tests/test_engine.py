@@ -42,7 +42,7 @@ def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
     explicitly scaled dropout masks, torch.optim, a Python loop.
 
     It shares with the engine only the seeds of the model's three random streams, and
-    draws from them the way torch draws: nn.Linear's init, randperm, bernoulli_.
+    draws from them the way torch draws: nn.Linear's init, randperm, rand.
     """
     spec, arch = job.spec, job.spec.arch
     streams = ModelRng(job.seed)  # three seeded torch.Generators, nothing else
@@ -83,7 +83,7 @@ def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
                     h = act(h)
                     p = rates[layer]
                     if p > 0:  # inverted dropout: keep with probability 1 - p, scale up
-                        keep = torch.empty(h.shape).bernoulli_(1 - p, generator=g_drop)
+                        keep = torch.rand(h.shape, generator=g_drop) >= p
                         h = h * keep / (1 - p)
             y = y_all[idx]
             if spec.loss == "cross_entropy":
@@ -264,14 +264,19 @@ def _position_data(n: int, d: int, c: int) -> TrainData:
 
 
 POSITION_CASES = {
-    # name: (sizes, loss, optimizer, batch, dropout, epochs); every batch size leaves a
-    # partial last batch, and no per-model slab is a multiple of the vector width
-    "mlp_10_out_dropout": ((29, 67, 33, 10), "cross_entropy", "sgd", 16, (0.5, 0.5), 30),
-    "mlp_10_out": ((29, 67, 33, 10), "cross_entropy", "sgd", 16, (), 30),
-    "mlp_3_out_full_batch": ((2, 37, 3), "cross_entropy", "adam", None, (), 60),
-    "mlp_3_out_dropout": ((13, 21, 3), "cross_entropy", "adam", 9, (0.3,), 40),
-    "regression_1_out": ((19, 23, 1), "mse", "momentum", 7, (), 40),
-    "regression_1_out_dropout": ((19, 23, 1), "mse", "sgd", 7, (0.2,), 40),
+    # name: (sizes, activation, loss, optimizer, batch, dropout, epochs); every batch
+    # size leaves a partial last batch, and no per-model slab is a multiple of the
+    # vector width
+    "mlp_10_out_dropout": ((29, 67, 33, 10), "relu", "cross_entropy", "sgd", 16, (0.5, 0.5),
+                           30),
+    "mlp_10_out": ((29, 67, 33, 10), "relu", "cross_entropy", "sgd", 16, (), 30),
+    "mlp_3_out_full_batch": ((2, 37, 3), "relu", "cross_entropy", "adam", None, (), 60),
+    "mlp_3_out_dropout": ((13, 21, 3), "relu", "cross_entropy", "adam", 9, (0.3,), 40),
+    "regression_1_out": ((19, 23, 1), "relu", "mse", "momentum", 7, (), 40),
+    "regression_1_out_dropout": ((19, 23, 1), "relu", "mse", "sgd", 7, (0.2,), 40),
+    "sigmoid_full_batch": ((2, 37, 3), "sigmoid", "cross_entropy", "adam", None, (), 40),
+    "gelu_minibatch": ((13, 21, 17, 3), "gelu", "cross_entropy", "sgd", 9, (), 30),
+    "tanh_regression": ((19, 23, 1), "tanh", "half_mse", "nesterov", 7, (0.1,), 30),
 }
 
 
@@ -279,9 +284,9 @@ POSITION_CASES = {
 def test_identical_jobs_agree_at_every_position(case):
     """The same job at every position of groups of several sizes, odd and even: one
     set of numbers, bit for bit, and the same as the job trained alone."""
-    sizes, loss, optimizer, batch, dropout, epochs = POSITION_CASES[case]
+    sizes, activation, loss, optimizer, batch, dropout, epochs = POSITION_CASES[case]
     data = _position_data(101, sizes[0], sizes[-1])
-    spec = TrainSpec(Arch(sizes, "relu"), optimizer, loss, epochs=epochs, batch_size=batch,
+    spec = TrainSpec(Arch(sizes, activation), optimizer, loss, epochs=epochs, batch_size=batch,
                      log_every=10, init="normal", init_scale=0.1)
     job = Job(spec, seed=0, lr=0.1 if optimizer != "adam" else 0.01, momentum=0.9,
               dropout=dropout)

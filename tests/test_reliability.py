@@ -189,3 +189,44 @@ def test_ray_executor_gives_the_local_numbers(tmp_path):
         ray.shutdown()
     assert run["cells"] > 0
     assert _files(tmp_path / "ray", "spiral") == _files(tmp_path / "local", "spiral")
+
+
+def test_a_small_memory_budget_splits_groups_and_changes_no_byte(tmp_path):
+    import numpy as np
+
+    from pipeline.engine import EngineOptions, plan_groups
+
+    data = _tiny_data(tmp_path)
+    params = yaml.safe_load(TINY.read_text())
+    params["workers"] = 2
+    _study(params, tmp_path, data, "roomy", "regularization")
+    params["max_memory"] = "1MiB"  # a few image MLPs per group at most
+    _study(params, tmp_path, data, "tight", "regularization")
+    assert _files(tmp_path / "roomy", "regularization") == \
+        _files(tmp_path / "tight", "regularization")
+    # the tight budget did split: more groups, each within its share of the budget
+    path = tmp_path / "tight.yaml"
+    config = load_config(path)
+    study = studies.load("regularization")(config)
+    arrays = {n: np.load(data / f"{n}.npz") for n in study.datasets}
+    cells = [c for c in study.cells() if c["dataset"] == "images"]
+    jobs = [study.job(c, arrays) for c in cells]
+    n = len(arrays["images"]["x_train"])
+    roomy = plan_groups(jobs, n, EngineOptions(workers=2))
+    tight = plan_groups(jobs, n, EngineOptions(workers=2, max_memory=2 ** 20))
+    assert len(tight) > len(roomy) and sorted(sum(tight, [])) == list(range(len(jobs)))
+
+
+def test_a_cell_too_large_for_the_budget_is_refused_before_training(tmp_path, capsys):
+    data = _tiny_data(tmp_path)
+    params = yaml.safe_load(TINY.read_text())
+    params["max_memory"] = "64MiB"
+    params["spiral"]["width"] = 200000
+    path = tmp_path / "huge.yaml"
+    path.write_text(yaml.safe_dump(params))
+    start = time.perf_counter()
+    code = main(["--params", str(path), *_study_args("spiral", data, tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err
+    assert "too large" in err and "max_memory (64MiB)" in err and "200000" in err
+    assert not (tmp_path / "out").exists() and time.perf_counter() - start < 30

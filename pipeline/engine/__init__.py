@@ -12,9 +12,12 @@ its group, nor on its position there.
     optim.py      batched SGD / momentum / Nesterov / Adam / AdamW
     rng.py        per-model random streams
     loop.py       one group's training loop
+    backprop.py   the loss and its gradients, written out by hand
+    plan.py       groups sized by memory: which models train together
     executors.py  groups in this process, forked workers or Ray tasks
     cache.py      the cell cache, a wrapper around execution
     blas.py       MKL's reproducible mode
+    malloc.py     freed memory kept for reuse (no page faults per step)
 """
 
 from __future__ import annotations
@@ -23,12 +26,17 @@ from functools import partial
 
 import torch
 
+from pipeline.engine.malloc import keep_freed_memory
 from pipeline.engine.models import ACTIVATIONS, INITS, Arch, forward, init_params, predict
+from pipeline.engine.plan import MemoryBudgetError, plan_groups
 from pipeline.engine.rng import ModelRng
 from pipeline.engine.types import EngineOptions, Job, Result, TrainData, TrainSpec
 
-__all__ = ["ACTIVATIONS", "INITS", "Arch", "EngineOptions", "Job", "ModelRng", "Result",
-           "TrainData", "TrainSpec", "forward", "init_params", "predict", "train"]
+keep_freed_memory()
+
+__all__ = ["ACTIVATIONS", "INITS", "Arch", "EngineOptions", "Job", "MemoryBudgetError",
+           "ModelRng", "Result", "TrainData", "TrainSpec", "forward", "init_params",
+           "plan_groups", "predict", "train"]
 
 
 def train(jobs: list[Job], data: TrainData, device: str | torch.device = "cpu",

@@ -7,7 +7,6 @@ process, the thread count or the order in which groups finish.
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -16,27 +15,16 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline.engine.loop import train_group
+from pipeline.engine.plan import plan_groups
 from pipeline.engine.types import EngineOptions, Job, Result, TrainData
 
 Done = Callable[[list[int], list[Result]], None]  # (job indices, their results)
 
 
-def plan_groups(jobs: list[Job], group_size: int | None) -> list[list[int]]:
-    """Job indices per group: equal spec and row count, at most group_size each."""
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, job in enumerate(jobs):
-        groups[(job.spec, None if job.rows is None else len(job.rows))].append(i)
-    chunks = []
-    for members in groups.values():
-        size = group_size or len(members)
-        chunks += [members[k:k + size] for k in range(0, len(members), size)]
-    return chunks
-
-
 def execute(jobs: list[Job], data: TrainData, device: torch.device,
             options: EngineOptions, done: Done) -> None:
     """Train every job, calling done(indices, results) as each group finishes."""
-    groups = plan_groups(jobs, options.group_size)
+    groups = plan_groups(jobs, len(data.x_train), options)
     total = sum(jobs[g[0]].spec.epochs for g in groups)
     disable = (not options.progress) if options.progress is not None else None
     with tqdm(total=total, desc=options.desc, unit="epoch", disable=disable,

@@ -2,9 +2,12 @@
 
     for each epoch:
         for each minibatch (each model its own order):
-            inputs -> dropout masks -> loss (+ l2_penalty) -> divergence check -> gradients
-            -> optimizer step
+            inputs -> dropout masks -> loss and gradients (+ l2_penalty)
+            -> divergence check -> optimizer step
         every log_every epochs: evaluate on the training rows, validation and test data
+
+The loss and its gradients are written out by hand (backprop.py); the tests prove
+them equal to torch.nn + autograd + torch.optim model by model.
 """
 
 from __future__ import annotations
@@ -13,34 +16,22 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from pipeline.engine import blas
-from pipeline.engine.models import Arch, forward, init_params
+from pipeline.engine import backprop, blas
+from pipeline.engine.models import Arch, init_params
 from pipeline.engine.optim import BatchedOptimizer
 from pipeline.engine.rng import ModelRng
 from pipeline.engine.types import Job, Result, TrainData
 
 
-def per_model_loss(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """out (G, N, o); y shared (N, ...) or per model (G, N, ...). Returns (G,)."""
-    if kind == "cross_entropy":
-        logp = F.log_softmax(out, dim=-1)  # (G, N, C)
-        y = y.expand(out.shape[:2])  # (G, N)
-        return -logp.gather(2, y.unsqueeze(-1)).squeeze(-1).mean(dim=1)
-    sq = (out - y) ** 2  # (G, N, 1)
-    if kind == "half_mse":
-        sq = sq / 2
-    return sq.mean(dim=(1, 2))
-
-
-def per_model_accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (out.argmax(dim=-1) == y).float().mean(dim=1)  # (G,)
-
-
 def l2_penalty(weights: list[torch.Tensor], lam: torch.Tensor) -> torch.Tensor:
     """lambda * ||w||^2 / 2 per model (d2l's l2_penalty), over the weights, not biases."""
-    return lam * sum((w ** 2).sum(dim=(1, 2)) for w in weights) / 2
+    return lam * sum((w * w).sum(dim=(1, 2)) for w in weights) / 2
+
+
+def l2_penalty_grads(weights: list[torch.Tensor], lam: torch.Tensor) -> list[torch.Tensor]:
+    """Its gradient: lambda * w."""
+    return [lam.view(-1, 1, 1) * w for w in weights]
 
 
 def stack_params(jobs: list[Job], rngs: list[ModelRng], device) -> list[torch.Tensor]:
@@ -51,7 +42,7 @@ def stack_params(jobs: list[Job], rngs: list[ModelRng], device) -> list[torch.Te
     params = []
     for k in range(len(singles[0])):
         p = torch.stack([s[k] for s in singles]).to(device)
-        params.append((p if p.dim() == 3 else p.unsqueeze(1)).requires_grad_())
+        params.append(p if p.dim() == 3 else p.unsqueeze(1))
     return params
 
 
@@ -134,17 +125,22 @@ class Group:
                 for rng, r in zip(self.rngs, self.rates)]).to(self.device))
         return masks
 
-    def loss(self, x, y, masks) -> torch.Tensor:
-        loss = per_model_loss(self.spec.loss, forward(self.arch, self.params, x, masks), y)
+    def loss_and_grads(self, x, y, masks) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Per-model loss (G,) and the gradients of every stacked parameter."""
+        loss, grads = backprop.loss_and_grads(self.arch, self.params, self.spec.loss, x, y,
+                                              masks)
         if self.use_l2:
-            weights = [w for w, isw in zip(self.params, self.is_weight) if isw]
+            k = [i for i, isw in enumerate(self.is_weight) if isw]
+            weights = [self.params[i] for i in k]
             loss = loss + l2_penalty(weights, self.lam)
-        return loss  # (G,)
+            for i, g in zip(k, l2_penalty_grads(weights, self.lam)):
+                grads[i] = grads[i] + g
+        return loss, grads
 
     def check_divergence(self, loss: torch.Tensor, epoch: int) -> None:
         """Freeze every model whose loss is NaN/inf (or beyond diverge_factor x its first
         loss); the rest of the group trains on unchanged."""
-        value = loss.detach()
+        value = loss
         finite = torch.isfinite(value)
         if self.first_loss is None:
             self.first_loss = torch.where(finite, value, torch.inf)
@@ -156,26 +152,20 @@ class Group:
             self.active &= finite
             self.all_active = False
 
-    def gradients(self, loss: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return torch.autograd.grad(torch.where(self.active, loss, 0.0).sum(), self.params)
-
     def update(self, grads) -> None:
-        with torch.no_grad():
-            self.opt.step(grads, None if self.all_active else self.active)
+        self.opt.step(grads, None if self.all_active else self.active)
 
     def evaluate(self) -> dict[str, list[float]]:
         """Loss (and accuracy) on the training rows and on every evaluation split."""
-        with torch.no_grad():
-            splits = {"train": self.inputs(None)}
-            for name, (x, y) in self.data.splits().items():
-                splits[name] = (self.masked(x), y)
-            m = {}
-            for name, (x, y) in splits.items():
-                out = forward(self.arch, self.params, x)
-                m[f"{name}_loss"] = per_model_loss(self.spec.loss, out, y)
-                if self.spec.classification:
-                    m[f"{name}_acc"] = per_model_accuracy(out, y)
-            return {k: v.cpu().tolist() for k, v in m.items()}
+        splits = {"train": self.inputs(None)}
+        for name, (x, y) in self.data.splits().items():
+            splits[name] = (self.masked(x), y)
+        m = {}
+        for name, (x, y) in splits.items():
+            for key, value in backprop.evaluate(self.arch, self.params, self.spec.loss, x,
+                                                y).items():
+                m[f"{name}_{key}"] = value
+        return {k: v.cpu().tolist() for k, v in m.items()}
 
     def log(self, epoch: int) -> None:
         m = self.evaluate()
@@ -191,7 +181,7 @@ class Group:
         out = []
         for g, job in enumerate(self.jobs):
             final = {k: v for k, v in self.curves[g][-1].items() if k != "epoch"}
-            own = [(p[g] if isw else p[g, 0]).detach().cpu()
+            own = [(p[g] if isw else p[g, 0]).cpu()
                    for p, isw in zip(self.params, self.is_weight)]
             out.append(Result(job, final, self.curves[g], own,
                               self.diverged_epoch[g] is not None, self.diverged_epoch[g],
@@ -215,9 +205,9 @@ def train_group(jobs: list[Job], data: TrainData, device: torch.device,
         for idx in group.batches():
             x, y = group.inputs(idx)
             masks = group.dropout_masks(x.shape[-2])
-            loss = group.loss(x, y, masks)
+            loss, grads = group.loss_and_grads(x, y, masks)
             group.check_divergence(loss, epoch)
-            group.update(group.gradients(loss))
+            group.update(grads)
         if epoch % spec.log_every == 0 or epoch == spec.epochs:
             group.log(epoch)
         if bar is not None:

@@ -107,5 +107,6 @@ class EngineOptions:
     ray_address: str | None = None  # None: a local Ray on the loopback interface
     ray_gpus_per_task: float = 0.0
     group_size: int | None = None  # at most this many models per group
+    max_memory: int = 2 * 2 ** 30  # bytes of training memory, all workers together
     progress: bool | None = None  # None: a bar when the output is a terminal
     desc: str = "train"

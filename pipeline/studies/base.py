@@ -71,15 +71,35 @@ class Study:
         raise NotImplementedError
 
 
-def engine_options(config, desc: str):
-    """How the engine runs (never what it computes): workers, cell cache, executor."""
+def engine_options(config, desc: str, device="cpu"):
+    """How the engine runs (never what it computes): workers, cell cache, executor,
+    memory budget."""
+    from pipeline.config import memory_budget
     from pipeline.engine import EngineOptions
     from pipeline.engine.cache import CellCache
 
     return EngineOptions(workers=config.workers,
                          cache=CellCache(config.cell_cache) if config.cell_cache else None,
                          executor=config.executor, ray_address=config.ray_address,
-                         ray_gpus_per_task=config.ray_gpus_per_task, desc=desc)
+                         ray_gpus_per_task=config.ray_gpus_per_task,
+                         max_memory=memory_budget(config, device), desc=desc)
+
+
+def check_memory(study: Study, grid: list[dict], jobs: list, data: dict, device) -> None:
+    """Refuse, before anything trains, a cell too large for the memory budget."""
+    from pipeline.config import ConfigError
+    from pipeline.engine import MemoryBudgetError, plan_groups
+
+    options = engine_options(study.config, study.name, device)
+    for name in dict.fromkeys(c["dataset"] for c in grid):
+        idx = [i for i, c in enumerate(grid) if c["dataset"] == name]
+        try:
+            plan_groups([jobs[i] for i in idx], len(data[name]["x_train"]), options)
+        except MemoryBudgetError as exc:
+            cell = grid[idx[[jobs[i] for i in idx].index(exc.job)]]
+            shown = {k: v for k, v in cell.items() if k != "seed"}
+            raise ConfigError(f"{study.name}: the cell {shown} is too large: {exc}; lower its "
+                              f"params or raise max_memory ({study.config.max_memory})") from None
 
 
 def run_study(study: Study, data: dict, device) -> StudyOutput:
@@ -91,11 +111,12 @@ def run_study(study: Study, data: dict, device) -> StudyOutput:
         if "dataset" not in cell or "seed" not in cell:
             raise KeyError(f"{study.name}: a cell must name its dataset and seed: {cell}")
     jobs = [study.job(c, data) for c in grid]
+    check_memory(study, grid, jobs, data, device)
     results: list = [None] * len(grid)
     for name in dict.fromkeys(c["dataset"] for c in grid):
         idx = [i for i, c in enumerate(grid) if c["dataset"] == name]
         trained = train([jobs[i] for i in idx], TrainData.from_arrays(data[name], device),
-                        device, engine_options(study.config, f"{study.name}/{name}"))
+                        device, engine_options(study.config, f"{study.name}/{name}", device))
         for i, res in zip(idx, trained):
             results[i] = res
     out = tidy(grid, results)

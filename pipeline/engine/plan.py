@@ -1,0 +1,83 @@
+"""Which models train together: groups of one spec and row count, sized by memory.
+
+A group's size changes no number (every model's arithmetic is its own), only speed and
+memory. Each group is held under the memory budget (max_memory over the workers that
+train at once) and under a cache-sized footprint per block of rows, where small groups
+stream their activations through cache; then groups are split until every worker has
+one. A single model that cannot fit the budget is refused before anything trains.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from pipeline.engine.backprop import BLOCK_ROWS
+from pipeline.engine.types import EngineOptions, Job
+
+FLOAT = 4  # bytes: every tensor is float32
+CACHE_BYTES = 8 * 2 ** 20  # one block's activations of a whole group, about
+OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2, "adamw": 2}
+
+
+class MemoryBudgetError(ValueError):
+    """One model needs more memory than the budget allows."""
+
+    def __init__(self, job: Job, need: int, budget: int):
+        self.job, self.need, self.budget = job, need, budget
+        super().__init__(f"one model of {job.spec.arch.sizes} needs {gib(need)} to train but "
+                         f"the memory budget per group is {gib(budget)}")
+
+
+def gib(n: float) -> str:
+    return f"{n / 2 ** 30:.2f} GiB" if n >= 2 ** 28 else f"{n / 2 ** 20:.1f} MiB"
+
+
+def block_bytes(job: Job, n_rows: int) -> int:
+    """One model's activations for one block of rows: inputs, and for every layer its
+    pre-activation, activation, dropout mask and gradient."""
+    sizes = job.spec.arch.sizes
+    rows = min(job.spec.batch_size or n_rows, n_rows, BLOCK_ROWS)
+    return rows * (sizes[0] + 4 * sum(sizes[1:])) * FLOAT
+
+
+def model_bytes(job: Job, n_rows: int) -> int:
+    """One model's training memory: parameters, gradients (two copies while blocks add
+    up), optimizer state, and a block of activations."""
+    arch = job.spec.arch
+    states = OPTIMIZER_STATES.get(job.spec.optimizer, 2)
+    return arch.n_params() * FLOAT * (3 + states) + block_bytes(job, n_rows)
+
+
+def budget(options: EngineOptions) -> int:
+    """Bytes one group may use: max_memory shared by the workers that run at once."""
+    return int(options.max_memory / max(1, options.workers))
+
+
+def plan_groups(jobs: list[Job], n_rows: int, options: EngineOptions) -> list[list[int]]:
+    """Job indices per group. n_rows: the training rows of the data (a job's `rows`,
+    when set, count instead)."""
+    by_shape: dict[tuple, list[int]] = defaultdict(list)
+    for i, job in enumerate(jobs):
+        by_shape[(job.spec, None if job.rows is None else len(job.rows))].append(i)
+    per_group = budget(options)
+    groups = []
+    for (_, rows), members in by_shape.items():
+        job, n = jobs[members[0]], rows or n_rows
+        need = model_bytes(job, n)
+        if need > per_group:
+            raise MemoryBudgetError(job, need, per_group)
+        size = min(per_group // need, max(2, CACHE_BYTES // block_bytes(job, n)))
+        if options.group_size:
+            size = min(size, options.group_size)
+        k = math.ceil(len(members) / size)  # near-equal parts of at most `size`
+        groups += [members[i * len(members) // k:(i + 1) * len(members) // k]
+                   for i in range(k)]
+    while len(groups) < options.workers:  # give every worker a group to train
+        largest = max(groups, key=len)
+        if len(largest) < 4:
+            break
+        groups.remove(largest)
+        half = len(largest) // 2
+        groups += [largest[:half], largest[half:]]
+    return groups
