@@ -74,6 +74,7 @@ class LinearData(Section):
     """d2l 3.2: y = Xw + b + noise."""
 
     n: Annotated[int, Field(ge=2)] = 1000
+    n_test: PositiveInt = 1000
     w: Annotated[list[float], Field(min_length=1)] = [2.0, -3.4]
     b: float = 4.2
     noise: NonNegFloat = 0.01
@@ -137,6 +138,15 @@ class WilsonData(Section):
     seed: int = 0
 
 
+class FunctionsData(Section):
+    """1-D targets on [-interval, interval] for universal approximation."""
+
+    n_train: Annotated[int, Field(ge=2)] = 256
+    n_test: Annotated[int, Field(ge=2)] = 2001
+    interval: PositiveFloat = 3.14159
+    teeth: PositiveInt = 8  # of the sawtooth
+
+
 class DataConfig(Section):
     spiral: SpiralData = SpiralData()
     spiral_cs231n: SpiralData = SpiralData(generator="cs231n", points_per_class=100,
@@ -146,6 +156,7 @@ class DataConfig(Section):
     highdim: HighDimData = HighDimData()
     images: ImageData = ImageData()
     wilson: WilsonData = WilsonData()
+    functions: FunctionsData = FunctionsData()
 
 
 class ReportConfig(Section):

@@ -57,7 +57,7 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
 
 def selection(id: str, s: Selection, what: str, after: str = "") -> Finding:
     """A choice made on validation data; `after` gives its test number."""
-    edge = " That is the edge of the grid: widen it." if s.edge else ""
+    edge = " That is the edge of the grid: the optimum may lie beyond it." if s.edge else ""
     chosen = f"{s.chosen:g}" if isinstance(s.chosen, float) else str(s.chosen)
     text = (f"{what} chosen on {stats.name(s.on)} ({fmt(s.value)}): "
             f"{chosen}.{' ' + after if after else ''}{edge}")
@@ -71,7 +71,7 @@ def selections(id: str, chosen: dict[str, Selection], what: str) -> Finding:
     on = stats.name(next(iter(chosen.values())).on)
     text = f"{what} chosen on {on}: " + "; ".join(parts) + "."
     if edges:
-        text += " At the edge of the grid, so the grid should be widened: " \
+        text += " At the edge of the grid, where the optimum may lie beyond it: " \
                 + ", ".join(edges) + "."
     return Finding(id, "selection", text,
                    {"choices": {label: s.to_dict() for label, s in chosen.items()}})

@@ -55,13 +55,30 @@ def test_spiral_noise_is_added_to_the_angle():
 
 
 def test_linear_targets_have_the_configured_noise():
-    cfg = LinearData(n=5000, noise=0.5, seed=1)
+    cfg = LinearData(n=5000, n_test=300, noise=0.5, seed=1)
     d = linear.generate(cfg)
-    resid = d["y"][:, 0] - (d["x"] @ np.array(cfg.w) + cfg.b)
-    assert d["x"].shape == (5000, 2) and d["y"].shape == (5000, 1)
+    resid = d["y_train"][:, 0] - (d["x_train"] @ np.array(cfg.w) + cfg.b)
+    assert d["x_train"].shape == (5000, 2) and d["y_train"].shape == (5000, 1)
+    assert d["x_test"].shape == (300, 2)
     assert abs(resid.std() - 0.5) < 0.03 and abs(resid.mean()) < 0.03
-    w_hat = np.linalg.lstsq(np.c_[d["x"], np.ones(5000)], d["y"][:, 0], rcond=None)[0]
+    w_hat = np.linalg.lstsq(np.c_[d["x_train"], np.ones(5000)], d["y_train"][:, 0],
+                            rcond=None)[0]
     np.testing.assert_allclose(w_hat, [2.0, -3.4, 4.2], atol=0.05)
+
+
+def test_functions_are_the_named_targets_on_their_interval():
+    from pipeline.config import FunctionsData
+    from pipeline.datasets import functions
+
+    cfg = FunctionsData(n_train=64, n_test=257, interval=2.0, teeth=4)
+    d = functions.generate(cfg)
+    x = d["x_test"][:, 0].astype(np.float64)
+    assert d["x_train"].shape == (64, 1) and x.min() == -2.0 and x.max() == 2.0
+    np.testing.assert_allclose(d["y_test_sin"][:, 0], np.sin(3 * x), atol=1e-6)
+    np.testing.assert_allclose(d["y_test_abs"][:, 0], np.abs(x), atol=1e-6)
+    assert set(np.unique(d["y_test_step"])) == {-1.0, 0.0, 1.0}
+    saw = d["y_test_sawtooth"][:, 0]
+    assert saw.min() >= 0 and saw.max() <= 1 and np.sum(np.isclose(saw, 0, atol=1e-6)) == 5
 
 
 def test_polynomial_features_and_truth():
@@ -87,9 +104,14 @@ def test_highdim_shapes_and_noise():
 
 def test_digits_split_is_fixed_stratified_and_scaled():
     d = images.generate(ImageData())
-    # 1797 digits: 360 test, then 20 % of the 1437 others held out for validation
-    assert d["x_train"].shape == (1149, 64) and d["x_val"].shape == (288, 64)
-    assert d["x_test"].shape == (360, 64)
+    # 1797 digits: 359 test, then 20 % of the 1438 others held out for validation
+    assert d["x_train"].shape == (1150, 64) and d["x_val"].shape == (288, 64)
+    assert d["x_test"].shape == (359, 64)
+    # scikit-learn's digits, read from its file without importing it
+    from sklearn.datasets import load_digits
+
+    every = np.concatenate([d["x_train"], d["x_val"], d["x_test"]]) * 16
+    assert sorted(map(tuple, every.round())) == sorted(map(tuple, load_digits().data))
     assert 0.0 <= d["x_train"].min() and d["x_train"].max() <= 1.0
     for split in ("y_test", "y_val"):
         counts = np.bincount(d[split])
@@ -103,6 +125,15 @@ def _write_idx(path: Path, array: np.ndarray, gz: bool = False) -> None:
         struct.pack(">I", s) for s in array.shape)
     raw = header + array.astype(np.uint8).tobytes()
     path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+def test_stratified_split_is_seeded_disjoint_and_proportional():
+    y = np.repeat(np.arange(4), [50, 30, 15, 5])
+    kept, held = images.stratified_split(y, 0.2, seed=3)
+    assert len(held) == 20 and not set(kept) & set(held) and len(kept) + len(held) == 100
+    assert np.bincount(y[held]).tolist() == [10, 6, 3, 1]
+    assert np.array_equal(images.stratified_split(y, 0.2, seed=3)[1], held)
+    assert not np.array_equal(images.stratified_split(y, 0.2, seed=4)[1], held)
 
 
 def test_fashion_mnist_loader_reads_tiny_idx_files(tmp_path):

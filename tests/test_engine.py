@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -52,7 +53,9 @@ def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
         sizes[0] = job.active_inputs  # a degree-d polynomial is the smaller model itself
     linears = [_linear(a, b, arch.bias, spec, g_init) for a, b in zip(sizes, sizes[1:])]
     act = NN_ACTIVATIONS[arch.activation]()
-    weights = [lin.weight for lin in linears]
+    if arch.tied:  # the decoder uses the encoder's weight, transposed; its own is unused
+        linears[1].weight = None
+    weights = [lin.weight for lin in linears if lin.weight is not None]
     biases = [lin.bias for lin in linears if arch.bias]
     groups = [{"params": weights, "weight_decay": job.weight_decay},
               {"params": biases, "weight_decay": job.weight_decay if spec.decay_bias else 0.0}]
@@ -78,7 +81,10 @@ def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
             idx = order[s:s + batch]
             h = x_all[idx]
             for layer, lin in enumerate(linears):
-                h = lin(h)
+                if lin.weight is None:
+                    h = F.linear(h, linears[0].weight.T, lin.bias)
+                else:
+                    h = lin(h)
                 if layer < len(linears) - 1:
                     h = act(h)
                     p = rates[layer]
@@ -97,6 +103,9 @@ def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
             opt.step()
     out = []
     for layer, lin in enumerate(linears):
+        if lin.weight is None:  # tied: only its bias is a parameter
+            out.append(lin.bias.detach())
+            continue
         w = lin.weight.detach().T
         if layer == 0 and job.active_inputs is not None:  # the engine's zero rows
             w = torch.cat([w, torch.zeros(arch.sizes[0] - sizes[0], w.shape[1])])
@@ -190,6 +199,41 @@ def test_penalty_rows_and_active_inputs_match_reference():
     _assert_matches_reference(jobs, data)
     # the masked inputs' weights stay exactly zero: a degree-1 model is a degree-1 model
     assert torch.all(train(jobs[:1], data)[0].params[0][2:] == 0)
+
+
+@pytest.mark.parametrize("activation", ["none", "relu", "sigmoid"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_tied_autoencoder_equals_torch_nn_with_shared_weights(activation, optimizer):
+    """The decoder is the encoder's W^T: one tensor, its gradient the sum of both uses."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(40, 12, generator=g)
+    data = TrainData(x, x, x[:10], x[:10])
+    spec = TrainSpec(Arch((12, 4, 12), activation, tied=True), optimizer, "mse", epochs=4,
+                     batch_size=8)
+    jobs = [Job(spec, seed=s, lr=lr) for s, lr in [(0, 0.05), (1, 0.01)]]
+    _assert_matches_reference(jobs, data)
+    assert [tuple(p.shape) for p in train(jobs[:1], data)[0].params] == [(12, 4), (4,), (12,)]
+
+
+def test_gradient_norms_per_layer_equal_autograds():
+    """grad_norm_k: the full-batch gradient norm of layer k's weights, at init (epoch 0)
+    and at every logged epoch."""
+    data = _classification_data()
+    spec = TrainSpec(Arch((5, 9, 7, 3), "sigmoid"), "sgd", "cross_entropy", epochs=3,
+                     log_every=3, grad_norms=True)
+    job = Job(spec, seed=4, lr=0.1)
+    res = train([job], data)[0]
+    assert [row["epoch"] for row in res.curve] == [0, 3]
+    streams = ModelRng(job.seed)
+    linears = [_linear(a, b, True, spec, streams.init) for a, b in zip((5, 9, 7), (9, 7, 3))]
+    h = data.x_train
+    for k, lin in enumerate(linears):
+        h = lin(h) if k == 2 else torch.sigmoid(lin(h))
+    F.cross_entropy(h, data.y_train).backward()
+    for k, lin in enumerate(linears):
+        assert res.curve[0][f"grad_norm_{k}"] == pytest.approx(lin.weight.grad.norm().item(),
+                                                              rel=1e-5)
+    assert all(np.isfinite(res.metrics[f"grad_norm_{k}"]) for k in range(3))
 
 
 def test_active_inputs_use_the_smaller_layers_default_init():

@@ -3,6 +3,7 @@ profile; its choices never look at test numbers."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -19,11 +20,17 @@ from tests.conftest import TINY
 FIGURE_KINDS = {"lines", "bars", "heatmap", "classmap", "images"}
 
 
+@functools.cache
+def _data() -> dict:
+    config = load_config(TINY)
+    return {name: generate(name, getattr(config.data, name))
+            for name in type(config.data).model_fields}
+
+
 @pytest.fixture(scope="module")
 def outputs():
     config = load_config(TINY)
-    data = {name: generate(name, getattr(config.data, name))
-            for name in type(config.data).model_fields}
+    data = _data()
     result = {}
     for name in studies.names():
         study = studies.load(name)(config)
@@ -52,7 +59,7 @@ def test_every_study_satisfies_the_interface(outputs, name):
         assert column in out.cells.columns and column in out.curves.columns
     assert {"train_loss", "test_loss", "diverged", "dataset", "seed"} <= set(out.cells.columns)
     assert set(out.curves["cell"]) == set(out.cells["cell"])
-    assert {c["dataset"] for c in grid} <= set(cls.datasets)
+    assert {c["dataset"] for c in grid} <= set(study.arrays(_data()))
     # the analysis is data: JSON through and through, every figure a known kind on a table
     # the study writes, every finding and reference unique
     json.dumps([to_json(f) for f in analysis.findings] + [r.to_dict() for r in
@@ -108,6 +115,7 @@ def test_the_settings_text_follows_the_params(outputs):
         update={"epochs": 2000})})
     assert f"{config.spiral.epochs} full-batch steps" in study.setting()
     assert "2000 full-batch steps" in type(study)(longer).setting()
+    assert "2000" not in study.setting()
 
 
 # ---------------------------------------------------------------- the science
@@ -209,7 +217,7 @@ def test_a_diverging_learning_rate_is_flagged_not_averaged(outputs):
 def test_parameter_counts_match_the_formula_and_torch(outputs):
     from torch import nn
 
-    from pipeline.studies.width_depth import n_params
+    from pipeline.specs import n_params
 
     _, out, _ = outputs["width_depth"]
     for row in out.cells.drop_duplicates(["dataset", "depth", "width"]).itertuples():
@@ -219,3 +227,88 @@ def test_parameter_counts_match_the_formula_and_torch(outputs):
                           for p in nn.Linear(a, b).parameters())
         assert row.n_params == torch_count == n_params(tuple(sizes))
         assert abs(row.n_params - row.budget) <= 0.1 * row.budget  # a matched budget
+
+
+def test_linear_regression_recovers_w_and_b_down_to_the_noise(outputs):
+    _, out, a = outputs["linear_regression"]
+    d2l = out.cells[(out.cells["lr"] == 0.03) & (out.cells["batch_size"] == 10)]
+    true_w = np.array([2.0, -3.4])
+    assert (np.abs(d2l[["w0", "w1"]].to_numpy() - true_w) < 0.01).all()
+    assert (np.abs(d2l["b"] - 4.2) < 0.01).all()
+    floor = 0.01 ** 2 / 2
+    assert (d2l["train_loss"] < 3 * floor).all() and (d2l["train_loss"] > floor / 3).all()
+    assert _ref(a, "d2l_loss_epoch_3").reproduced
+
+
+def test_deep_sigmoid_gradients_vanish_and_relu_he_keeps_them(outputs):
+    _, out, a = outputs["activations"]
+    deepest = out.cells["depth"].max()
+    deep = out.cells[out.cells["depth"] == deepest]
+    sigmoid = deep[(deep["activation"] == "sigmoid") & (deep["init"] == "torch")]
+    relu = deep[(deep["activation"] == "relu") & (deep["init"] == "he_normal")]
+    assert relu["first_grad_init"].min() > 1e3 * sigmoid["first_grad_init"].max()
+    assert _finding(a, "vanishing").data["orders_of_magnitude"] > 3
+    # activations and derivatives come from autograd: the derivative of sigmoid is s(1-s)
+    shapes = out.tables["shapes"]
+    sig = shapes[shapes["activation"] == "sigmoid"]
+    np.testing.assert_allclose(sig["derivative"], sig["value"] * (1 - sig["value"]), atol=1e-12)
+
+
+def test_constant_initialisation_never_breaks_symmetry(outputs):
+    _, out, a = outputs["activations"]
+    const = out.cells[out.cells["init"] == "constant"]
+    assert len(const) and (const["unit_spread"] == 0).all()
+    assert (out.cells[out.cells["init"] != "constant"]["unit_spread"] > 0).all()
+    assert "exact copy" in _finding(a, "symmetry").text
+
+
+def test_exploding_products_reach_d2ls_orders(outputs):
+    _, out, a = outputs["activations"]
+    assert (out.tables["products"]["log10_max_entry"] > 15).all()
+    assert _ref(a, "d2l_exploding_products").n == len(out.tables["products"])
+
+
+def test_approximation_error_falls_with_width(outputs):
+    _, out, a = outputs["approximation"]
+    width = out.cells[out.cells["experiment"] == "width"]
+    by = width.groupby("width")["mean_error"].mean()
+    assert by.iloc[-1] < by.iloc[0] / 2
+    assert _finding(a, "width_sin").data["verdict"] == "a"
+
+
+def test_the_linear_autoencoder_comes_within_ten_percent_of_pca(outputs):
+    _, out, _ = outputs["autoencoder"]
+    pca = out.tables["pca"].set_index("bottleneck")["pca_test_loss"]
+    linear = out.cells[out.cells["model"] == "linear"].groupby("bottleneck")["test_loss"].mean()
+    for k, loss in linear.items():
+        assert abs(loss - pca[k]) <= 0.10 * pca[k]
+    tied = out.cells[out.cells["tied"]]
+    assert len(tied) and tied["test_loss"].notna().all()
+
+
+def test_a_study_is_named_only_in_its_own_module():
+    """No module of pipeline/ imports a study module, nor names it as a module, but the
+    registry, which finds the studies without a list."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "pipeline"
+    for name in studies.names():
+        pattern = re.compile(rf"studies(\.|/|\s+import\s+)({name})\b")
+        for path in root.rglob("*.py"):
+            if path.name == f"{name}.py" and path.parent.name == "studies":
+                continue
+            assert not pattern.search(path.read_text()), f"{path} names the study {name}"
+
+
+def test_the_default_run_backs_every_verdict():
+    """After `make repro`: every sentence of reports/report.html is a finding of
+    reports/findings.json, and every verdict there is recomputed from data/results."""
+    from pathlib import Path
+
+    from tests.findings_check import check_findings
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "data" / "results").exists() or not (root / "reports" / "report.html").exists():
+        pytest.skip("no default run here: `make repro` first")
+    assert check_findings(root, (root / "reports" / "report.html").read_text()) > 20

@@ -23,6 +23,7 @@ GENERATORS: dict[str, str] = {
     "highdim": "highdim",
     "images": "images",
     "wilson": "wilson",
+    "functions": "functions",
 }
 
 

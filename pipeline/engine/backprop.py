@@ -39,13 +39,6 @@ IN_PLACE = {"none": lambda z: z, "relu": torch.relu_, "sigmoid": torch.sigmoid_,
             "tanh": torch.tanh_}
 
 
-def layers(arch: Arch, params: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """[(W (G, in, out), b (G, 1, out) or None)] per layer."""
-    if arch.bias:
-        return list(zip(params[0::2], params[1::2]))
-    return [(w, None) for w in params]
-
-
 def linear(w: torch.Tensor, b: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
     """Feature-major affine map: h (G, in, R) -> contiguous (G, out, R)."""
     wt = w.transpose(1, 2)  # (G, out, in)
@@ -104,7 +97,7 @@ def forward(arch: Arch, params, x: torch.Tensor, masks=None, keep: bool = False)
     hidden layer (z only where the backward needs it)."""
     inputs, hidden = [x], []
     h = x[:, :-1]
-    pairs = layers(arch, params)
+    pairs = arch.layers(params)
     for layer, (w, b) in enumerate(pairs):
         if keep and layer:
             inputs.append(h)
@@ -148,27 +141,35 @@ def backward(arch: Arch, params, saved, delta: torch.Tensor) -> list[torch.Tenso
     """Gradients of every parameter, in params order, from d(loss)/d(outputs)."""
     inputs, hidden = saved
     back = ACT_BACKWARD[arch.activation]
-    pairs = layers(arch, params)
-    grads: list[torch.Tensor] = [None] * len(params)  # type: ignore[list-item]
-    step = 2 if arch.bias else 1
+    pairs = arch.layers(params)
+    # per layer: its (G, in, out) weight gradient, its bias gradient
+    weight_grads, bias_grads = [None] * len(pairs), [None] * len(pairs)
     for layer in range(len(pairs) - 1, -1, -1):
         w, b = pairs[layer]
         # dW (G, in, out) = h delta^T, computed as (delta h^T)^T
         dw = torch.bmm(delta, inputs[layer].transpose(1, 2)).transpose(1, 2)
         if layer == 0:  # the ones row of the inputs gives the bias gradient
-            grads[0] = dw[:, :-1]
-            if b is not None:
-                grads[1] = dw[:, -1:]
-            return grads
-        grads[step * layer] = dw
-        if b is not None:
-            grads[step * layer + 1] = delta.sum(dim=2).unsqueeze(1)  # (G, 1, out)
+            weight_grads[0], bias_grads[0] = dw[:, :-1], dw[:, -1:]
+            break
+        weight_grads[layer] = dw
+        bias_grads[layer] = delta.sum(dim=2).unsqueeze(1)  # (G, 1, out)
         dh = torch.bmm(w, delta)  # d(loss)/d(layer input) (G, in, R)
         z, a, m = hidden[layer - 1]
         if m is not None:
             dh = dh.mul_(m)
         delta = back(dh, z, a)
-    return grads
+    return param_grads(arch, weight_grads, bias_grads)
+
+
+def param_grads(arch: Arch, weight_grads: list, bias_grads: list) -> list[torch.Tensor]:
+    """Per-layer gradients -> one per parameter tensor, in Arch's layout; a tied
+    decoder's weight gradient adds, transposed, to the encoder's."""
+    if arch.tied:
+        grads = [weight_grads[0] + weight_grads[1].transpose(1, 2)]
+        return grads + (bias_grads if arch.bias else [])
+    if arch.bias:
+        return [g for pair in zip(weight_grads, bias_grads) for g in pair]
+    return list(weight_grads)
 
 
 def _blocks(n: int) -> list[slice]:

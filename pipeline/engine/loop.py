@@ -56,8 +56,7 @@ class Group:
         self.G = len(jobs)
         self.rngs = [ModelRng(j.seed) for j in jobs]
         self.params = stack_params(jobs, self.rngs, device)
-        step = 2 if self.arch.bias else 1
-        self.is_weight = [k % step == 0 for k in range(len(self.params))]
+        self.is_weight = self.arch.is_weight()
         self.opt = BatchedOptimizer(
             self.params, [w or spec.decay_bias for w in self.is_weight], spec.optimizer,
             lr=[j.lr for j in jobs], weight_decay=[j.weight_decay for j in jobs],
@@ -167,8 +166,19 @@ class Group:
                 m[f"{name}_{key}"] = value
         return {k: v.cpu().tolist() for k, v in m.items()}
 
+    def grad_norms(self) -> dict[str, list[float]]:
+        """The full-batch gradient norm of every weight tensor (no dropout), per model:
+        grad_norm_0 for the first layer's weights, and so on."""
+        x, y = self.inputs(None)
+        _, grads = backprop.loss_and_grads(self.arch, self.params, self.spec.loss, x, y)
+        weights = [g for g, isw in zip(grads, self.is_weight) if isw]
+        return {f"grad_norm_{k}": torch.linalg.vector_norm(g, dim=(1, 2)).cpu().tolist()
+                for k, g in enumerate(weights)}
+
     def log(self, epoch: int) -> None:
         m = self.evaluate()
+        if self.spec.grad_norms:
+            m |= self.grad_norms()
         for g in range(self.G):
             row = {"epoch": epoch, **{k: v[g] for k, v in m.items()}}
             if self.diverged_epoch[g] is not None or not np.isfinite(row["train_loss"]):
@@ -201,6 +211,8 @@ def train_group(jobs: list[Job], data: TrainData, device: torch.device,
         return train_group(jobs * 2, data, device, bar)[:1]
     group = Group(jobs, data, device)
     spec = group.spec
+    if spec.grad_norms:
+        group.log(0)  # the state at initialisation
     for epoch in range(1, spec.epochs + 1):
         for idx in group.batches():
             x, y = group.inputs(idx)

@@ -32,12 +32,15 @@ class Arch:
     sizes: tuple[int, ...]  # (inputs, hidden..., outputs)
     activation: str = "relu"
     bias: bool = True
+    tied: bool = False  # an autoencoder (n, k, n) whose decoder is the encoder's W^T
 
     def __post_init__(self):
         if len(self.sizes) < 2 or min(self.sizes) < 1:
             raise ValueError(f"sizes must be >= 2 positive ints, got {self.sizes}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}")
+        if self.tied and (len(self.sizes) != 3 or self.sizes[0] != self.sizes[2]):
+            raise ValueError(f"tied weights need sizes (n, k, n), got {self.sizes}")
 
     @property
     def n_hidden(self) -> int:
@@ -47,7 +50,28 @@ class Arch:
         sizes = list(self.sizes)
         if active_inputs is not None:
             sizes[0] = active_inputs
-        return sum(a * b + (b if self.bias else 0) for a, b in zip(sizes, sizes[1:]))
+        total = sum(a * b + (b if self.bias else 0) for a, b in zip(sizes, sizes[1:]))
+        return total - (sizes[1] * sizes[2] if self.tied else 0)
+
+    def is_weight(self) -> list[bool]:
+        """Per parameter tensor: a weight (True) or a bias. The layout is
+        [W0, b0, W1, b1, ...] ([W0, W1, ...] without biases; [W0, b0, b1] tied)."""
+        per_layer = [True, False] if self.bias else [True]
+        flags = per_layer * (len(self.sizes) - 1)
+        if self.tied:
+            del flags[len(per_layer)]  # the decoder's weight is the encoder's
+        return flags
+
+    def layers(self, params: list) -> list[tuple[object, object]]:
+        """[(W as (fan_in, fan_out), b or None)] per layer, from the parameter list; a tied
+        decoder's W is the encoder's transposed (a view: gradients go to one tensor)."""
+        if self.tied:
+            w, *biases = params
+            b0, b1 = (biases if self.bias else (None, None))
+            return [(w, b0), (w.transpose(-1, -2), b1)]
+        if self.bias:
+            return list(zip(params[0::2], params[1::2]))
+        return [(w, None) for w in params]
 
 
 def _init_layer(weight: torch.Tensor, bias: torch.Tensor | None, init: str, scale: float,
@@ -79,12 +103,14 @@ def _init_layer(weight: torch.Tensor, bias: torch.Tensor | None, init: str, scal
 
 def init_params(arch: Arch, gen: torch.Generator, init: str = "torch", scale: float = 1.0,
                 active_inputs: int | None = None) -> list[torch.Tensor]:
-    """One model's parameters [W0, b0, W1, b1, ...], W as (fan_in, fan_out).
+    """One model's parameters in Arch's layout, W as (fan_in, fan_out).
 
     Each layer is drawn exactly as torch.nn.Linear(fan_in, fan_out) and torch.nn.init
-    draw it from `gen`, layer by layer, weight before bias. With `active_inputs` = k the
-    first layer is drawn as a k-input layer; the rows of the other inputs are zero and
-    stay zero (their features are masked to zero), so the model is exactly the smaller one.
+    draw it from `gen`, layer by layer, weight before bias (a tied decoder's weight is
+    drawn too, then dropped, as a torch model tying nn.Linear layers would). With
+    `active_inputs` = k the first layer is drawn as a k-input layer; the rows of the other
+    inputs are zero and stay zero (their features are masked to zero), so the model is
+    exactly the smaller one.
     """
     params = []
     for layer, (fan_in, fan_out) in enumerate(zip(arch.sizes, arch.sizes[1:])):
@@ -94,7 +120,8 @@ def init_params(arch: Arch, gen: torch.Generator, init: str = "torch", scale: fl
         _init_layer(weight, bias, init, scale, gen)
         w = torch.zeros(fan_in, fan_out)
         w[:real_in] = weight.T
-        params.append(w)
+        if not (arch.tied and layer == 1):
+            params.append(w)
         if bias is not None:
             params.append(bias)
     return params
@@ -102,24 +129,19 @@ def init_params(arch: Arch, gen: torch.Generator, init: str = "torch", scale: fl
 
 def forward(arch: Arch, params: list[torch.Tensor], x: torch.Tensor,
             masks: list[torch.Tensor] | None = None) -> torch.Tensor:
-    """Stacked forward pass.
+    """Stacked forward pass, rows first (for predictions; training uses backprop.py).
 
-    params: stacked [W0 (G, in, h1), b0 (G, 1, h1), ...]; x: (N, in) shared by all
-    models or (G, N, in) per model; masks: one (G, N, h) dropout mask per hidden layer.
+    params: stacked, W (G, in, out), b (G, 1, out); x: (N, in) shared by all models or
+    (G, N, in) per model; masks: one (G, N, h) dropout mask per hidden layer.
     Returns (G, N, out).
     """
     act = ACTIVATIONS[arch.activation]
-    step = 2 if arch.bias else 1
-    n_layers = len(arch.sizes) - 1
+    pairs = arch.layers(params)
     G = params[0].shape[0]
     h = x if x.dim() == 3 else x.expand(G, *x.shape)  # a per-model product per model
-    for layer in range(n_layers):
-        w = params[step * layer]
-        if arch.bias:
-            h = torch.baddbmm(params[step * layer + 1], h, w)  # (G, N, fan_out)
-        else:
-            h = torch.bmm(h, w)
-        if layer < n_layers - 1:
+    for layer, (w, b) in enumerate(pairs):
+        h = torch.bmm(h, w) if b is None else torch.baddbmm(b, h, w)  # (G, N, fan_out)
+        if layer < len(pairs) - 1:
             h = act(h)
             if masks is not None:
                 h = h * masks[layer]

@@ -3,8 +3,9 @@
 A group's size changes no number (every model's arithmetic is its own), only speed and
 memory. Each group is held under the memory budget (max_memory over the workers that
 train at once) and under a cache-sized footprint per block of rows, where small groups
-stream their activations through cache; then groups are split until every worker has
-one. A single model that cannot fit the budget is refused before anything trains.
+stream their activations through cache; then the costliest groups are split until no
+group holds more than a worker's share of the work. A single model that cannot fit the
+budget is refused before anything trains.
 """
 
 from __future__ import annotations
@@ -73,11 +74,29 @@ def plan_groups(jobs: list[Job], n_rows: int, options: EngineOptions) -> list[li
         k = math.ceil(len(members) / size)  # near-equal parts of at most `size`
         groups += [members[i * len(members) // k:(i + 1) * len(members) // k]
                    for i in range(k)]
-    while len(groups) < options.workers:  # give every worker a group to train
-        largest = max(groups, key=len)
-        if len(largest) < 4:
-            break
+    return balance(groups, jobs, n_rows, options.workers)
+
+
+def cost(jobs: list[Job], group: list[int], n_rows: int) -> float:
+    """A group's training work, in multiply-adds (a lone model trains as a pair)."""
+    job = jobs[group[0]]
+    sizes = job.spec.arch.sizes
+    rows = len(job.rows) if job.rows is not None else n_rows
+    return max(2, len(group)) * job.spec.epochs * rows * sum(
+        a * b for a, b in zip(sizes, sizes[1:]))
+
+
+def balance(groups: list[list[int]], jobs: list[Job], n_rows: int,
+            workers: int) -> list[list[int]]:
+    """Split the costliest group in two while it holds more than a worker's fair share of
+    the work (and at least four models, so that no half trains alone)."""
+    if workers < 2:
+        return groups
+    total = sum(cost(jobs, g, n_rows) for g in groups)
+    while True:
+        largest = max(groups, key=lambda g: cost(jobs, g, n_rows))
+        if len(largest) < 4 or cost(jobs, largest, n_rows) <= total / workers:
+            return groups
         groups.remove(largest)
         half = len(largest) // 2
         groups += [largest[:half], largest[half:]]
-    return groups

@@ -25,6 +25,7 @@ class TrainSpec:
     init: str = "torch"  # see models.INITS
     init_scale: float = 1.0  # the std of "normal", the value of "constant"
     decay_bias: bool = False  # weight decay on biases too (torch.optim's default)
+    grad_norms: bool = False  # log each weight's full-batch gradient norm, from epoch 0
     # diverged: a loss that is NaN/inf or, when set, above diverge_factor x the model's
     # first loss (cross-entropy blows up to large finite values rather than to inf)
     diverge_factor: float | None = None

@@ -58,18 +58,21 @@ def _long(frame: pd.DataFrame, spec: dict) -> tuple[pd.DataFrame, str | None]:
 
 
 def _panels(spec: dict, frame: pd.DataFrame):
-    """(title, frame) per panel: one per value of `col`, or per y when several y share a
-    hue, else one."""
+    """(title, frame) per panel: one per value of `col`, else one."""
     col = spec.get("col")
     if col:
         return [(f"{col} = {v}", frame[frame[col] == v]) for v in dict.fromkeys(frame[col])]
     return [("", frame)]
 
 
-def _axes(n: int, width: float = 5.2, height: float = 3.2):
-    fig, axes = plt.subplots(1, n, figsize=(width * n if n > 1 else 6.4, height),
-                             squeeze=False)
-    return fig, list(axes.flat)
+def _axes(n: int, width: float = 5.2, height: float = 3.2, per_row: int = 2):
+    """n panels, at most per_row to a row (a page is not wider than two)."""
+    cols, rows = min(n, per_row), -(-n // per_row)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols if n > 1 else 6.4,
+                                                  height * rows), squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat)[:n]
 
 
 def lines(spec: dict, frame: pd.DataFrame, load):
@@ -86,7 +89,9 @@ def lines(spec: dict, frame: pd.DataFrame, load):
         for key in keys:
             one = long if key is None else long[long[hue] == key]
             one = one.sort_values(x)
-            ax.plot(one[x], one["value"], marker="o", ms=3, color=palette[key],
+            dense = len(one) > 40  # a curve, not a handful of measured points
+            ax.plot(one[x], one["value"], marker=None if dense else "o", ms=3,
+                    lw=1 if dense else 1.5, color=palette[key],
                     label=None if key is None else str(key))
             if one["ci95"].notna().any():
                 lo, hi = one["value"] - one["ci95"], one["value"] + one["ci95"]
@@ -94,14 +99,33 @@ def lines(spec: dict, frame: pd.DataFrame, load):
                     lo = lo.where(lo > 0, one["value"] / 10)  # keep a log axis finite
                 ax.fill_between(one[x], lo, hi, alpha=0.2, color=palette[key], lw=0)
         _scales(ax, s, x, long)
-        if "vline" in s.get("extra", {}):
-            ax.axvline(s["extra"]["vline"], color="0.4", ls="--", lw=1)
+        _guides(ax, s, x, part, load)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(s.get("xlabel") or x)
         ax.set_ylabel(s.get("ylabel") or ", ".join(s["y"]))
-        if hue:
-            ax.legend(fontsize=7, title=None if hue == "series" else hue, title_fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, title=None if hue in (None, "series") else hue,
+                      title_fontsize=7)
+    fig.tight_layout()
     return fig
+
+
+def _guides(ax, spec: dict, x: str, part: pd.DataFrame, load) -> None:
+    """Dashed guides: vline / hline at a value; truth: a column of the same rows;
+    reference: [table, x, y] of another table."""
+    extra = spec.get("extra", {})
+    style = {"color": "0.25", "ls": "--", "lw": 1}
+    if "vline" in extra:
+        ax.axvline(extra["vline"], **style)
+    if "hline" in extra:
+        ax.axhline(extra["hline"], **style)
+    if "truth" in extra:
+        truth = part.drop_duplicates(x).sort_values(x)
+        ax.plot(truth[x], truth[extra["truth"]], label="truth", **style)
+    if "reference" in extra:
+        ref, rx, ry = extra["reference"]
+        table = load(ref).sort_values(rx)
+        ax.plot(table[rx], table[ry], label=ry.replace("_", " "), **style)
 
 
 def _scales(ax, spec: dict, x: str, frame: pd.DataFrame) -> None:

@@ -76,26 +76,52 @@ def _flat(params: dict, prefix: str = "") -> dict:
     return out
 
 
-def build_sections(results: Path, reports: Path, scorecard: pd.DataFrame
+class Tables:
+    """A study's tables by reference: "table/NAME" (its summary tables) or "result/NAME"
+    (its tidy results)."""
+
+    def __init__(self, results: Path, reports: Path, study: str):
+        self.results, self.reports, self.study = results, reports, study
+
+    def __call__(self, ref: str) -> pd.DataFrame:
+        kind, name = ref.split("/", 1)
+        folder = (self.reports / "tables" if kind == "table" else self.results) / self.study
+        return pd.read_csv(folder / f"{name}.csv")
+
+
+def _draw(job: tuple[dict, Tables]) -> str:
+    spec, load = job
+    return figures.draw(spec, load(spec["data"]), load)
+
+
+def build_sections(results: Path, reports: Path, scorecard: pd.DataFrame, workers: int = 1
                    ) -> tuple[list[Section], dict[str, str]]:
-    """One section per study with results; the figures as {file name: svg}."""
-    sections, svgs = [], {}
-    for a in load_analyses(results):
-        study = a["study"]
+    """One section per study with results; the figures as {file name: svg}, drawn in
+    `workers` processes (each figure stands alone, so the bytes are the same)."""
+    analyses = load_analyses(results)
+    jobs, names = [], []
+    for a in analyses:
+        load = Tables(results, reports, a["study"])
+        for k, spec in enumerate(a["figures"], 1):
+            jobs.append((spec, load))
+            names.append(f"{a['study']}_{k}.svg")
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
 
-        def load(ref: str, study=study) -> pd.DataFrame:
-            kind, name = ref.split("/", 1)
-            folder = reports / "tables" / study if kind == "table" else results / study
-            return pd.read_csv(folder / f"{name}.csv")
-
+        with mp.get_context("fork").Pool(workers) as pool:
+            drawn = pool.map(_draw, jobs, chunksize=1)
+    else:
+        drawn = [_draw(job) for job in jobs]
+    svgs = dict(zip(names, drawn))
+    sections = []
+    for a in analyses:
+        study, load = a["study"], Tables(results, reports, a["study"])
         s = Section(study, a["title"], a["question"], a["setting"],
                     findings=[f["text"] for f in a["findings"]],
                     references=scorecard[scorecard["study"] == study].to_dict("records"),
                     params=_flat(a["params"]))
-        for k, spec in enumerate(a["figures"], 1):
-            svg = figures.draw(spec, load(spec["data"]), load)
-            svgs[f"{study}_{k}.svg"] = svg
-            s.figures.append((spec["caption"], svg))
+        s.figures = [(spec["caption"], svgs[f"{study}_{k}.svg"])
+                     for k, spec in enumerate(a["figures"], 1)]
         s.tables = [(t["caption"], load(f"table/{t['name']}")) for t in a["tables"]
                     if t["show"]]
         sections.append(s)
@@ -150,7 +176,7 @@ def build_report(results: Path, reports: Path, runs: Path, html: Path, pdf: Path
     from pipeline.report.compare import compare
 
     scorecard = pd.read_csv(reports / "scorecard.csv")
-    sections, svgs = build_sections(results, reports, scorecard)
+    sections, svgs = build_sections(results, reports, scorecard, workers=config.workers)
     spread = {f"{a['study']}.{k}": v for a in load_analyses(results)
               for k, v in a["spread"].items() if v is not None}
     comparison = compare(config.report.baseline, params_path, reports / "metrics", spread)

@@ -7,6 +7,7 @@ A study is one module with one `Study` subclass holding everything about it:
     cells()           its grid: one dict of config columns per trained model, each
                       naming its "dataset" and "seed"
     job(cell, data)   the engine job that trains one cell
+    arrays(data)      the training arrays per cell "dataset" (by default the datasets)
     extras(...)       columns and tidy tables computed from the trained models
     analyze(out)      summary tables, headline metrics, plot tables, findings,
                       published references and figure specs (findings.Analysis)
@@ -61,6 +62,11 @@ class Study:
     def job(self, cell: dict, data: dict[str, dict[str, np.ndarray]]):
         raise NotImplementedError
 
+    def arrays(self, data: dict) -> dict[str, dict[str, np.ndarray]]:
+        """The training arrays each cell's "dataset" names, from the loaded datasets
+        (by default the datasets themselves; a study may derive variants)."""
+        return data
+
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
         """Add columns or tidy tables computed from the trained models (optional)."""
 
@@ -111,11 +117,12 @@ def run_study(study: Study, data: dict, device) -> StudyOutput:
         if "dataset" not in cell or "seed" not in cell:
             raise KeyError(f"{study.name}: a cell must name its dataset and seed: {cell}")
     jobs = [study.job(c, data) for c in grid]
-    check_memory(study, grid, jobs, data, device)
+    arrays = study.arrays(data)
+    check_memory(study, grid, jobs, arrays, device)
     results: list = [None] * len(grid)
     for name in dict.fromkeys(c["dataset"] for c in grid):
         idx = [i for i, c in enumerate(grid) if c["dataset"] == name]
-        trained = train([jobs[i] for i in idx], TrainData.from_arrays(data[name], device),
+        trained = train([jobs[i] for i in idx], TrainData.from_arrays(arrays[name], device),
                         device, engine_options(study.config, f"{study.name}/{name}", device))
         for i, res in zip(idx, trained):
             results[i] = res

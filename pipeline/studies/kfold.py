@@ -105,8 +105,7 @@ class KFoldStudy(Study):
     def job(self, cell: dict, data: dict):
         """The same model and training as the polynomial and weight-decay studies."""
         from pipeline.engine import Job
-        from pipeline.studies.polynomial import train_spec
-        from pipeline.studies.regularization import weight_decay_spec
+        from pipeline.specs import polynomial_fit, weight_decay_regression
 
         n_in = data[cell["dataset"]]["x_train"].shape[1]
         rows = None
@@ -114,10 +113,11 @@ class KFoldStudy(Study):
             rows = tuple(int(r) for r in self._folds(data, cell["dataset"])[cell["fold"]][0])
         if cell["selection"] == "degree":
             part = self.p.polynomial
-            return Job(train_spec(part, n_in), seed=cell["seed"], lr=part.lr, rows=rows,
+            return Job(polynomial_fit(part, n_in), seed=cell["seed"], lr=part.lr, rows=rows,
                        active_inputs=int(cell["value"]) + 1)
         part = self.p.weight_decay
-        return Job(weight_decay_spec(part, n_in), seed=cell["seed"], lr=part.lr, rows=rows,
+        return Job(weight_decay_regression(part, n_in), seed=cell["seed"], lr=part.lr,
+                   rows=rows,
                    l2_penalty=cell["value"])
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:

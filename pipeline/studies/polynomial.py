@@ -27,6 +27,7 @@ from pipeline import stats
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
 from pipeline.datasets.polynomial import features
 from pipeline.findings import Analysis, Figure
+from pipeline.specs import polynomial_fit
 from pipeline.studies.base import Study, StudyOutput
 
 Degree = Annotated[int, Field(ge=0)]
@@ -49,21 +50,6 @@ class Params(Section):
     max_condition: Annotated[float, Field(gt=1)] = 1e12  # beyond: a fit means nothing
     double_descent_features: grid(PositiveInt) = [
         1, 2, 5, 10, 15, 17, 18, 19, 20, 21, 22, 25, 30, 40, 60, 100, 150, 200]
-
-
-def init(init_std: float | None) -> dict:
-    """params' init_std -> the engine's init: None is torch.nn.Linear's default."""
-    return {"init": "torch"} if init_std is None else {"init": "normal", "init_scale": init_std}
-
-
-def train_spec(p, n_features: int):
-    """d2l's polynomial fit: no bias (x^0 is a feature), squared loss, minibatch SGD.
-    p: a params section with epochs, batch_size, log_every and init_std."""
-    from pipeline.engine import Arch, TrainSpec
-
-    return TrainSpec(Arch((n_features, 1), "none", bias=False), "sgd", "mse",
-                     epochs=p.epochs, batch_size=p.batch_size, log_every=p.log_every,
-                     **init(p.init_std))
 
 
 class Polynomial(Study):
@@ -104,7 +90,7 @@ class Polynomial(Study):
 
         p = self.p
         epochs = p.d2l.epochs if cell["experiment"] == "d2l" else p.epochs
-        spec = train_spec(p.model_copy(update={"epochs": epochs}),
+        spec = polynomial_fit(p.model_copy(update={"epochs": epochs}),
                           data["polynomial"]["x_train"].shape[1])
         return Job(spec, seed=cell["seed"], lr=p.lr, active_inputs=cell["degree"] + 1)
 

@@ -35,11 +35,12 @@ from pipeline.config import (
     grid,
 )
 from pipeline.findings import Analysis, Figure
+from pipeline.specs import weight_decay_regression
 from pipeline.studies.base import Study, StudyOutput
 
 
 class WeightDecay(Section):
-    lambdas: grid(NonNegFloat) = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
+    lambdas: grid(NonNegFloat) = [0.0, 0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0]
     lr: PositiveFloat = 0.003
     batch_size: PositiveInt = 5
     epochs: PositiveInt = 100
@@ -48,7 +49,7 @@ class WeightDecay(Section):
 
 
 class AdamDecay(Section):
-    lambdas: grid(NonNegFloat) = [0.0, 0.001, 0.01, 0.1, 1.0, 10.0]
+    lambdas: grid(NonNegFloat) = [0.0, 0.001, 0.01, 0.1, 1.0, 10.0, 30.0]
     lr: PositiveFloat = 0.01
     epochs: PositiveInt = 100
 
@@ -62,7 +63,7 @@ class Dropout(Section):
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: PositiveFloat = 0.5
     batch_size: PositiveInt = 64
-    epochs: PositiveInt = 30
+    epochs: PositiveInt = 20
     log_every: PositiveInt = 5
     init_std: PositiveFloat = 0.01
 
@@ -106,15 +107,13 @@ class Regularization(Study):
 
         x = data[cell["dataset"]]["x_train"]
         if cell["experiment"] == "weight_decay":
-            return Job(weight_decay_spec(self.p.weight_decay, x.shape[1]), seed=cell["seed"],
+            return Job(weight_decay_regression(self.p.weight_decay, x.shape[1]),
+                       seed=cell["seed"],
                        lr=self.p.weight_decay.lr, l2_penalty=cell["lambda"])
         if cell["experiment"] == "adam_decay":
             ad = self.p.adam_decay
-            base = weight_decay_spec(self.p.weight_decay.model_copy(
-                update={"epochs": ad.epochs}), x.shape[1])
-            spec = TrainSpec(base.arch, cell["optimizer"], base.loss, epochs=base.epochs,
-                             batch_size=base.batch_size, log_every=base.log_every,
-                             init=base.init, init_scale=base.init_scale)
+            spec = weight_decay_regression(self.p.weight_decay.model_copy(
+                update={"epochs": ad.epochs}), x.shape[1], cell["optimizer"])
             return Job(spec, seed=cell["seed"], lr=ad.lr, weight_decay=cell["lambda"])
         dr = self.p.dropout
         n_classes = int(data["images"]["y_train"].max()) + 1
@@ -240,7 +239,7 @@ class Regularization(Study):
                                           "p1": p},
                                   {"experiment": "interaction", "weight_decay": 0.0, "p1": p},
                                   "test_acc",
-                                  label_a=f"weight decay {top:g}", label_b="none",
+                                  label_a=f"weight decay {top:g}", label_b="no weight decay",
                                   higher_is_better=True)
                 a.findings.append(F.comparison(f"interaction_{p:g}", c,
                                                f"test accuracy with dropout {p:g}"))
@@ -267,16 +266,6 @@ class Regularization(Study):
             f"{', '.join(f'{v:g}' for v in dr.weight_decays)} x dropout "
             f"{', '.join(f'{v:g}' for v in dr.interaction_dropouts)}. Lambdas and dropout "
             f"rates are chosen on validation data. Means over {len(self.seeds)} seeds.")
-
-
-def weight_decay_spec(s, n_in: int):
-    """d2l's weight-decay regression: linear with bias, squared loss / 2, minibatch SGD.
-    s: a params section with epochs, batch_size, log_every and init_std."""
-    from pipeline.engine import Arch, TrainSpec
-
-    return TrainSpec(Arch((n_in, 1), "none"), "sgd", "half_mse", epochs=s.epochs,
-                     batch_size=s.batch_size, log_every=s.log_every, init="normal",
-                     init_scale=s.init_std)
 
 
 STUDY = Regularization

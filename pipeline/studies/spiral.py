@@ -33,8 +33,9 @@ class Course(Section):
 
 
 class Fair(Section):
-    sgd_lrs: grid(PositiveFloat) = [0.03, 0.3, 3.0]
-    adam_lrs: grid(PositiveFloat) = [0.001, 0.01, 0.1]
+    sgd_lrs: grid(PositiveFloat) = [0.1, 1.0, 10.0]
+    adam_lrs: grid(PositiveFloat) = [0.003, 0.03, 0.3]
+    epochs: PositiveInt = 200  # full-batch steps, the same for every model
 
 
 class Cs231n(Section):
@@ -103,8 +104,9 @@ class Spiral(Study):
                              log_every=max(1, steps // 20), init="normal",
                              init_scale=c.init_std)
             return Job(spec, seed=cell["seed"], lr=c.lr, l2_penalty=c.reg)
+        epochs = p.fair.epochs if cell["experiment"] == "fair" else p.epochs
         spec = TrainSpec(Arch((n_in, p.width, n_out), cell["activation"]), cell["optimizer"],
-                         "cross_entropy", epochs=p.epochs, log_every=p.log_every,
+                         "cross_entropy", epochs=epochs, log_every=p.log_every,
                          decay_bias=True)
         return Job(spec, seed=cell["seed"], lr=cell["lr"], weight_decay=p.course.weight_decay)
 
@@ -251,14 +253,14 @@ class Spiral(Study):
             f"{d.points_per_class} training points (noise {d.noise:g}), with independent "
             f"validation and test draws of {d.val_points_per_class} and "
             f"{d.test_points_per_class} points per class. Every MLP has one hidden layer of "
-            f"{p.width} units and trains for {p.epochs} full-batch steps with weight decay "
-            f"{p.course.weight_decay:g} on every parameter. Course setting (NYU DLSP20 "
-            f"notebook 04): the linear model with SGD and the ReLU MLP with Adam, both at "
-            f"learning rate {p.course.lr:g}. Fair comparison: each of "
-            f"{', '.join(p.activations)} with SGD (learning rates "
-            f"{', '.join(f'{v:g}' for v in p.fair.sgd_lrs)}) and Adam "
-            f"({', '.join(f'{v:g}' for v in p.fair.adam_lrs)}), the learning rate chosen on "
-            f"validation accuracy. CS231n case study: {d2.points_per_class} points per class, "
+            f"{p.width} units and weight decay {p.course.weight_decay:g} on every parameter. "
+            f"Course setting (NYU DLSP20 notebook 04): the linear model with SGD and the ReLU "
+            f"MLP with Adam, both at learning rate {p.course.lr:g}, {p.epochs} full-batch "
+            f"steps. Fair comparison: each of {', '.join(p.activations)} with SGD (learning "
+            f"rates {', '.join(f'{v:g}' for v in p.fair.sgd_lrs)}) and Adam "
+            f"({', '.join(f'{v:g}' for v in p.fair.adam_lrs)}) for {p.fair.epochs} "
+            f"full-batch steps, the learning rate chosen on validation accuracy. CS231n case "
+            f"study: {d2.points_per_class} points per class, "
             f"a linear softmax classifier ({p.cs231n.linear_steps} steps) and a net with "
             f"{p.cs231n.width} ReLU units ({p.cs231n.mlp_steps} steps), SGD at "
             f"{p.cs231n.lr:g}, L2 penalty {p.cs231n.reg:g}, N(0, {p.cs231n.init_std:g}^2) "

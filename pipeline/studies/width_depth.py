@@ -20,6 +20,7 @@ from pipeline import findings as F
 from pipeline import stats
 from pipeline.config import Activation, Optimizer, PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
+from pipeline.specs import matched_width, n_params
 from pipeline.studies.base import Study, StudyOutput
 
 
@@ -38,23 +39,6 @@ class Params(Section):
     lr: PositiveFloat = 0.01
     spiral: Part = Part(epochs=150, budgets=[100, 300, 1000])
     images: Part = Part(batch_size=64, epochs=20, log_every=5, budgets=[1000, 5000, 20000])
-
-
-def n_params(sizes: tuple[int, ...]) -> int:
-    """Weights and biases of a dense MLP with these layer sizes."""
-    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
-
-
-def matched_width(n_in: int, n_out: int, depth: int, budget: int) -> int:
-    """The width whose depth-layer MLP has the parameter count closest to the budget."""
-    best, width = None, 1
-    while True:
-        count = n_params((n_in, *[width] * depth, n_out))
-        if best is None or abs(count - budget) < abs(best[1] - budget):
-            best = (width, count)
-        if count > budget:
-            return best[0]
-        width += 1
 
 
 class WidthDepth(Study):

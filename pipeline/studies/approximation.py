@@ -1,0 +1,186 @@
+"""Universal approximation: one hidden layer, growing width, fitting 1-D functions.
+
+The universal approximation theorem (Cybenko 1989; Hornik 1991) says one hidden layer
+of enough units approximates any continuous function on a bounded interval; d2l 5.1
+states it and warns that "enough" can be many. Here one hidden ReLU layer of width 1 to
+about 1000 fits a smooth target (sin 3x), one with a kink (|x|) and a step, on an even
+grid of the interval, and the mean and largest error are measured on a denser grid.
+Depth against width: Telgarsky (2016) shows functions with many oscillations, such as a
+sawtooth, that a deep narrow ReLU net writes with few parameters and a shallow one only
+with a unit per tooth; MLPs of several depths at a matched parameter budget fit a
+sawtooth, and the finding says which one wins, if any.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from pipeline import findings as F
+from pipeline import stats
+from pipeline.config import PositiveFloat, PositiveInt, Section, grid
+from pipeline.findings import Analysis, Figure
+from pipeline.specs import matched_width, n_params
+from pipeline.studies.base import Study, StudyOutput
+
+Target = Literal["sin", "abs", "step"]
+
+
+class Depth(Section):
+    depths: grid(PositiveInt) = [1, 2, 3, 4]
+    budget: PositiveInt = 200  # parameters
+    tolerance: float = Field(default=0.1, gt=0, lt=1)
+    epochs: PositiveInt = 2000
+
+
+class Params(Section):
+    widths: grid(PositiveInt) = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024]
+    targets: grid(Target) = ["sin", "abs", "step"]
+    activation: Literal["relu", "tanh", "sigmoid"] = "relu"
+    lr: PositiveFloat = 0.01
+    epochs: PositiveInt = 600  # full-batch Adam steps
+    depth: Depth = Depth()
+
+
+class Approximation(Study):
+    name = "approximation"
+    order = 8
+    title = "Universal approximation: width, and depth against width"
+    question = ("Does the error of one hidden layer fall as it widens, and at an equal "
+                "parameter count, does depth beat width on a function with many teeth?")
+    Params = Params
+    datasets = ("functions",)
+
+    def arrays(self, data: dict) -> dict:
+        """One training set per target: functions/NAME."""
+        d = data["functions"]
+        names = set(self.p.targets) | {"sawtooth"}
+        return {f"functions/{t}": {"x_train": d["x_train"], "x_test": d["x_test"],
+                                   "y_train": d[f"y_train_{t}"], "y_test": d[f"y_test_{t}"]}
+                for t in sorted(names)}
+
+    def shown_widths(self) -> set[int]:
+        """The widths whose fits are drawn: the narrowest, the widest, and those nearest
+        8 and 64 units."""
+        w = sorted(self.p.widths)
+        return {w[0], w[-1]} | {min(w, key=lambda v: abs(v - t)) for t in (8, 64)}
+
+    def depth_plan(self) -> list[dict]:
+        q = self.p.depth
+        rows = []
+        for depth in q.depths:
+            width = matched_width(1, 1, depth, q.budget)
+            count = n_params((1, *[width] * depth, 1))
+            rows.append({"depth": depth, "width": width, "n_params": count,
+                         "matched": abs(count - q.budget) <= q.tolerance * q.budget})
+        return rows
+
+    def cells(self) -> list[dict]:
+        p = self.p
+        cells = [{"experiment": "width", "dataset": f"functions/{t}", "target": t,
+                  "depth": 1, "width": w, "n_params": n_params((1, w, 1)), "seed": s}
+                 for t, w, s in itertools.product(p.targets, p.widths, self.seeds)]
+        return cells + [{"experiment": "depth", "dataset": "functions/sawtooth",
+                         "target": "sawtooth", "depth": r["depth"], "width": r["width"],
+                         "n_params": r["n_params"], "seed": s}
+                        for r in self.depth_plan() if r["matched"] for s in self.seeds]
+
+    def job(self, cell: dict, data: dict):
+        from pipeline.engine import Arch, Job, TrainSpec
+
+        p = self.p
+        epochs = p.epochs if cell["experiment"] == "width" else p.depth.epochs
+        arch = Arch((1, *[cell["width"]] * cell["depth"], 1), p.activation)
+        spec = TrainSpec(arch, "adam", "mse", epochs=epochs, log_every=max(1, epochs // 10))
+        return Job(spec, seed=cell["seed"], lr=p.lr)
+
+    def extras(self, out: StudyOutput, results: list, data: dict) -> None:
+        """The mean and the largest absolute error on the dense test grid."""
+        import torch
+
+        from pipeline.engine import predict
+
+        arrays = self.arrays(data)
+        rows = []
+        for i, (cell, res) in enumerate(zip(out.cells.to_dict("records"), results)):
+            a = arrays[cell["dataset"]]
+            x = torch.as_tensor(a["x_test"])
+            err = np.abs(predict(res.job.spec.arch, res.params, x)[:, 0].numpy()
+                         - a["y_test"][:, 0])
+            out.cells.loc[i, "mean_error"] = float(err.mean())
+            out.cells.loc[i, "max_error"] = float(err.max())
+            if cell["seed"] == self.seeds[0] and cell["width"] in self.shown_widths() \
+                    and cell["experiment"] == "width":
+                pred = predict(res.job.spec.arch, res.params, x)[:, 0].numpy()
+                rows.append(pd.DataFrame({"target": cell["target"], "width": cell["width"],
+                                          "x": a["x_test"][:, 0], "fit": pred,
+                                          "truth": a["y_test"][:, 0]}))
+        out.tables["fits"] = pd.concat(rows, ignore_index=True)
+
+    def analyze(self, out: StudyOutput) -> Analysis:
+        a = Analysis()
+        cells, p = out.cells, self.p
+        width = cells[cells["experiment"] == "width"]
+        t = a.table("width", "Error by width and target over seeds",
+                    stats.summarize(width, ["target", "width"],
+                                    ["mean_error", "max_error", "train_loss", "test_loss"]))
+        wide, narrow = max(p.widths), min(p.widths)
+        for target in p.targets:
+            c = stats.compare(cells, {"experiment": "width", "target": target, "width": wide},
+                              {"experiment": "width", "target": target, "width": narrow},
+                              "mean_error", label_a=f"width {wide}",
+                              label_b=f"width {narrow}", higher_is_better=False)
+            a.findings.append(F.comparison(f"width_{target}", c,
+                                           f"mean absolute error on {target}"))
+            for r in t[t["target"] == target].itertuples():
+                a.metric(f"{target}/mean_error/{r.width}", r.mean_error_mean,
+                         r.mean_error_std)
+        depth = cells[cells["experiment"] == "depth"]
+        if depth["depth"].nunique() > 1:
+            a.table("depth", f"Sawtooth, depth against width at about {p.depth.budget} "
+                    "parameters, over seeds",
+                    stats.summarize(depth, ["depth", "width", "n_params"],
+                                    ["mean_error", "max_error", "train_loss", "test_loss"]))
+            cand = {f"depth {d} x width {w}": {"experiment": "depth", "depth": d}
+                    for d, w in depth.drop_duplicates("depth")[["depth", "width"]].to_numpy()}
+            b = stats.best_of(cells, cand, "test_loss", higher_is_better=False)
+            a.findings.append(F.best("depth", b, "test MSE on the sawtooth",
+                                     f"networks of about {p.depth.budget} parameters"))
+            for d, group in depth.groupby("depth"):
+                a.metric(f"sawtooth/test_loss/depth_{d}", group["test_loss"].mean(),
+                         group["test_loss"].std())
+        unmatched = [f"depth {r['depth']}" for r in self.depth_plan() if not r["matched"]]
+        if unmatched:
+            a.findings.append(F.estimate("unmatched", "No width matches the budget within "
+                                         f"{p.depth.tolerance:.0%} for: "
+                                         + ", ".join(unmatched) + "; left out.",
+                                         unmatched=unmatched))
+        a.plots["mean_error"] = t.pivot_table(index="width", columns="target",
+                                              values="mean_error_mean").reset_index()
+        a.figures.append(Figure("Mean and largest absolute error against width (95% interval "
+                                "over seeds)", "lines", "table/width", x="width",
+                                y=["mean_error", "max_error"], hue="target", logx=True,
+                                logy=True, ylabel="absolute error"))
+        a.figures.append(Figure("The fits of a few widths (first seed) against the truth",
+                                "lines", "result/fits", x="x", y=["fit"], hue="width",
+                                col="target", ylabel="f(x)", extra={"truth": "truth"}))
+        return a
+
+    def setting(self) -> str:
+        p, d = self.p, self.config.data.functions
+        return (f"Targets {', '.join(p.targets)} on [-{d.interval:g}, {d.interval:g}]: "
+                f"{d.n_train} training points on an even grid, errors on {d.n_test} test "
+                f"points. One hidden {p.activation} layer of width "
+                f"{', '.join(map(str, p.widths))}, Adam at lr {p.lr:g} for {p.epochs} "
+                f"full-batch steps on the squared error. Depth against width: a sawtooth of "
+                f"{d.teeth} teeth, depths {', '.join(map(str, p.depth.depths))} at the width "
+                f"whose parameter count is closest to {p.depth.budget} (within "
+                f"{p.depth.tolerance:.0%}), {p.depth.epochs} steps. Means over "
+                f"{len(self.seeds)} seeds.")
+
+
+STUDY = Approximation

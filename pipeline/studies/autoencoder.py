@@ -1,0 +1,174 @@
+"""Autoencoders: reconstruction through a narrow hidden layer, and the linear one's PCA.
+
+Setting: the autoencoder notes of the NYU Deep Learning course (DLSP20, week 7): an
+input x is encoded to h = f(W x + b) of fewer units and decoded to x' = W' h + b', with
+the option of tied weights, W' = W^T. Trained on the default images to minimise the
+reconstruction error, for several bottleneck widths, linear and ReLU encoders, tied and
+untied. Baldi and Hornik (1989): the linear autoencoder's optimum spans the same
+subspace as the leading principal components, so its reconstruction error at width k
+can at best match PCA's with k components, which scikit-learn computes beside it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from pipeline import findings as F
+from pipeline import stats
+from pipeline.config import PositiveFloat, PositiveInt, Section, grid
+from pipeline.findings import Analysis, Figure
+from pipeline.studies.base import Study, StudyOutput
+
+LABELS = {("none", False): "linear", ("none", True): "linear, tied",
+          ("relu", False): "ReLU", ("relu", True): "ReLU, tied"}
+
+
+class Params(Section):
+    bottlenecks: grid(PositiveInt) = [2, 4, 8, 16, 32]
+    activations: grid(Literal["none", "relu"]) = ["none", "relu"]
+    tied: grid(bool) = [False, True]
+    lr: PositiveFloat = 0.01
+    batch_size: PositiveInt = 64
+    epochs: PositiveInt = 30
+    compare_at: PositiveInt = 8  # the bottleneck where models are compared
+    shown_images: PositiveInt = 8
+
+
+class Autoencoder(Study):
+    name = "autoencoder"
+    order = 9
+    title = "Autoencoders: bottleneck width, and the linear autoencoder vs PCA"
+    question = ("How does reconstruction improve with the bottleneck, what does a "
+                "non-linearity or tying the weights change, and does the linear "
+                "autoencoder reach PCA?")
+    Params = Params
+    datasets = ("images",)
+
+    @classmethod
+    def check(cls, config) -> None:
+        p = config.autoencoder
+        if p.compare_at not in p.bottlenecks:
+            raise ValueError(f"autoencoder.compare_at: {p.compare_at} is not one of the "
+                             f"bottlenecks {p.bottlenecks}")
+
+    def arrays(self, data: dict) -> dict:
+        """Inputs are their own targets."""
+        d = data["images"]
+        return {"images/reconstruct": {f"{k}_{s}": d[f"x_{s}"] for k in ("x", "y")
+                                       for s in ("train", "val", "test")}}
+
+    def cells(self) -> list[dict]:
+        p = self.p
+        return [{"dataset": "images/reconstruct", "bottleneck": k, "activation": a,
+                 "tied": t, "model": LABELS[(a, t)], "seed": s}
+                for k, a, t, s in itertools.product(p.bottlenecks, p.activations, p.tied,
+                                                    self.seeds)]
+
+    def job(self, cell: dict, data: dict):
+        from pipeline.engine import Arch, Job, TrainSpec
+
+        n = data["images"]["x_train"].shape[1]
+        arch = Arch((n, cell["bottleneck"], n), cell["activation"], tied=cell["tied"])
+        spec = TrainSpec(arch, "adam", "mse", epochs=self.p.epochs,
+                         batch_size=self.p.batch_size, log_every=max(1, self.p.epochs // 10))
+        return Job(spec, seed=cell["seed"], lr=self.p.lr)
+
+    def extras(self, out: StudyOutput, results: list, data: dict) -> None:
+        import torch
+        from sklearn.decomposition import PCA
+
+        from pipeline.engine import predict
+
+        d = data["images"]
+        x_train, x_test = d["x_train"].astype(np.float64), d["x_test"].astype(np.float64)
+        rows = []
+        for k in self.p.bottlenecks:
+            pca = PCA(n_components=min(k, *x_train.shape)).fit(x_train)
+            rec = pca.inverse_transform(pca.transform(x_test))
+            rows.append({"bottleneck": k, "pca_test_loss": float(np.mean((rec - x_test) ** 2)),
+                         "explained": float(pca.explained_variance_ratio_.sum())})
+        out.tables["pca"] = pd.DataFrame(rows)
+        shown = d["x_test"][:self.p.shown_images]
+        images = [_image_rows("input", shown)]
+        for i, cell in enumerate(out.cells.to_dict("records")):
+            if cell["seed"] == self.seeds[0] and cell["activation"] == self.p.activations[0] \
+                    and cell["tied"] == self.p.tied[0]:
+                rec = predict(results[i].job.spec.arch, results[i].params,
+                              torch.as_tensor(shown)).numpy()
+                images.append(_image_rows(f"{cell['model']}, {cell['bottleneck']} units",
+                                          rec.clip(0, 1)))
+        out.tables["reconstructions"] = pd.concat(images, ignore_index=True)
+
+    def analyze(self, out: StudyOutput) -> Analysis:
+        a = Analysis()
+        cells, p = out.cells, self.p
+        pca = out.tables["pca"]
+        t = a.table("reconstruction", "Test reconstruction error (mean squared error per "
+                    "pixel) over seeds",
+                    stats.summarize(cells, ["bottleneck", "model", "activation", "tied"],
+                                    ["train_loss", "test_loss"]))
+        a.table("pca", "PCA with as many components as the bottleneck", pca)
+        linear = t[t["model"] == "linear"].merge(pca, on="bottleneck")
+        if len(linear):
+            ratios = (linear["test_loss_mean"] / linear["pca_test_loss"]).to_numpy()
+            listed = "; ".join(f"{int(r.bottleneck)} units: {stats.fmt(r.test_loss_mean)} vs "
+                               f"{stats.fmt(r.pca_test_loss)}" for r in linear.itertuples())
+            a.findings.append(F.estimate(
+                "pca", f"The linear autoencoder against PCA (test reconstruction error): "
+                       f"{listed}; the autoencoder's error is "
+                       f"{stats.fmt(ratios.min())} to {stats.fmt(ratios.max())} times PCA's.",
+                ratios=ratios.tolist()))
+            for r, ratio in zip(linear.itertuples(), ratios):
+                a.metric(f"linear_over_pca/{int(r.bottleneck)}", float(ratio))
+        k = p.compare_at
+        pairs = [(("relu", False), ("none", False), "the ReLU encoder", "the linear encoder"),
+                 (("none", True), ("none", False), "the tied linear autoencoder",
+                  "the untied one")]
+        for (act_a, tie_a), (act_b, tie_b), label_a, label_b in pairs:
+            if {act_a, act_b} <= set(p.activations) and {tie_a, tie_b} <= set(p.tied):
+                c = stats.compare(cells, {"bottleneck": k, "activation": act_a, "tied": tie_a},
+                                  {"bottleneck": k, "activation": act_b, "tied": tie_b},
+                                  "test_loss", label_a=label_a, label_b=label_b,
+                                  higher_is_better=False)
+                a.findings.append(F.comparison(f"{act_a}_{tie_a}_vs_{act_b}_{tie_b}", c,
+                                               f"test reconstruction error at {k} units"))
+        for r in t.itertuples():
+            a.metric(f"test_loss/{r.model.replace(', ', '_')}/{int(r.bottleneck)}",
+                     r.test_loss_mean, r.test_loss_std)
+        curve = t.pivot_table(index="bottleneck", columns="model", values="test_loss_mean")
+        a.plots["reconstruction"] = curve.merge(pca[["bottleneck", "pca_test_loss"]],
+                                                left_index=True, right_on="bottleneck")
+        a.figures.append(Figure("Test reconstruction error against the bottleneck (95% "
+                                "interval over seeds); dashed: PCA", "lines",
+                                "table/reconstruction", x="bottleneck", y=["test_loss"],
+                                hue="model", logx=True, logy=True,
+                                ylabel="mean squared error per pixel",
+                                extra={"reference": ["table/pca", "bottleneck",
+                                                     "pca_test_loss"]}))
+        a.figures.append(Figure("Test images and their reconstructions (first seed)",
+                                "images", "result/reconstructions"))
+        return a
+
+    def setting(self) -> str:
+        p, d = self.p, self.config.data.images
+        return (f"The {d.source} images, flattened, each its own target. Autoencoders n -> "
+                f"k -> n with k in {', '.join(map(str, p.bottlenecks))}, encoders "
+                f"{', '.join('linear' if a == 'none' else a for a in p.activations)}, a linear "
+                f"decoder, tied (W' = W^T) and untied; Adam at lr {p.lr:g}, batch "
+                f"{p.batch_size}, {p.epochs} epochs, on the mean squared error per pixel. "
+                f"PCA (scikit-learn) with k components on the same training images. Means "
+                f"over {len(self.seeds)} seeds.")
+
+
+def _image_rows(panel: str, pixels: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame(pixels, columns=[f"p{i}" for i in range(pixels.shape[1])])
+    frame.insert(0, "index", range(len(pixels)))
+    frame.insert(0, "panel", panel)
+    return frame
+
+
+STUDY = Autoencoder
