@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--reports", default="reports")
     rep.add_argument("--runs", default="data/runs")
     rep.add_argument("--html", default="reports/report.html")
-    rep.add_argument("--pdf", default="reports/report.pdf", help="'' for none")
+    rep.add_argument("--pdf", default="reports/report.pdf",
+                     help="'' for none (report.pdf: false in params.yaml does the same)")
     rep.add_argument("--figures", default="reports/figures", help="the figures as SVG files")
     return parser
 
@@ -118,7 +119,8 @@ def run_report(args) -> None:
     from pipeline.report.render import build_report
 
     config = load_config(Path(args.params), studies=())
-    html, pdf = Path(args.html), Path(args.pdf) if args.pdf else None
+    html = Path(args.html)
+    pdf = Path(args.pdf) if args.pdf and config.report.pdf else None
     n = build_report(Path(args.results), Path(args.reports), Path(args.runs), html, pdf,
                      Path(args.figures), Path(args.params), config)
     print(f"report: {n} studies -> {html}" + (f", {pdf}" if pdf else ""))

@@ -161,6 +161,7 @@ class DataConfig(Section):
 
 class ReportConfig(Section):
     baseline: Annotated[str, Field(min_length=1)] = "HEAD"  # git revision to compare with
+    pdf: bool = True  # also render report.pdf (WeasyPrint: the slowest part of the stage)
 
     @field_validator("baseline")
     @classmethod

@@ -72,16 +72,25 @@ def test_second_repro_does_nothing(tiny_repo):
     assert again.returncode == 0 and _ran(again.stdout) == set()
 
 
-def test_changing_spiral_data_reruns_only_its_readers(tiny_repo):
-    root, _, _ = tiny_repo
+def _edit_params(root: Path, edit) -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["data"]["spiral"]["noise"] = 0.3
+    edit(params)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _no_pdf(params: dict) -> None:
+    params["report"]["pdf"] = False  # the PDF was checked once; re-runs skip it
+
+
+def test_changing_a_dataset_reruns_only_its_readers(tiny_repo):
+    root, _, _ = tiny_repo
+    _edit_params(root, _no_pdf)
+    _edit_params(root, lambda p: p["data"]["wilson"].update(p_positive=0.7))
     rerun = dvc("repro", cwd=root)
     assert rerun.returncode == 0, rerun.stderr
-    readers = {n for n in studies.names() if "spiral" in studies.load(n).datasets}
-    assert readers == {"spiral", "optimizers", "width_depth"}
-    assert _ran(rerun.stdout) == {"data@spiral", "aggregate", "report"} | readers
+    readers = {n for n in studies.names() if "wilson" in studies.load(n).datasets}
+    assert readers == {"optimizers"}
+    assert _ran(rerun.stdout) == {"data@wilson", "aggregate", "report"} | readers
 
 
 def test_bad_params_fail_the_stage_then_a_fix_restores_from_cache(tiny_repo):
@@ -109,7 +118,7 @@ def test_forced_rerun_leaves_the_lock_and_the_results_unchanged(tiny_repo, tmp_p
     shutil.copytree(pristine, root, symlinks=True)
     subprocess.run(GIT + ["add", "-A"], cwd=root, check=True)
     subprocess.run(GIT + ["commit", "-q", "-m", "results"], cwd=root, check=True)
-    for stage in ("spiral", "aggregate", "report"):
+    for stage in ("linear_regression", "width_depth", "aggregate", "report"):
         assert dvc("repro", "-f", "-s", stage, cwd=root).returncode == 0
     status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True,
                             text=True).stdout
@@ -120,28 +129,27 @@ def test_forced_rerun_leaves_the_lock_and_the_results_unchanged(tiny_repo, tmp_p
 def test_compare_with_the_last_commit(tiny_repo):
     """Commit, change one param, re-run: DVC's diffs and the report name the change."""
     root, _, _ = tiny_repo
+    _edit_params(root, _no_pdf)
     assert dvc("repro", cwd=root).returncode == 0
     subprocess.run(GIT + ["add", "-A"], cwd=root, check=True)
     subprocess.run(GIT + ["commit", "-q", "-m", "baseline"], cwd=root, check=True)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["spiral"]["course"]["lr"] = 0.05
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _edit_params(root, lambda p: p["linear_regression"].update(epochs=1))
     assert dvc("repro", cwd=root).returncode == 0
 
     params_diff = dvc("params", "diff", cwd=root)
-    assert "spiral.course.lr" in params_diff.stdout and "0.05" in params_diff.stdout
-    assert "spiral.epochs" not in params_diff.stdout
+    assert "linear_regression.epochs" in params_diff.stdout
+    assert "linear_regression.lrs" not in params_diff.stdout
     metrics_diff = dvc("metrics", "diff", cwd=root)
-    assert "reports/metrics/spiral.json" in metrics_diff.stdout
-    assert "course.train_acc.relu" in metrics_diff.stdout
+    assert "reports/metrics/linear_regression.json" in metrics_diff.stdout
+    assert "train_loss.lr_0.03_batch_10" in metrics_diff.stdout
 
     html = (root / "reports" / "report.html").read_text()
     section = re.search(r'<section id="changes">(.*?)</section>', html, re.S).group(1)
-    assert "<td>spiral.course.lr</td><td>0.01</td><td>0.05</td>" in section
-    row = re.search(r"<td>spiral\.course\.train_acc\.relu</td><td>([^<]*)</td><td>([^<]*)</td>"
-                    r"<td>([^<]*)</td>", section)
+    assert "<td>linear_regression.epochs</td><td>3</td><td>1</td>" in section
+    row = re.search(r"<td>linear_regression\.train_loss\.lr_0\.03_batch_10</td><td>([^<]*)</td>"
+                    r"<td>([^<]*)</td><td>([^<]*)</td>", section)
     old, new, delta = (float(v) for v in row.groups())
-    assert delta == pytest.approx(new - old, abs=1e-3) and delta != 0
+    assert delta == pytest.approx(new - old, rel=1e-3) and new > old  # fewer epochs, worse
 
 
 TOY = '''"""Toy: the depth of a tiny ReLU MLP on the spiral, a study in one module."""
@@ -214,6 +222,7 @@ def test_adding_a_study_is_one_module_one_params_section_one_stage(tiny_repo, tm
     params = yaml.safe_load((root / "params.yaml").read_text())
     (root / "params.yaml").write_text(yaml.safe_dump(params | {"toy": {"depths": [1, 2],
                                                                        "epochs": 30}}))
+    _edit_params(root, _no_pdf)
     pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
     pipeline["stages"]["toy"] = TOY_STAGE
     (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
