@@ -4,6 +4,16 @@ parameter budget (the width-vs-depth and approximation studies)."""
 
 from __future__ import annotations
 
+from pipeline.config import PositiveFloat, PositiveInt, Section
+
+
+class WeightDecayRun(Section):
+    """d2l 4.5's training settings, shared by the studies that train its regression."""
+    lr: PositiveFloat = 0.003
+    batch_size: PositiveInt = 5
+    epochs: PositiveInt = 100
+    init_std: PositiveFloat = 1.0
+
 
 def init(init_std: float | None) -> dict:
     """A params section's init_std -> the engine's init: None is torch.nn.Linear's."""

@@ -23,6 +23,7 @@ from pipeline import findings as F
 from pipeline import stats
 from pipeline.config import NonNegFloat, PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
+from pipeline.specs import WeightDecayRun
 from pipeline.studies.base import Study, StudyOutput
 
 
@@ -35,13 +36,9 @@ class PolynomialPart(Section):
     init_std: PositiveFloat | None = None
 
 
-class WeightDecayPart(Section):
+class WeightDecayPart(WeightDecayRun):
     lambdas: grid(NonNegFloat) = [0.0, 0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0]
-    lr: PositiveFloat = 0.003
-    batch_size: PositiveInt = 5
-    epochs: PositiveInt = 100
     log_every: PositiveInt = 25
-    init_std: PositiveFloat = 1.0
 
 
 class Params(Section):

@@ -35,17 +35,13 @@ from pipeline.config import (
     grid,
 )
 from pipeline.findings import Analysis, Figure
-from pipeline.specs import weight_decay_regression
+from pipeline.specs import WeightDecayRun, weight_decay_regression
 from pipeline.studies.base import Study, StudyOutput
 
 
-class WeightDecay(Section):
+class WeightDecay(WeightDecayRun):
     lambdas: grid(NonNegFloat) = [0.0, 0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0]
-    lr: PositiveFloat = 0.003
-    batch_size: PositiveInt = 5
-    epochs: PositiveInt = 100
     log_every: PositiveInt = 5
-    init_std: PositiveFloat = 1.0
 
 
 class AdamDecay(Section):
