@@ -43,14 +43,17 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
                 f"every difference's 95% interval excludes zero, the closest being "
                 f"{closest.label_b} ({fmt(closest.mean_b)}, difference "
                 f"{stats.fmt_diff(closest.diff, closest.mean_a, closest.mean_b)}, "
-                f"95% CI {fmt(closest.low, 2)} to {fmt(closest.high, 2)}).")
+                f"{stats.fmt_ci(closest.low, closest.high)}).")
     else:
         ties = [c for c in b.comparisons if c.verdict == "tie"]
         listed = "; ".join(f"{c.label_b} {fmt(c.mean_b)} (difference "
                            f"{stats.fmt_diff(c.diff, c.mean_a, c.mean_b)}, "
-                           f"95% CI {fmt(c.low, 2)} to {fmt(c.high, 2)})" for c in ties)
+                           f"{stats.fmt_ci(c.low, c.high)})" for c in ties)
+        beaten = [c.label_b for c in b.comparisons if c.verdict == "a"]
+        beats = (f" It does beat {', '.join(beaten)} (each interval excludes zero)."
+                 if beaten else "")
         text = (f"No single best among the {among} on {what}: {b.top} has the best mean "
-                f"({fmt(ties[0].mean_a)}) but is indistinguishable from {listed}.")
+                f"({fmt(ties[0].mean_a)}) but is indistinguishable from {listed}.{beats}")
     return Finding(id, "best", stats.sentence(text), {"top": b.top, "clear": b.clear,
                                       "comparisons": [c.to_dict() for c in b.comparisons]})
 

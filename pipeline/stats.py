@@ -64,6 +64,18 @@ def summarize(cells: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataF
     return out.reset_index()
 
 
+def collapse(cells: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
+    """One row per group of `by` (a fold, say): each value's mean over the group's finished
+    cells (its seeds), and diverged when every cell of the group diverged. Summaries of
+    the result count the groups, not the cells, as the units."""
+    _check_columns(cells, by + values, "a collapse")
+    groups = cells.groupby(by, sort=False, dropna=False)
+    out = _ok(cells).groupby(by, sort=False, dropna=False)[values].mean()
+    out = out.reindex(groups.size().index)
+    out["diverged"] = groups["diverged"].all() if "diverged" in cells else False
+    return out.reset_index()
+
+
 def where(cells: pd.DataFrame, match: dict) -> pd.DataFrame:
     """The rows whose columns equal every value of `match`."""
     _check_columns(cells, list(match), "a filter")
@@ -91,6 +103,7 @@ class Comparison:
     high: float
     verdict: str  # "a", "b" or "tie"
     pair_on: list[str] = field(default_factory=lambda: ["seed"])
+    identical: bool = False  # every pair gave the same two values: the runs are copies
 
     @property
     def winner(self) -> str | None:
@@ -123,10 +136,11 @@ def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
         verdict = "a" if better_a else "b"
     else:
         verdict = "tie"
+    identical = n > 1 and joined["a"].nunique() == 1 and joined["b"].nunique() == 1
     return Comparison(metric, a, b, label_a, label_b, higher_is_better, n,
                       float(joined["a"].mean()) if n else math.nan,
                       float(joined["b"].mean()) if n else math.nan,
-                      diff, low, high, verdict, pair_on)
+                      diff, low, high, verdict, pair_on, bool(identical))
 
 
 @dataclass
@@ -193,6 +207,15 @@ def is_validation(metric: str) -> bool:
     return metric.startswith(("val_", "cv_"))
 
 
+def at_edge(value, grid: list) -> bool:
+    """The value is the smallest or largest of a grid of 3 or more, and a wider grid could
+    go past it: 0 at the bottom of a grid of rates, lambdas or degrees is a bound, no edge."""
+    if len(grid) < 3 or isinstance(value, str):
+        return False
+    low, high = min(grid), max(grid)
+    return value == high or (value == low and not (low == 0 and high > 0))
+
+
 def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
            maximize: bool) -> Selection:
     """Choose the value of `column` whose mean `on` (a validation metric) is best."""
@@ -205,7 +228,7 @@ def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
         raise ValueError(f"select: no finished cell for {fixed} has a {on}")
     chosen = means.idxmax() if maximize else means.idxmin()
     grid = sorted(where(cells, fixed)[column].unique().tolist())
-    edge = len(grid) > 2 and chosen in (grid[0], grid[-1])
+    edge = at_edge(chosen, grid)
     return Selection(column, on, _py(chosen), float(means[chosen]), [_py(g) for g in grid],
                      edge)
 
@@ -245,14 +268,28 @@ def fmt(v: float | None, digits: int = 3) -> str:
     return f"{v:.{digits}g}"
 
 
+RESIDUE = 1e-6  # relative: below float32's resolution of a mean of a few values
+
+
 def fmt_diff(d: float, *scale: float) -> str:
-    """A difference of two numbers of this scale: a rounding residue prints as 0."""
+    """A difference of two numbers of this scale: a float32 rounding residue prints as 0."""
     big = max((abs(v) for v in scale if np.isfinite(v)), default=0.0)
-    return "0" if np.isfinite(d) and abs(d) <= 1e-9 * big else fmt(d, 2)
+    return "0" if np.isfinite(d) and abs(d) <= RESIDUE * big else fmt(d, 2)
+
+
+def fmt_ci(low: float, high: float) -> str:
+    """'95% CI low to high' with as many digits (2 to 6) as tell the two ends apart."""
+    digits = 2
+    while digits < 6 and fmt(low, digits) == fmt(high, digits) and low != high:
+        digits += 1
+    return f"95% CI {fmt(low, digits)} to {fmt(high, digits)}"
 
 
 def fmt_interval(mean: float, ci95: float) -> str:
     return fmt(mean) + (f" ± {fmt(ci95, 2)}" if np.isfinite(ci95) else "")
+
+
+COPIES = ", which the seeds do not change: one run each, repeated"
 
 
 def comparison_text(c: Comparison, what: str) -> str:
@@ -263,7 +300,7 @@ def comparison_text(c: Comparison, what: str) -> str:
     m1, m2 = (c.mean_b, c.mean_a) if sign < 0 else (c.mean_a, c.mean_b)
     lo, hi = (-c.high, -c.low) if sign < 0 else (c.low, c.high)
     numbers = (f"{fmt(m1)} vs {fmt(m2)}, difference {fmt_diff(sign * c.diff, m1, m2)} "
-               f"(95% CI {fmt(lo, 2)} to {fmt(hi, 2)}, {c.n} paired runs)")
+               f"({fmt_ci(lo, hi)}, {c.n} paired runs{COPIES if c.identical else ''})")
     if c.verdict == "tie":
         return sentence(f"{first} and {second} are indistinguishable on {what}: {numbers}.")
     better = "higher" if c.higher_is_better else "lower"

@@ -71,6 +71,7 @@ def test_best_is_claimed_only_when_every_interval_excludes_zero():
     f = F.best("x", b, "accuracy", "configs")
     assert not b.clear and "No single best" in f.text and "indistinguishable from B" in f.text
     assert "C 0.5" not in f.text  # only the ties are listed
+    assert "It does beat C" in f.text
     assert "difference 0," in f.text  # equal means: no rounding residue printed
 
 
@@ -84,6 +85,56 @@ def test_an_edge_optimum_is_flagged_and_said():
     s = stats.select(inner, "lambda", {}, "val_loss", maximize=False)
     assert s.chosen == 1.0 and not s.edge
     assert "edge" not in F.selection("lam", s, "Lambda").text
+
+
+def test_zero_at_the_bottom_of_a_grid_is_a_bound_not_an_edge():
+    assert not stats.at_edge(0.0, [0.0, 0.5, 0.8])  # no dropout: nothing lies below it
+    assert stats.at_edge(0.2, [0.2, 0.5, 0.8])  # a grid that could start lower
+    assert stats.at_edge(0.8, [0.0, 0.5, 0.8]) and not stats.at_edge(0.5, [0.0, 0.5, 0.8])
+    assert not stats.at_edge(1.0, [1.0, 2.0])  # two values have no inside
+
+
+def test_an_interval_is_printed_with_the_digits_that_tell_its_ends_apart():
+    assert stats.fmt_ci(0.4981, 0.4998) == "95% CI 0.498 to 0.5"
+    assert stats.fmt_ci(-0.0088, 0.0088) == "95% CI -0.0088 to 0.0088"
+
+
+def test_a_float32_residue_is_no_difference():
+    """The same five accuracies in another seed order, one of them a float32 rounding
+    apart (as the tables print them): no difference to report."""
+    a = [0.93666667, 0.94, 0.93333333, 0.94111111, 0.92888889]
+    b = [a[3], a[0], a[4], a[1], 0.9333333]
+    cells = _cells({"A": a, "B": b})
+    c = stats.compare(cells, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
+                      label_b="B")
+    assert c.verdict == "tie" and "difference 0 " in stats.comparison_text(c, "accuracy")
+    assert stats.fmt_diff(1e-4, 0.93) == "0.0001"
+
+
+def test_copies_of_one_run_are_said_to_be_copies():
+    cells = _cells({"A": [0.5] * 3, "B": [0.4] * 3})
+    c = stats.compare(cells, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
+                      label_b="B")
+    assert c.identical and "the seeds do not change" in stats.comparison_text(c, "accuracy")
+    varied = _cells({"A": [0.5, 0.6, 0.5], "B": [0.4] * 3})
+    assert not stats.compare(varied, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
+                             label_b="B").identical
+
+
+def test_collapsing_seeds_makes_the_folds_the_units():
+    """Five seeds that barely move a fold's loss must not count as five draws."""
+    rows = [{"fold": f, "seed": s, "loss": f + 0.001 * s, "diverged": False}
+            for f in range(4) for s in range(5)]
+    cells = pd.DataFrame(rows)
+    folds = stats.collapse(cells, ["fold"], ["loss"])
+    assert len(folds) == 4 and folds["loss"].tolist() == pytest.approx([0.002, 1.002, 2.002,
+                                                                         3.002])
+    t = stats.summarize(folds.assign(g=1), ["g"], ["loss"])
+    assert t["n"].iloc[0] == 4
+    naive = stats.summarize(cells.assign(g=1), ["g"], ["loss"])
+    assert t["loss_ci95"].iloc[0] > 1.5 * naive["loss_ci95"].iloc[0]
+    half = cells.assign(diverged=[s > 0 for s in cells["seed"]])  # seeds 1-4 diverged
+    assert stats.collapse(half, ["fold"], ["loss"])["loss"].tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
 def test_a_choice_on_test_numbers_is_refused():

@@ -160,7 +160,8 @@ class Activations(Study):
             if len(cand) > 1:
                 b = stats.best_of(cells, cand, "test_acc")
                 a.findings.append(F.best(f"init_{act}", b, f"test accuracy with {act} at "
-                                                           f"depth {deepest}", "initialisations"))
+                                                           f"depth {deepest}",
+                                         "random initialisations (the constant one apart)"))
 
     def _symmetry(self, a: Analysis, cells: pd.DataFrame) -> None:
         if "constant" not in self.p.inits:
@@ -181,16 +182,18 @@ class Activations(Study):
 
     def _products(self, a: Analysis, products: pd.DataFrame) -> None:
         p = self.p
-        t = a.table("products", f"Product of {p.products} random {p.product_size} x "
-                    f"{p.product_size} N(0, 1) matrices, over seeds",
+        t = a.table("products", f"A random {p.product_size} x {p.product_size} N(0, 1) "
+                    f"matrix times {p.products} more, over seeds",
                     stats.summarize(products, ["matrices"], ["log10_max_entry",
                                                              "log10_min_entry"]))
         row = t.iloc[0]
         a.findings.append(F.estimate(
-            "products", f"The product of {p.products} random {p.product_size} x "
-                        f"{p.product_size} N(0, 1) matrices has entries up to 10^"
-                        f"{stats.fmt_interval(row.log10_max_entry_mean, row.log10_max_entry_ci95)}"
-                        f" in absolute value: the gradient through 100 such layers explodes.",
+            "products", f"A random {p.product_size} x {p.product_size} N(0, 1) matrix "
+                        f"times {p.products} more (as d2l writes it): the largest |entry| of "
+                        f"the product is 10^{stats.fmt(row.log10_max_entry_mean)} (the mean "
+                        f"of its log10 over seeds, 95% CI ± "
+                        f"{stats.fmt(row.log10_max_entry_ci95, 2)}); a gradient through "
+                        f"{p.products} such layers explodes.",
             log10_max_entry=row.log10_max_entry_mean))
         a.metric("products/log10_max_entry", row.log10_max_entry_mean, row.log10_max_entry_std)
         if p.products == 100 and p.product_size == 4:

@@ -140,11 +140,16 @@ class KFoldStudy(Study):
     def analyze(self, out: StudyOutput) -> Analysis:
         a = Analysis()
         cells = out.cells
-        folds, refit = cells[cells["fold"].notna()], cells[cells["fold"].isna()]
+        # the folds are the units of the CV estimate: each fold's loss is first averaged
+        # over seeds (seeds barely move a fold's loss; counting them would shrink the
+        # interval as if the k folds were k x seeds independent draws)
+        folds = stats.collapse(cells[cells["fold"].notna()], ["selection", "value", "fold"],
+                               ["cv_loss"])
+        refit = cells[cells["fold"].isna()]
         cv = stats.summarize(folds, ["selection", "value"], ["cv_loss"])
         test = stats.summarize(refit, ["selection", "value"], ["test_loss"])
-        t = a.table("selection", "CV estimate (over folds and seeds) vs the refitted test loss "
-                    "(over seeds), per candidate",
+        t = a.table("selection", f"CV estimate (over the {self.p.k} folds, each averaged over "
+                    "seeds) vs the refitted test loss (over seeds), per candidate",
                     cv.merge(test.drop(columns=["n", "n_diverged"]), on=["selection", "value"]))
         for selection in SELECTIONS:
             self._selection(a, t, folds, refit, selection)
@@ -152,9 +157,9 @@ class KFoldStudy(Study):
                                                               "test_loss_mean"]]
                              .rename(columns={"value": "degree", "cv_loss_mean": "cv_loss",
                                               "test_loss_mean": "test_loss"}))
-        a.figures.append(Figure("CV loss (over folds and seeds) and refitted test loss (over "
-                                "seeds), 95% intervals", "lines", "table/selection", x="value",
-                                y=["cv_loss", "test_loss"], col="selection", logy=True,
+        a.figures.append(Figure(f"CV loss (over the {self.p.k} folds) and refitted test loss "
+                                "(over seeds), 95% intervals", "lines", "table/selection",
+                                x="value", y=["cv_loss", "test_loss"], col="selection", logy=True,
                                 ylabel="loss", extra={"symlog_x": ["lambda"]}))
         return a
 
@@ -166,7 +171,10 @@ class KFoldStudy(Study):
         a.findings.append(F.selection(
             selection, sel, f"{name} ({self.p.k}-fold)",
             f"Refitted on all training rows, its test loss is "
-            f"{stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}."))
+            f"{stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}; the CV "
+            f"estimate {stats.fmt_interval(row.cv_loss_mean, row.cv_loss_ci95)} (over the "
+            f"{self.p.k} folds) is {stats.fmt(row.cv_loss_mean / row.test_loss_mean)} times "
+            f"it."))
         part = refit[refit["selection"] == selection]
         means = part[~part["diverged"]].groupby("value")["test_loss"].mean()
         on_test = float(means.idxmin())

@@ -5,8 +5,9 @@ Implementation from Scratch": y = Xw + b + N(0, 0.01^2) with w = [2, -3.4], b = 
 1000 rows; weights from N(0, 0.01^2), bias 0, squared loss / 2, minibatch SGD with
 learning rate 0.03 and batch 10 for 3 epochs. The book prints the training loss after
 each epoch (about 0.043, 1.6e-4, 5.1e-5) and the errors of the learned w and b. The
-training loss cannot fall below the noise's sigma^2 / 2; the closed-form least-squares
-solution shows where it bottoms out on this draw.
+training loss comes down to about the noise level sigma^2 / 2, the expected loss at the
+true w and b (not a bound: a fit to one draw can go below it); the closed-form
+least-squares solution shows where it bottoms out on this draw.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class LinearRegression(Study):
     order = 0
     title = "Linear regression from scratch"
     question = ("Does minibatch SGD recover the true weights and bias, and how close does "
-                "its training loss come to the noise floor?")
+                "its training loss come down to the noise level?")
     Params = Params
     datasets = ("linear",)
 
@@ -78,12 +79,12 @@ class LinearRegression(Study):
             "w_error": float(np.linalg.norm(sol[:-1] - true_w)),
             "b_error": float(abs(sol[-1] - true_b)),
             "train_loss": float(np.mean((design @ sol - y) ** 2) / 2),
-            "floor": self.config.data.linear.noise ** 2 / 2}])
+            "noise_level": self.config.data.linear.noise ** 2 / 2}])
 
     def analyze(self, out: StudyOutput) -> Analysis:
         a = Analysis()
         cells, p = out.cells, self.p
-        floor = self.config.data.linear.noise ** 2 / 2
+        noise = self.config.data.linear.noise ** 2 / 2  # the expected loss at the truth
         closed = out.tables["closed_form"].iloc[0]
         t = a.table("grid", f"Errors and loss after {p.epochs} epochs over seeds",
                     stats.summarize(cells, ["lr", "batch_size"],
@@ -99,10 +100,11 @@ class LinearRegression(Study):
                    f"epochs) recovers w within {w_err} and b within {b_err} (norms of the "
                    f"errors); its training loss "
                    f"{stats.fmt_interval(row.train_loss_mean, row.train_loss_ci95)} is "
-                   f"{stats.fmt(row.train_loss_mean / floor)} times the floor sigma^2 / 2 = "
-                   f"{stats.fmt(floor)}, and {stats.fmt(row.train_loss_mean / closed.train_loss)}"
-                   f" times the closed-form solution's {stats.fmt(closed.train_loss)}.",
-            ratio_to_floor=row.train_loss_mean / floor))
+                   f"{stats.fmt(row.train_loss_mean / noise)} times the noise level "
+                   f"sigma^2 / 2 = {stats.fmt(noise)} (the expected loss at the true w and "
+                   f"b), and {stats.fmt(row.train_loss_mean / closed.train_loss)} times the "
+                   f"closed-form solution's {stats.fmt(closed.train_loss)}.",
+            ratio_to_noise=row.train_loss_mean / noise))
         for batch in p.batch_sizes:
             cand = {f"lr {lr:g}": {"lr": lr, "batch_size": batch} for lr in p.lrs}
             b = stats.best_of(cells, cand, "train_loss", higher_is_better=False)
@@ -133,10 +135,10 @@ class LinearRegression(Study):
             out.curves, ["lr", "batch_size", "epoch"], ["train_loss"]), show=False)
         a.plots["d2l_loss"] = by_epoch.mean().reset_index()
         a.figures.append(Figure("Training loss by epoch for each learning rate and batch size "
-                                "(95% interval over seeds); dashed: the floor sigma^2 / 2",
+                                "(95% interval over seeds); dashed: the noise level sigma^2 / 2",
                                 "lines", "table/curves", x="epoch", y=["train_loss"],
                                 hue="lr", col="batch_size", logy=True,
-                                ylabel="training loss", extra={"hline": floor}))
+                                ylabel="training loss", extra={"hline": noise}))
         return a
 
     def setting(self) -> str:

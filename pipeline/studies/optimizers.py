@@ -151,12 +151,16 @@ class Optimizers(Study):
         wide = (curves[curves["dataset"] == "spiral"].groupby(["epoch", "optimizer"])
                 ["train_loss"].mean().unstack("optimizer"))
         a.plots["spiral_loss"] = wide.reindex(columns=self.p.optimizers).reset_index()
-        diverged = sweep[sweep["diverged"]].drop_duplicates(["dataset", "optimizer", "lr"])
+        counts = (sweep.groupby(["dataset", "optimizer", "lr"], sort=False)["diverged"]
+                  .agg(["sum", "size"]).reset_index())
+        diverged = counts[counts["sum"] > 0]
         a.findings.append(F.estimate(
             "diverged", ("Diverged: " + ", ".join(
-                f"{r.optimizer} at lr {r.lr:g} on {r.dataset}" for r in diverged.itertuples())
-                + ".") if len(diverged) else "No learning rate in the grid diverged.",
-            runs=[[r.dataset, r.optimizer, r.lr] for r in diverged.itertuples()]))
+                f"{r.optimizer} at lr {r.lr:g} on {r.dataset} ({r.sum} of {r.size} seeds)"
+                for r in diverged.itertuples()) + ".")
+            if len(diverged) else "No learning rate in the grid diverged.",
+            runs=[[r.dataset, r.optimizer, r.lr, int(r.sum), int(r.size)]
+                  for r in diverged.itertuples()]))
         a.figures.append(Figure("Validation accuracy against the learning rate (diverged runs "
                                 "left out; 95% interval over seeds)", "lines", "table/lr_sweep",
                                 x="lr", y=["val_acc"], hue="optimizer", col="dataset",
@@ -178,12 +182,15 @@ class Optimizers(Study):
         b = stats.best_of(sweep, cand, "test_acc")
         a.findings.append(F.best(f"{dataset}_best", b, f"test accuracy on {dataset}",
                                  "optimizers at their chosen learning rates"))
+        every = getattr(self.p, dataset).log_every
+        resolution = (f" (the loss is logged every {every} epochs: each count is the first "
+                      f"logged epoch, up to {every - 1} epochs late)" if every > 1 else "")
         for o, match in cand.items():
             cells = stats.where(sweep, match)
             a.findings.append(F.censored(
                 f"{dataset}_{o}_target", stats.censored(cells["epochs_to_target"]),
                 f"On {dataset}, {o} (lr {match['lr']:g}) reaching training loss "
-                f"{self.p.target_loss:g}"))
+                f"{self.p.target_loss:g}{resolution}"))
             acc = cells[~cells["diverged"]]["test_acc"]
             a.metric(f"{dataset}/{o}/chosen_lr", match["lr"])
             a.metric(f"{dataset}/{o}/test_acc", acc.mean(), acc.std())

@@ -184,7 +184,12 @@ class Regularization(Study):
                           label_a=f"AdamW (lambda {chosen['adamw'].chosen:g})",
                           label_b=f"Adam + L2 (lambda {chosen['adam'].chosen:g})",
                           higher_is_better=False)
-        a.findings.append(F.comparison("adamw_vs_adam", c, "test loss at the chosen lambdas"))
+        finding = F.comparison("adamw_vs_adam", c, "test loss at the chosen lambdas")
+        edges = [FORMS[k] for k, s in chosen.items() if s.edge]
+        if edges:
+            finding.text += (f" The lambda of {' and '.join(edges)} lies at the edge of its "
+                             "grid, so this may not compare the two forms at their optima.")
+        a.findings.append(finding)
         for form, s in chosen.items():
             v = stats.where(ad, {"optimizer": form, "lambda": s.chosen})["test_loss"]
             a.metric(f"adam_decay/{form}/chosen_lambda", s.chosen)
@@ -201,7 +206,8 @@ class Regularization(Study):
         pairs = dr.assign(rates=dr["p1"].map("{:g}".format) + "/" + dr["p2"].map("{:g}".format))
         sel = stats.select(pairs, "rates", {}, "val_acc", maximize=True)
         p1, p2 = (float(v) for v in sel.chosen.split("/"))
-        sel.edge = p1 == max(self.p.dropout.p1) or p2 == max(self.p.dropout.p2)
+        sel.edge = (stats.at_edge(p1, self.p.dropout.p1)
+                    or stats.at_edge(p2, self.p.dropout.p2))
         row = t[(t["p1"] == p1) & (t["p2"] == p2)].iloc[0]
         a.findings.append(F.selection(
             "dropout", sel, "Dropout rates p1/p2",
@@ -254,14 +260,17 @@ class Regularization(Study):
             f"{wd.lr:g} with the penalty lambda/2 ||w||^2, lambda in "
             f"{', '.join(f'{v:g}' for v in wd.lambdas)}; Adam + L2 and AdamW at lr {ad.lr:g} "
             f"for {ad.epochs} epochs, lambda in {', '.join(f'{v:g}' for v in ad.lambdas)}. "
-            f"Dropout (d2l 4.6): an MLP {self.config.data.images.source} -> "
-            f"{dr.hidden[0]} -> {dr.hidden[1]} -> classes, ReLU, N(0, {dr.init_std:g}^2) "
+            f"Dropout (d2l 4.6): an MLP on the {self.config.data.images.source} images with "
+            f"hidden layers of {dr.hidden[0]} and {dr.hidden[1]} ReLU units, N(0, "
+            f"{dr.init_std:g}^2) "
             f"init, {dr.optimizer} at lr {dr.lr:g}, batch {dr.batch_size}, {dr.epochs} "
             f"epochs, p1 in {', '.join(f'{v:g}' for v in dr.p1)} and p2 in "
             f"{', '.join(f'{v:g}' for v in dr.p2)}; weight decay "
             f"{', '.join(f'{v:g}' for v in dr.weight_decays)} x dropout "
-            f"{', '.join(f'{v:g}' for v in dr.interaction_dropouts)}. Lambdas and dropout "
-            f"rates are chosen on validation data. Means over {len(self.seeds)} seeds.")
+            f"{', '.join(f'{v:g}' for v in dr.interaction_dropouts)}. The lambda of each "
+            f"weight-decay series and the dropout rates of the p1 x p2 grid are chosen on "
+            f"validation data; the weight decay x dropout grid is compared cell by cell. "
+            f"Means over {len(self.seeds)} seeds.")
 
 
 STUDY = Regularization

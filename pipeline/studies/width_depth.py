@@ -105,6 +105,14 @@ class WidthDepth(Study):
                 a.findings.append(F.best(f"{dataset}_{budget}", b,
                                          f"test accuracy on {dataset} at {budget} parameters",
                                          "depths"))
+                pick = chosen[label].chosen
+                if b.top != f"depth {pick}":  # a check of the choice, which stays validation's
+                    c = stats.compare(b_cells, cand[b.top], cand[f"depth {pick}"], "test_acc",
+                                      label_a=f"{b.top} (the best test mean)",
+                                      label_b=f"depth {pick} (the validation choice)")
+                    a.findings.append(F.comparison(
+                        f"{dataset}_{budget}_choice", c,
+                        f"test accuracy on {dataset} at {budget} parameters"))
                 for d in depths:
                     v = stats.where(b_cells, cand[f"depth {d}"])["test_acc"]
                     a.metric(f"{dataset}/{budget}/depth_{d}", v.mean(), v.std())
