@@ -41,14 +41,11 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
         closest = min(b.comparisons, key=lambda c: abs(c.diff))
         text = (f"{b.top} gives the best {what} among the {among} ({fmt(closest.mean_a)}); "
                 f"every difference's 95% interval excludes zero, the closest being "
-                f"{closest.label_b} ({fmt(closest.mean_b)}, difference "
-                f"{stats.fmt_diff(closest.diff, closest.mean_a, closest.mean_b)}, "
-                f"{stats.fmt_ci(closest.low, closest.high)}).")
+                f"{closest.label_b} ({fmt(closest.mean_b)}, {stats.fmt_difference(closest)}).")
     else:
         ties = [c for c in b.comparisons if c.verdict == "tie"]
-        listed = "; ".join(f"{c.label_b} {fmt(c.mean_b)} (difference "
-                           f"{stats.fmt_diff(c.diff, c.mean_a, c.mean_b)}, "
-                           f"{stats.fmt_ci(c.low, c.high)})" for c in ties)
+        listed = "; ".join(f"{c.label_b} {fmt(c.mean_b)} ({stats.fmt_difference(c)})"
+                           for c in ties)
         beaten = [c.label_b for c in b.comparisons if c.verdict == "a"]
         beats = (f" It does beat {', '.join(beaten)} (each interval excludes zero)."
                  if beaten else "")

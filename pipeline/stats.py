@@ -271,22 +271,35 @@ def fmt(v: float | None, digits: int = 3) -> str:
 RESIDUE = 1e-6  # relative: below float32's resolution of a mean of a few values
 
 
-def fmt_diff(d: float, *scale: float) -> str:
+def fmt_diff(d: float, *scale: float, digits: int = 2) -> str:
     """A difference of two numbers of this scale: a float32 rounding residue prints as 0."""
     big = max((abs(v) for v in scale if np.isfinite(v)), default=0.0)
-    return "0" if np.isfinite(d) and abs(d) <= RESIDUE * big else fmt(d, 2)
+    return "0" if np.isfinite(d) and abs(d) <= RESIDUE * big else fmt(d, digits)
 
 
-def fmt_ci(low: float, high: float) -> str:
-    """'95% CI low to high' with as many digits (2 to 6) as tell the two ends apart."""
+def ci_digits(low: float, high: float) -> int:
+    """Significant digits (2 to 6) that tell the two ends of an interval apart."""
     digits = 2
     while digits < 6 and fmt(low, digits) == fmt(high, digits) and low != high:
         digits += 1
+    return digits
+
+
+def fmt_ci(low: float, high: float) -> str:
+    """'95% CI low to high' with the digits that tell its ends apart."""
+    digits = ci_digits(low, high)
     return f"95% CI {fmt(low, digits)} to {fmt(high, digits)}"
 
 
 def fmt_interval(mean: float, ci95: float) -> str:
     return fmt(mean) + (f" ± {fmt(ci95, 2)}" if np.isfinite(ci95) else "")
+
+
+def fmt_difference(c: Comparison) -> str:
+    """'difference a - b, 95% CI low to high', the difference to the interval's digits."""
+    digits = ci_digits(c.low, c.high)
+    return (f"difference {fmt_diff(c.diff, c.mean_a, c.mean_b, digits=digits)}, "
+            f"{fmt_ci(c.low, c.high)}")
 
 
 COPIES = ", which the seeds do not change: one run each, repeated"
@@ -299,7 +312,9 @@ def comparison_text(c: Comparison, what: str) -> str:
                            else (c.label_a, c.label_b, 1))
     m1, m2 = (c.mean_b, c.mean_a) if sign < 0 else (c.mean_a, c.mean_b)
     lo, hi = (-c.high, -c.low) if sign < 0 else (c.low, c.high)
-    numbers = (f"{fmt(m1)} vs {fmt(m2)}, difference {fmt_diff(sign * c.diff, m1, m2)} "
+    digits = ci_digits(lo, hi)
+    numbers = (f"{fmt(m1, max(3, digits))} vs {fmt(m2, max(3, digits))}, difference "
+               f"{fmt_diff(sign * c.diff, m1, m2, digits=digits)} "
                f"({fmt_ci(lo, hi)}, {c.n} paired runs{COPIES if c.identical else ''})")
     if c.verdict == "tie":
         return sentence(f"{first} and {second} are indistinguishable on {what}: {numbers}.")
