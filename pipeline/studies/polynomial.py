@@ -117,7 +117,7 @@ class Polynomial(Study):
         a = Analysis()
         cells = out.cells
         deg = cells[cells["experiment"] == "degree"]
-        t = a.table("degrees", "Loss by degree over seeds",
+        t = a.table("degrees", "Loss (mean squared error) by degree over seeds",
                     stats.summarize(deg, ["degree"], ["train_loss", "val_loss", "test_loss",
                                                       "gap", "weight_error"]))
         sel = stats.select(deg, "degree", {}, "val_loss", maximize=False)
@@ -180,7 +180,8 @@ class Polynomial(Study):
                                 y=["weight", "true_weight"], xlabel="coefficient of x^i / i!"))
 
     def _min_norm(self, a: Analysis, out: StudyOutput) -> None:
-        mn = a.table("min_norm", "Minimum-norm least squares on the x^i/i! features",
+        mn = a.table("min_norm", "Minimum-norm least squares on the x^i/i! features "
+                     "(mean squared error)",
                      out.tables["min_norm"])
         for n, part in mn.groupby("train_size"):
             bad = part[~part["kept"]]
@@ -194,7 +195,8 @@ class Polynomial(Study):
         dd = out.tables["double_descent"]
         n = int(dd["n_train"].iloc[0])
         t = a.table("double_descent", "Minimum-norm least squares on the first p features of "
-                    "the d2l weight-decay data, over random feature orders",
+                    "the d2l weight-decay data, over random feature orders (mean squared "
+                    "error, where the regularization study prints half of it)",
                     stats.summarize(dd, ["n_params"],
                                     ["train_loss", "test_loss", "log10_test_loss"]))
         last = int(dd["n_params"].max())

@@ -133,7 +133,8 @@ class Regularization(Study):
 
     def _weight_decay(self, a: Analysis, cells: pd.DataFrame) -> None:
         wd = cells[cells["experiment"] == "weight_decay"]
-        t = a.table("weight_decay", "Weight decay (SGD, d2l) over seeds",
+        t = a.table("weight_decay", "Weight decay (SGD, d2l) over seeds; losses are "
+                    "squared error / 2, as d2l's",
                     stats.summarize(wd, ["lambda"], ["weight_norm", "train_loss", "val_loss",
                                                      "test_loss"]))
         sel = stats.select(wd, "lambda", {}, "val_loss", maximize=False)
@@ -170,7 +171,7 @@ class Regularization(Study):
 
     def _adam_decay(self, a: Analysis, cells: pd.DataFrame) -> None:
         ad = cells[cells["experiment"] == "adam_decay"]
-        a.table("adam_decay", "Adam + L2 vs AdamW over seeds",
+        a.table("adam_decay", "Adam + L2 vs AdamW over seeds; losses are squared error / 2",
                 stats.summarize(ad, ["optimizer", "lambda"],
                                 ["weight_norm", "train_loss", "val_loss", "test_loss"]))
         chosen = {form: stats.select(ad, "lambda", {"optimizer": form}, "val_loss",
