@@ -60,13 +60,13 @@ def selection(id: str, s: Selection, what: str, after: str = "") -> Finding:
     edge = " That is the edge of the grid: the optimum may lie beyond it." if s.edge else ""
     chosen = f"{s.chosen:g}" if isinstance(s.chosen, float) else str(s.chosen)
     text = (f"{what} chosen on {stats.name(s.on)} ({fmt(s.value)}): "
-            f"{chosen}.{' ' + after if after else ''}{edge}")
+            f"{chosen}{_ties(s)}.{' ' + after if after else ''}{edge}")
     return Finding(id, "selection", text, s.to_dict())
 
 
 def selections(id: str, chosen: dict[str, Selection], what: str) -> Finding:
     """Several choices of one kind (one per configuration), in one sentence."""
-    parts = [f"{label} {_value(s.chosen)}" for label, s in chosen.items()]
+    parts = [f"{label} {_value(s.chosen)}{_ties(s)}" for label, s in chosen.items()]
     edges = [f"{label} ({_value(s.chosen)})" for label, s in chosen.items() if s.edge]
     on = stats.name(next(iter(chosen.values())).on)
     text = f"{what} chosen on {on}: " + "; ".join(parts) + "."
@@ -77,6 +77,13 @@ def selections(id: str, chosen: dict[str, Selection], what: str) -> Finding:
                    {"choices": {label: s.to_dict() for label, s in chosen.items()}})
 
 
+def _ties(s: Selection) -> str:
+    if not s.ties:
+        return ""
+    return (f" (tied with {', '.join(_value(v) for v in s.ties)} within float32 resolution; "
+            f"the smallest is taken)")
+
+
 def _value(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
@@ -85,6 +92,18 @@ def censored(id: str, c: Censored, what: str) -> Finding:
     return Finding(id, "censored", f"{what}: {c.text(' epochs')}.",
                    {"reached": c.reached, "n": c.n, "mean": stats._clean(c.mean),
                     "ci95": stats._clean(c.ci95)})
+
+
+def diverged(id: str, cells: pd.DataFrame, by: list[str], describe, where: str = "") -> Finding:
+    """The configurations (groups of `by`) in which some seeds diverged, with counts;
+    describe(row) names one configuration in the sentence."""
+    counts = (cells.groupby(by, sort=False)["diverged"].agg(["sum", "size"]).reset_index())
+    hit = counts[counts["sum"] > 0]
+    text = (f"Diverged{where}: " + ", ".join(
+        f"{describe(r)} ({r['sum']} of {r['size']} seeds)" for _, r in hit.iterrows()) + "."
+        if len(hit) else f"No run{where} diverged.")
+    return estimate(id, text, runs=[[*(r[c] for c in by), int(r["sum"]), int(r["size"])]
+                                    for _, r in hit.iterrows()])
 
 
 def estimate(id: str, text: str, **data) -> Finding:
@@ -129,6 +148,8 @@ def reference(id: str, source: str, claim: str, measure: str, values: pd.Series,
     low = value if low is None else low
     high = value if high is None else high
     std = float(x.std(ddof=1)) if len(x) > 1 else math.nan
+    if std <= stats.SAME * abs(float(x.mean())):  # identical values: no spread
+        std = 0.0
     return Reference(id, source, claim, measure, float(low), float(high), tolerance,
                      float(x.mean()) if len(x) else math.nan, stats.half_width(std, len(x)),
                      len(x))

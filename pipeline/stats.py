@@ -23,6 +23,8 @@ import pandas as pd
 from scipy.special import stdtrit  # Student's t quantile (scipy.stats.t.ppf's kernel)
 
 LEVEL = 0.95
+RESIDUE = 1e-6  # relative: below float32's resolution of a mean of a few values
+SAME = 1e-12  # relative: the float64 residue of a std or mean over identical values
 
 
 def half_width(std: float, n: int) -> float:
@@ -58,6 +60,7 @@ def summarize(cells: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataF
     for v in values:
         mean = means[v].where(complete[v])
         std = stds[v].where(complete[v])
+        std = std.mask(std <= SAME * mean.abs(), 0.0)  # identical values: no spread
         out[f"{v}_mean"] = mean
         out[f"{v}_std"] = std
         out[f"{v}_ci95"] = [half_width(s, k) for s, k in zip(std, n)]
@@ -103,7 +106,7 @@ class Comparison:
     high: float
     verdict: str  # "a", "b" or "tie"
     pair_on: list[str] = field(default_factory=lambda: ["seed"])
-    identical: bool = False  # every pair gave the same two values: the runs are copies
+    identical: bool = False  # each side gave one value in every seed
 
     @property
     def winner(self) -> str | None:
@@ -130,17 +133,22 @@ def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
     n = len(d)
     diff = float(d.mean()) if n else math.nan
     half = half_width(float(d.std(ddof=1)), n) if n > 1 else math.nan
+    identical = bool(n > 1 and joined["a"].nunique() == 1 and joined["b"].nunique() == 1)
+    if identical:  # one deterministic result per side: no interval to speak of
+        half = 0.0
     low, high = diff - half, diff + half
-    if np.isfinite(half) and (low > 0 or high < 0):
+    scale = float(joined.abs().to_numpy().max()) if n else 0.0
+    if abs(diff) <= RESIDUE * scale:
+        verdict = "tie"
+    elif np.isfinite(half) and (low > 0 or high < 0):
         better_a = (low > 0) == higher_is_better
         verdict = "a" if better_a else "b"
     else:
         verdict = "tie"
-    identical = n > 1 and joined["a"].nunique() == 1 and joined["b"].nunique() == 1
     return Comparison(metric, a, b, label_a, label_b, higher_is_better, n,
                       float(joined["a"].mean()) if n else math.nan,
                       float(joined["b"].mean()) if n else math.nan,
-                      diff, low, high, verdict, pair_on, bool(identical))
+                      diff, low, high, verdict, pair_on, identical)
 
 
 @dataclass
@@ -184,6 +192,7 @@ class Selection:
     value: float  # the mean validation number of the chosen value
     grid: list
     edge: bool  # the best value is the smallest or largest of the grid
+    ties: list = field(default_factory=list)  # values equal to it within float32 resolution
 
     def to_dict(self) -> dict:
         return _clean(asdict(self))
@@ -226,11 +235,14 @@ def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
     means = part.groupby(column)[on].mean().dropna()
     if means.empty:
         raise ValueError(f"select: no finished cell for {fixed} has a {on}")
-    chosen = means.idxmax() if maximize else means.idxmin()
+    best = means.max() if maximize else means.min()
+    # values equal to the best within float32 resolution tie: the smallest is taken
+    tied = sorted(means[(means - best).abs() <= RESIDUE * abs(best)].index)
+    chosen = tied[0]
     grid = sorted(where(cells, fixed)[column].unique().tolist())
     edge = at_edge(chosen, grid)
     return Selection(column, on, _py(chosen), float(means[chosen]), [_py(g) for g in grid],
-                     edge)
+                     edge, [_py(v) for v in tied[1:]])
 
 
 @dataclass
@@ -268,9 +280,6 @@ def fmt(v: float | None, digits: int = 3) -> str:
     return f"{v:.{digits}g}"
 
 
-RESIDUE = 1e-6  # relative: below float32's resolution of a mean of a few values
-
-
 def fmt_diff(d: float, *scale: float, digits: int = 2) -> str:
     """A difference of two numbers of this scale: a float32 rounding residue prints as 0."""
     big = max((abs(v) for v in scale if np.isfinite(v)), default=0.0)
@@ -302,9 +311,6 @@ def fmt_difference(c: Comparison) -> str:
             f"{fmt_ci(c.low, c.high)}")
 
 
-COPIES = ", which the seeds do not change: one run each, repeated"
-
-
 def comparison_text(c: Comparison, what: str) -> str:
     """A sentence that says no more than the verdict: a winner only when the interval of
     the difference excludes zero, otherwise 'indistinguishable', with the difference."""
@@ -312,10 +318,18 @@ def comparison_text(c: Comparison, what: str) -> str:
                            else (c.label_a, c.label_b, 1))
     m1, m2 = (c.mean_b, c.mean_a) if sign < 0 else (c.mean_a, c.mean_b)
     lo, hi = (-c.high, -c.low) if sign < 0 else (c.low, c.high)
+    if c.identical:  # every seed gives one value per side: a deterministic result
+        if c.verdict == "tie":
+            return sentence(f"{first} and {second} give the same {what}, {fmt(m1)}, in all "
+                            f"{c.n} seeds.")
+        better = "higher" if c.higher_is_better else "lower"
+        return sentence(f"{first} gives {better} {what} than {second}: {fmt(m1)} vs "
+                        f"{fmt(m2)} in every one of the {c.n} seeds (one deterministic result "
+                        f"per side, so no interval).")
     digits = ci_digits(lo, hi)
     numbers = (f"{fmt(m1, max(3, digits))} vs {fmt(m2, max(3, digits))}, difference "
                f"{fmt_diff(sign * c.diff, m1, m2, digits=digits)} "
-               f"({fmt_ci(lo, hi)}, {c.n} paired runs{COPIES if c.identical else ''})")
+               f"({fmt_ci(lo, hi)}, {c.n} paired runs)")
     if c.verdict == "tie":
         return sentence(f"{first} and {second} are indistinguishable on {what}: {numbers}.")
     better = "higher" if c.higher_is_better else "lower"

@@ -142,5 +142,5 @@ def test_comparison_without_baseline_results_says_so(tmp_path, monkeypatch):
 def test_report_names_diverged_runs(built):
     _, html = built
     section = re.search(r'id="optimizers">(.*?)</section>', html, re.S).group(1)
-    assert re.search(r"Diverged: [^<]*at lr 100", section)
+    assert re.search(r"Diverged[^<:]*: [^<]*at lr 100 on \w+ \(\d of \d seeds\)", section)
     assert not re.search(r">\s*nan", section, re.I)  # no NaN printed in a table or finding

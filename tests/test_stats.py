@@ -111,14 +111,40 @@ def test_a_float32_residue_is_no_difference():
     assert stats.fmt_diff(1e-4, 0.93) == "0.0001"
 
 
-def test_copies_of_one_run_are_said_to_be_copies():
-    cells = _cells({"A": [0.5] * 3, "B": [0.4] * 3})
+def test_one_value_per_side_in_every_seed_is_a_deterministic_result():
+    """Seeds that change nothing (a zero init on fixed data) are not five replicates: the
+    sentence gives the two values and no interval."""
+    cells = _cells({"A": [0.0] * 5, "B": [0.408] * 5})
     c = stats.compare(cells, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
-                      label_b="B")
-    assert c.identical and "the seeds do not change" in stats.comparison_text(c, "accuracy")
+                      label_b="B", higher_is_better=False)
+    text = stats.comparison_text(c, "error")
+    assert c.identical and c.verdict == "a"
+    assert "in every one of the 5 seeds" in text and "no interval" in text and "CI" not in text
+    same = stats.compare(_cells({"A": [0.5] * 3, "B": [0.5] * 3}), {"config": "A"},
+                         {"config": "B"}, "acc", label_a="A", label_b="B")
+    assert same.verdict == "tie" and "give the same" in stats.comparison_text(same, "acc")
     varied = _cells({"A": [0.5, 0.6, 0.5], "B": [0.4] * 3})
     assert not stats.compare(varied, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
                              label_b="B").identical
+
+
+def test_identical_values_have_no_spread_in_a_summary():
+    """The same fit over five feature orders, one float64 ulp apart: no spread."""
+    v = [0.02205, np.nextafter(0.02205, 1), 0.02205, np.nextafter(0.02205, 0), 0.02205]
+    cells = pd.DataFrame({"g": ["a"] * 5, "v": v, "diverged": False})
+    t = stats.summarize(cells, ["g"], ["v"])
+    assert t["v_std"].iloc[0] == 0 and t["v_ci95"].iloc[0] == 0
+    ref = F.reference("r", "s", "c", "m", pd.Series([0.40833333] * 5), value=0.408)
+    assert ref.ci95 == 0
+
+
+def test_a_validation_tie_within_float32_takes_the_smallest_and_says_so():
+    """Depths 2 and 4 with the same correct count, their means a float32 rounding apart."""
+    cells = pd.DataFrame({"depth": [1, 2, 3, 4] * 2, "seed": [0] * 4 + [1] * 4,
+                          "val_acc": [0.9, 0.96875, 0.95, 0.968750012] * 2, "diverged": False})
+    s = stats.select(cells, "depth", {}, "val_acc", maximize=True)
+    assert s.chosen == 2 and s.ties == [4] and not s.edge
+    assert "tied with 4" in F.selection("d", s, "Depth").text
 
 
 def test_collapsing_seeds_makes_the_folds_the_units():

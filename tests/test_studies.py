@@ -211,7 +211,10 @@ def test_a_diverging_learning_rate_is_flagged_not_averaged(outputs):
     table = summarize(sweep, ["dataset", "optimizer", "lr"], ["test_acc"])
     assert (table[table["lr"] == 100.0]["n_diverged"] > 0).all()
     assert table[table["n"] > 0]["test_acc_mean"].notna().all()  # no NaN leaks into a mean
-    assert "at lr 100" in _finding(a, "diverged").text
+    text = _finding(a, "diverged").text
+    for (dataset, opt), part in sweep[sweep["lr"] == 100.0].groupby(["dataset", "optimizer"]):
+        k = int(part["diverged"].sum())
+        assert f"{opt} at lr 100 on {dataset} ({k} of {len(part)} seeds)" in text
 
 
 def test_parameter_counts_match_the_formula_and_torch(outputs):

@@ -170,8 +170,8 @@ class Activations(Study):
         others = cells[cells["init"] != "constant"]
         worst = float(const["unit_spread"].max())
         least = float(others["unit_spread"].min()) if len(others) else float("nan")
-        verdict = ("every hidden unit stayed an exact copy of the others" if worst == 0 else
-                   "the units did not all stay copies of each other")
+        verdict = ("every first-layer unit stayed an exact copy of the others" if worst == 0
+                   else "the first-layer units did not all stay copies of each other")
         a.findings.append(F.estimate(
             "symmetry", f"Constant initialisation: after training, the largest difference "
                         f"between two first-layer units' incoming weights is {worst:g} over "
@@ -211,8 +211,8 @@ class Activations(Study):
                 f"{p.normal_std:g}^2); constant: every weight {p.constant:g}); "
                 f"{p.optimizer} at lr {p.lr:g} for {p.epochs} full-batch steps on the CS231n "
                 f"spiral ({d.classes} classes x {d.points_per_class} points). Gradient norms "
-                f"are full-batch, of each layer's weights. Products of {p.products} random "
-                f"{p.product_size} x {p.product_size} N(0, 1) matrices. Means over "
+                f"are full-batch, of each layer's weights. Products: a random {p.product_size} x "
+                f"{p.product_size} N(0, 1) matrix times {p.products} more. Means over "
                 f"{len(self.seeds)} seeds.")
 
 

@@ -172,7 +172,9 @@ class Approximation(Study):
 
     def setting(self) -> str:
         p, d = self.p, self.config.data.functions
-        return (f"Targets {', '.join(p.targets)} on [-{d.interval:g}, {d.interval:g}]: "
+        names = {"sin": "sin(3x)", "abs": "|x|", "step": "a step (sign x)"}
+        targets = ", ".join(names.get(t, t) for t in p.targets)
+        return (f"Targets {targets} on [-{d.interval:g}, {d.interval:g}]: "
                 f"{d.n_train} training points on an even grid, errors on {d.n_test} test "
                 f"points. One hidden {p.activation} layer of width "
                 f"{', '.join(map(str, p.widths))}, Adam at lr {p.lr:g} for {p.epochs} "

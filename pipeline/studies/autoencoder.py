@@ -127,7 +127,7 @@ class Autoencoder(Study):
         k = p.compare_at
         pairs = [(("relu", False), ("none", False), "the ReLU encoder", "the linear encoder"),
                  (("none", True), ("none", False), "the tied linear autoencoder",
-                  "the untied one")]
+                  "the untied linear autoencoder")]
         for (act_a, tie_a), (act_b, tie_b), label_a, label_b in pairs:
             if {act_a, act_b} <= set(p.activations) and {tie_a, tie_b} <= set(p.tied):
                 c = stats.compare(cells, {"bottleneck": k, "activation": act_a, "tied": tie_a},

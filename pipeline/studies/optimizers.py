@@ -151,16 +151,10 @@ class Optimizers(Study):
         wide = (curves[curves["dataset"] == "spiral"].groupby(["epoch", "optimizer"])
                 ["train_loss"].mean().unstack("optimizer"))
         a.plots["spiral_loss"] = wide.reindex(columns=self.p.optimizers).reset_index()
-        counts = (sweep.groupby(["dataset", "optimizer", "lr"], sort=False)["diverged"]
-                  .agg(["sum", "size"]).reset_index())
-        diverged = counts[counts["sum"] > 0]
-        a.findings.append(F.estimate(
-            "diverged", ("Diverged: " + ", ".join(
-                f"{r.optimizer} at lr {r.lr:g} on {r.dataset} ({r.sum} of {r.size} seeds)"
-                for r in diverged.itertuples()) + ".")
-            if len(diverged) else "No learning rate in the grid diverged.",
-            runs=[[r.dataset, r.optimizer, r.lr, int(r.sum), int(r.size)]
-                  for r in diverged.itertuples()]))
+        a.findings.append(F.diverged(
+            "diverged", sweep, ["dataset", "optimizer", "lr"],
+            lambda r: f"{r['optimizer']} at lr {r['lr']:g} on {r['dataset']}",
+            " in the learning-rate grid"))
         a.figures.append(Figure("Validation accuracy against the learning rate (diverged runs "
                                 "left out; 95% interval over seeds)", "lines", "table/lr_sweep",
                                 x="lr", y=["val_acc"], hue="optimizer", col="dataset",

@@ -226,7 +226,8 @@ class Polynomial(Study):
 
     def setting(self) -> str:
         p, d = self.p, self.config.data.polynomial
-        truth = " + ".join(f"{w:g}x^{i}/{i}!" for i, w in enumerate(d.true_w))
+        truth = "".join(f"{' - ' if w < 0 else ' + ' if i else ''}{abs(w) if i else w:g}"
+                        f"x^{i}/{i}!" for i, w in enumerate(d.true_w))
         return (
             f"d2l 4.4: x ~ N(0, 1), y = {truth} + N(0, {d.noise:g}^2), features x^i/i! for "
             f"i < {d.n_features}; {d.n_train} training, {d.n_val} validation and {d.n_test} "

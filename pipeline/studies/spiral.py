@@ -201,6 +201,10 @@ class Spiral(Study):
                 (fair["activation"] == r.activation) & (fair["optimizer"] == r.optimizer)
             ]["lr"].unique().tolist()), bool(r.edge)) for r in choices.itertuples()}
         a.findings.append(F.selections("fair_lrs", selections, "Learning rates"))
+        a.findings.append(F.diverged(
+            "fair_diverged", fair, ["activation", "optimizer", "lr"],
+            lambda r: f"{r['activation']} + {r['optimizer']} at lr {r['lr']:g}",
+            " in the fair comparison's grid"))
         chosen = fair.merge(choices[["activation", "optimizer", "lr"]])
         a.table("fair_chosen", "Each activation and optimizer at its chosen learning rate",
                 stats.summarize(chosen, ["activation", "optimizer", "lr"],
@@ -227,9 +231,9 @@ class Spiral(Study):
                                 x="activation", y=["test_acc"], hue="optimizer",
                                 ylabel="test accuracy"))
         a.figures.append(Figure("Validation accuracy against the learning rate, the numbers "
-                                "the choice is made on", "lines", "table/fair", x="lr",
-                                y=["val_acc"], hue="activation", col="optimizer", logx=True,
-                                ylabel="validation accuracy"))
+                                "the choice is made on (diverged runs left out)", "lines",
+                                "table/fair", x="lr", y=["val_acc"], hue="activation",
+                                col="optimizer", logx=True, ylabel="validation accuracy"))
 
     def _cs231n(self, a: Analysis, cells: pd.DataFrame) -> None:
         cs = cells[cells["experiment"] == "cs231n"]
@@ -255,7 +259,8 @@ class Spiral(Study):
             f"{d.points_per_class} training points (noise {d.noise:g}), with independent "
             f"validation and test draws of {d.val_points_per_class} and "
             f"{d.test_points_per_class} points per class. The course and fair models have one "
-            f"hidden layer of {p.width} units (none for the linear model) and weight decay "
+            f"hidden layer of {p.width} units (the linear model: no activation after it, as in "
+            f"the notebook) and weight decay "
             f"{p.course.weight_decay:g} on every parameter. "
             f"Course setting (NYU DLSP20 notebook 04): the linear model with SGD and the ReLU "
             f"MLP with Adam, both at learning rate {p.course.lr:g}, {p.epochs} full-batch "
