@@ -147,12 +147,8 @@ def reference(id: str, source: str, claim: str, measure: str, values: pd.Series,
     x = values.dropna().to_numpy(dtype=float)
     low = value if low is None else low
     high = value if high is None else high
-    std = float(x.std(ddof=1)) if len(x) > 1 else math.nan
-    if len(x) > 1 and std <= stats.SAME * abs(float(x.mean())):  # identical: no spread
-        std = 0.0
     return Reference(id, source, claim, measure, float(low), float(high), tolerance,
-                     float(x.mean()) if len(x) else math.nan, stats.half_width(std, len(x)),
-                     len(x))
+                     *stats.mean_ci(x), len(x))
 
 
 @dataclass

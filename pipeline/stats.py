@@ -262,12 +262,22 @@ class Censored:
                 f"{spread}{unit} on average over those")
 
 
+def mean_ci(x: np.ndarray) -> tuple[float, float]:
+    """The mean of finite values x and its 95% t-interval half-width (0 for identical
+    values, whatever float residue their std carries; NaN below two values)."""
+    if not len(x):
+        return math.nan, math.nan
+    mean = float(x.mean())
+    std = float(x.std(ddof=1)) if len(x) > 1 else math.nan
+    if std <= SAME * abs(mean):  # identical values: no spread
+        std = 0.0
+    return mean, half_width(std, len(x))
+
+
 def censored(values: pd.Series) -> Censored:
     x = values.to_numpy(dtype=float)
     hit = x[np.isfinite(x)]
-    mean = float(hit.mean()) if len(hit) else math.nan
-    std = float(hit.std(ddof=1)) if len(hit) > 1 else math.nan
-    return Censored(len(hit), len(x), mean, half_width(std, len(hit)))
+    return Censored(len(hit), len(x), *mean_ci(hit))
 
 
 # ---------------------------------------------------------------- numbers as text

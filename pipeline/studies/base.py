@@ -19,7 +19,6 @@ tidy results, analysis.json, the tables, the metrics and the plots.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -186,6 +185,3 @@ def write_study(study: Study, out: StudyOutput, analysis: Analysis, paths: Paths
             write_csv(tmp / f"{name}.csv", frame)
     write_json(paths.metrics, analysis.metrics)
 
-
-def read_analysis(results: Path) -> dict:
-    return json.loads((results / "analysis.json").read_text())
