@@ -18,6 +18,14 @@ import numpy as np
 FLOAT_FORMAT = "%.9g"  # fixed formatting: equal numbers give byte-identical CSVs
 
 
+def _usual_mode(base: int) -> int:
+    """The mode open() (base 0o666) or mkdir (0o777) would give under the current umask:
+    temp files are private (0600, 0700) until renamed."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = ""):
     """Yield a temp path beside `path`; rename it over `path` only on success."""
@@ -27,6 +35,7 @@ def atomic_path(path: str | Path, suffix: str = ""):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _usual_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -41,6 +50,7 @@ def atomic_dir(path: str | Path):
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
         yield tmp
+        os.chmod(tmp, _usual_mode(0o777))
         old = None
         if path.exists():
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))

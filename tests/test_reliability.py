@@ -233,3 +233,19 @@ def test_a_cell_too_large_for_the_budget_is_refused_before_training(tmp_path, ca
     assert code == 2 and "\n" not in err and "Traceback" not in err
     assert "too large" in err and "max_memory (64MiB)" in err and "200000" in err
     assert not (tmp_path / "out").exists() and time.perf_counter() - start < 30
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    """Written through a private temp file, yet readable like any file open() creates."""
+    from pipeline.io import atomic_dir, write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+        with atomic_dir(tmp_path / "d") as d:
+            write_text(d / "b.txt", "y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "d" / "b.txt").stat().st_mode & 0o777 == 0o644

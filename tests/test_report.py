@@ -3,6 +3,7 @@ every comparative sentence backed by its interval."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -65,6 +66,17 @@ def test_pdf_has_a_page_or_more_per_study(built):
         starts = [i for i, text in enumerate(pages) if title.split(".", 1)[1].strip() in text]
         assert starts, f"{study} is on no PDF page"
     assert len(pages) >= len(studies.names()) + 1
+
+
+def test_the_pdf_shows_every_figure(built):
+    from pypdf import PdfReader
+
+    root, _ = built
+    # every page lists the document's images: count distinct ones
+    images = {hashlib.sha256(im.data).hexdigest(): im.image.width
+              for p in PdfReader(root / "reports" / "report.pdf").pages for im in p.images}
+    assert len(images) == len(list((root / "reports" / "figures").glob("*.svg")))
+    assert min(images.values()) > 500  # drawn at print resolution
 
 
 def test_figures_are_files_with_stable_bytes(built, tmp_path):

@@ -1,4 +1,4 @@
-"""Draw a study's figure specs (findings.Figure) as SVG, with seaborn.
+"""Draw a study's figure specs (findings.Figure) as SVG and PNG, with seaborn.
 
 Summary tables carry VALUE_mean and VALUE_ci95: a figure draws the mean with the same
 95% t-interval the tables print, never an interval of its own. The SVG is deterministic
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -22,15 +24,34 @@ sns.set_theme(style="whitegrid", context="paper")
 plt.rcParams["svg.hashsalt"] = "report"  # stable ids: the same numbers give the same SVG
 
 
-def to_svg(fig) -> str:
+PNG_DPI = 200  # the PDF's figures
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One figure twice: SVG for the HTML report and reports/figures/, PNG for the PDF
+    (WeasyPrint draws SVG in Python: the figures' SVG took longer to lay out than the whole
+    rest of the PDF); width_pt is the SVG's width, the size the PNG is shown at."""
+
+    svg: str
+    png: bytes
+
+    @property
+    def width_pt(self) -> float:
+        return float(re.match(r'<svg[^>]*?\swidth="([\d.]+)pt"', self.svg).group(1))
+
+
+def render(fig) -> Drawn:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=PNG_DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog: the SVG sits inside HTML
+    return Drawn(text[text.index("<svg"):], png.getvalue())  # no XML prolog: SVG in HTML
 
 
-def draw(spec: dict, frame: pd.DataFrame, load) -> str:
+def draw(spec: dict, frame: pd.DataFrame, load) -> Drawn:
     """spec: a Figure as a dict; frame: its data; load(name) -> another table."""
     for col, value in spec.get("where", {}).items():
         frame = frame[frame[col] == value]
@@ -38,7 +59,7 @@ def draw(spec: dict, frame: pd.DataFrame, load) -> str:
              "images": images}
     if spec["kind"] not in kinds:
         raise ValueError(f"figure kind {spec['kind']!r} is not one of {sorted(kinds)}")
-    return to_svg(kinds[spec["kind"]](spec, frame, load))
+    return render(kinds[spec["kind"]](spec, frame, load))
 
 
 def _long(frame: pd.DataFrame, spec: dict) -> tuple[pd.DataFrame, str | None]:

@@ -1,5 +1,6 @@
 """The report: every study's analysis.json, tables and figure specs -> jinja2 (autoescape
-on) -> report.html -> WeasyPrint -> report.pdf. It names no study.
+on) -> report.html -> WeasyPrint -> report.pdf. It names no study. The HTML shows the
+figures as inline SVG; the PDF as 200-dpi PNG at the same size.
 
 The figures are also written as SVG files (reports/figures/, the stage's DVC output,
 byte-identical for identical results); the HTML and PDF add the run's provenance (wall
@@ -8,6 +9,7 @@ time and memory per stage, the date), so they are not DVC outputs.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import subprocess
@@ -35,7 +37,7 @@ class Section:
     setting: str
     findings: list[str] = field(default_factory=list)
     references: list[dict] = field(default_factory=list)
-    figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, svg)
+    figures: list[tuple[str, figures.Drawn]] = field(default_factory=list)  # (caption, drawn)
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     params: dict = field(default_factory=dict)
 
@@ -89,7 +91,7 @@ class Tables:
         return pd.read_csv(folder / f"{name}.csv")
 
 
-def _draw(job: tuple[dict, Tables]) -> str:
+def _draw(job: tuple[dict, Tables]) -> figures.Drawn:
     spec, load = job
     return figures.draw(spec, load(spec["data"]), load)
 
@@ -112,7 +114,7 @@ def build_sections(results: Path, reports: Path, scorecard: pd.DataFrame, worker
             drawn = pool.map(_draw, jobs, chunksize=1)
     else:
         drawn = [_draw(job) for job in jobs]
-    svgs = dict(zip(names, drawn))
+    by_name = dict(zip(names, drawn))
     sections = []
     for a in analyses:
         study, load = a["study"], Tables(results, reports, a["study"])
@@ -120,12 +122,12 @@ def build_sections(results: Path, reports: Path, scorecard: pd.DataFrame, worker
                     findings=[f["text"] for f in a["findings"]],
                     references=scorecard[scorecard["study"] == study].to_dict("records"),
                     params=_flat(a["params"]))
-        s.figures = [(spec["caption"], svgs[f"{study}_{k}.svg"])
+        s.figures = [(spec["caption"], by_name[f"{study}_{k}.svg"])
                      for k, spec in enumerate(a["figures"], 1)]
         s.tables = [(t["caption"], load(f"table/{t['name']}")) for t in a["tables"]
                     if t["show"]]
         sections.append(s)
-    return sections, svgs
+    return sections, {name: d.svg for name, d in by_name.items()}
 
 
 def _fmt(v) -> str:
@@ -151,15 +153,18 @@ def _table_html(frame: pd.DataFrame) -> str:
 
 
 def render_html(sections: list[Section], scorecard: pd.DataFrame, prov: dict,
-                comparison=None) -> str:
+                comparison=None, raster: bool = False) -> str:
+    """The report as one HTML file; raster: figures as embedded PNG (the PDF's input)
+    instead of inline SVG."""
     env = Environment(loader=PackageLoader("pipeline.report", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
                       lstrip_blocks=True)
     env.filters["table"] = _table_html
     env.filters["num"] = lambda v: "" if v is None or pd.isna(v) else f"{v:.4g}"
+    env.filters["b64"] = lambda data: base64.b64encode(data).decode("ascii")
     return env.get_template("report.html.j2").render(
         sections=sections, scorecard=scorecard.to_dict("records"), prov=prov,
-        comparison=comparison)
+        comparison=comparison, raster=raster)
 
 
 def write_pdf(html: str, path: Path) -> None:
@@ -180,12 +185,12 @@ def build_report(results: Path, reports: Path, runs: Path, html: Path, pdf: Path
     spread = {f"{a['study']}.{k}": v for a in load_analyses(results)
               for k, v in a["spread"].items() if v is not None}
     comparison = compare(config.report.baseline, params_path, reports / "metrics", spread)
-    text = render_html(sections, scorecard, provenance(params_path, runs, config.seeds),
-                       comparison)
+    prov = provenance(params_path, runs, config.seeds)
+    text = render_html(sections, scorecard, prov, comparison)
     with atomic_dir(figures_dir) as tmp:
         for name, svg in svgs.items():
             write_text(tmp / name, svg)
     write_text(html, text)
     if pdf is not None:
-        write_pdf(text, pdf)
+        write_pdf(render_html(sections, scorecard, prov, comparison, raster=True), pdf)
     return len(sections)
