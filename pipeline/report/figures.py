@@ -31,35 +31,41 @@ PNG_DPI = 200  # the PDF's figures
 class Drawn:
     """One figure twice: SVG for the HTML report and reports/figures/, PNG for the PDF
     (WeasyPrint draws SVG in Python: the figures' SVG took longer to lay out than the whole
-    rest of the PDF); width_pt is the SVG's width, the size the PNG is shown at."""
+    rest of the PDF); width_pt is the SVG's width, the size the PNG is shown at. The PNG
+    is drawn only for a PDF: it adds about half again to the drawing time."""
 
     svg: str
-    png: bytes
+    png: bytes | None
 
     @property
     def width_pt(self) -> float:
         return float(re.match(r'<svg[^>]*?\swidth="([\d.]+)pt"', self.svg).group(1))
 
 
-def render(fig) -> Drawn:
+def render(fig, png: bool = False) -> Drawn:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=PNG_DPI, bbox_inches="tight", metadata={"Software": None})
+    raster = None
+    if png:
+        out = io.BytesIO()
+        fig.savefig(out, format="png", dpi=PNG_DPI, bbox_inches="tight",
+                    metadata={"Software": None})
+        raster = out.getvalue()
     plt.close(fig)
     text = buf.getvalue()
-    return Drawn(text[text.index("<svg"):], png.getvalue())  # no XML prolog: SVG in HTML
+    return Drawn(text[text.index("<svg"):], raster)  # no XML prolog: the SVG sits in HTML
 
 
-def draw(spec: dict, frame: pd.DataFrame, load) -> Drawn:
-    """spec: a Figure as a dict; frame: its data; load(name) -> another table."""
+def draw(spec: dict, frame: pd.DataFrame, load, png: bool = False) -> Drawn:
+    """spec: a Figure as a dict; frame: its data; load(name) -> another table; png: draw
+    a PNG too."""
     for col, value in spec.get("where", {}).items():
         frame = frame[frame[col] == value]
     kinds = {"lines": lines, "bars": bars, "heatmap": heatmap, "classmap": classmap,
              "images": images}
     if spec["kind"] not in kinds:
         raise ValueError(f"figure kind {spec['kind']!r} is not one of {sorted(kinds)}")
-    return render(kinds[spec["kind"]](spec, frame, load))
+    return render(kinds[spec["kind"]](spec, frame, load), png)
 
 
 def _long(frame: pd.DataFrame, spec: dict) -> tuple[pd.DataFrame, str | None]:

@@ -91,21 +91,22 @@ class Tables:
         return pd.read_csv(folder / f"{name}.csv")
 
 
-def _draw(job: tuple[dict, Tables]) -> figures.Drawn:
-    spec, load = job
-    return figures.draw(spec, load(spec["data"]), load)
+def _draw(job: tuple[dict, Tables, bool]) -> figures.Drawn:
+    spec, load, png = job
+    return figures.draw(spec, load(spec["data"]), load, png)
 
 
-def build_sections(results: Path, reports: Path, scorecard: pd.DataFrame, workers: int = 1
-                   ) -> tuple[list[Section], dict[str, str]]:
+def build_sections(results: Path, reports: Path, scorecard: pd.DataFrame, workers: int = 1,
+                   png: bool = False) -> tuple[list[Section], dict[str, str]]:
     """One section per study with results; the figures as {file name: svg}, drawn in
-    `workers` processes (each figure stands alone, so the bytes are the same)."""
+    `workers` processes (each figure stands alone, so the bytes are the same); png: each
+    figure as PNG too, for the PDF."""
     analyses = load_analyses(results)
     jobs, names = [], []
     for a in analyses:
         load = Tables(results, reports, a["study"])
         for k, spec in enumerate(a["figures"], 1):
-            jobs.append((spec, load))
+            jobs.append((spec, load, png))
             names.append(f"{a['study']}_{k}.svg")
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
@@ -181,7 +182,8 @@ def build_report(results: Path, reports: Path, runs: Path, html: Path, pdf: Path
     from pipeline.report.compare import compare
 
     scorecard = pd.read_csv(reports / "scorecard.csv")
-    sections, svgs = build_sections(results, reports, scorecard, workers=config.workers)
+    sections, svgs = build_sections(results, reports, scorecard, workers=config.workers,
+                                    png=pdf is not None)
     spread = {f"{a['study']}.{k}": v for a in load_analyses(results)
               for k, v in a["spread"].items() if v is not None}
     comparison = compare(config.report.baseline, params_path, reports / "metrics", spread)
