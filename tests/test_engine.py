@@ -384,6 +384,30 @@ def test_grouping_by_shape_keeps_grid_order():
     assert [r.metrics for r in results] == [r.metrics for r in again]
 
 
+def test_plan_trains_no_model_alone_and_hands_out_the_costliest_groups_first():
+    """A lone model trains beside a copy of itself (twice the work), so a spec with more
+    than one model never gets a group of one; the longest groups go to the workers first,
+    so none starts last while the other workers idle."""
+    from pipeline.engine import plan_groups
+
+    wide = TrainSpec(Arch((2, 100, 3), "relu"), "adam", "cross_entropy", epochs=200)
+    long = TrainSpec(Arch((2, 100, 3), "relu"), "sgd", "cross_entropy", epochs=10000)
+    jobs = [Job(wide, seed=s, lr=0.01) for s in range(15)]
+    jobs += [Job(long, seed=s, lr=0.1) for s in range(5)]
+    # 3000 rows: a block of one model is 5 MB, so the cache bound asks for pairs
+    groups = plan_groups(jobs, 3000, EngineOptions(workers=2))
+    assert sorted(i for g in groups for i in g) == list(range(len(jobs)))
+    assert min(len(g) for g in groups) >= 2
+    assert {jobs[i].spec for i in groups[0]} == {long}
+    assert all(jobs[i].spec == wide for g in groups[-len(groups) // 2:] for i in g)
+    # small data, many steps: bound by the steps' fixed cost, so one group per worker
+    poly = TrainSpec(Arch((20, 1), "none", bias=False), "sgd", "mse", epochs=1500,
+                     batch_size=10)
+    small = [Job(poly, seed=s, lr=0.01, active_inputs=d + 1) for d in range(20)
+             for s in range(5)]
+    assert sorted(map(len, plan_groups(small, 100, EngineOptions(workers=2)))) == [50, 50]
+
+
 def test_curves_log_every_k_and_final_epoch_with_validation():
     spec = TrainSpec(Arch((5, 8, 3), "relu"), "adam", "cross_entropy", epochs=7, log_every=3)
     res = train([Job(spec, 0, 0.01)], _classification_data())[0]

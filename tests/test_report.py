@@ -156,3 +156,25 @@ def test_report_names_diverged_runs(built):
     section = re.search(r'id="optimizers">(.*?)</section>', html, re.S).group(1)
     assert re.search(r"Diverged[^<:]*: [^<]*at lr 100 on \w+ \(\d of \d seeds\)", section)
     assert not re.search(r">\s*nan", section, re.I)  # no NaN printed in a table or finding
+
+
+def test_log_axes_label_their_ticks_as_plain_text():
+    """Log and symlog axes keep matplotlib's ticks and labels, as Unicode text: 10⁻², not
+    a mathtext string for the slow mathtext parser."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from pipeline.report import figures
+
+    frame = pd.DataFrame({"lam": [0.0, 0.01, 0.1, 1.0, 10.0], "loss": [1, 0.5, 0.2, 0.01, 0.003]})
+    fig = figures.lines({"x": "lam", "y": ["loss"], "logx": True, "logy": True}, frame, None)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    x_labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    y_labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    plt.close(fig)
+    assert "0" in x_labels and "10⁻²" in x_labels and "10¹" in x_labels  # symlog: 0 kept
+    assert "10⁻²" in y_labels and "10⁰" in y_labels
+    assert not any("$" in t for t in x_labels + y_labels)
+    assert figures._unicode_tick(r"$\mathdefault{2\times10^{-1}}$") == "2×10⁻¹"
+    assert figures._unicode_tick(r"$\mathdefault{-10^{0}}$") == "\N{MINUS SIGN}10⁰"

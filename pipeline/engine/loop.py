@@ -69,6 +69,13 @@ class Group:
         self.n = self.rows.shape[1] if self.rows is not None else len(data.x_train)
         self.batch = min(spec.batch_size or self.n, self.n)
         self.rates = self._dropout_rates()
+        self.any_dropout = any(p > 0 for r in self.rates for p in r)
+        # per hidden layer, (G, 1, 1): the rate, and 1 - rate in float32 (as the scalar
+        # 1 - p is when a float32 tensor is divided by it)
+        self.drop_rate = [torch.tensor([r[k] for r in self.rates]).view(-1, 1, 1)
+                          for k in range(len(self.arch.sizes) - 2)]
+        self.keep_rate = [torch.tensor([1.0 - r[k] for r in self.rates]).view(-1, 1, 1)
+                          for k in range(len(self.arch.sizes) - 2)]
         self.active = torch.ones(self.G, dtype=torch.bool, device=device)
         self.all_active = True
         self.first_loss: torch.Tensor | None = None
@@ -115,13 +122,15 @@ class Group:
     def dropout_masks(self, rows: int) -> list[torch.Tensor] | None:
         """Inverted dropout: one (G, rows, width) mask per hidden layer, kept units
         scaled by 1 / (1 - p); each model draws from its own stream."""
-        if not any(p > 0 for r in self.rates for p in r):
+        if not self.any_dropout:
             return None
         masks = []
         for layer, width in enumerate(self.arch.sizes[1:-1]):
-            masks.append(torch.stack([
-                rng.keep((rows, width), r[layer]) / (1.0 - r[layer])
-                for rng, r in zip(self.rngs, self.rates)]).to(self.device))
+            draws = torch.empty(self.G, rows, width)
+            for g, (rng, r) in enumerate(zip(self.rngs, self.rates)):
+                rng.uniform(draws[g], r[layer])
+            keep = draws.ge_(self.drop_rate[layer]).div_(self.keep_rate[layer])
+            masks.append(keep.to(self.device))
         return masks
 
     def loss_and_grads(self, x, y, masks) -> tuple[torch.Tensor, list[torch.Tensor]]:

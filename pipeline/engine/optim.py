@@ -56,20 +56,22 @@ class BatchedOptimizer:
             decay = decay and self.any_decay
             if decay and self.kind != "adamw":
                 g = g + self.wd * p  # L2: decay through the gradient
+            # p -= rate * direction, as one fused pass over p (a third of the memory
+            # traffic of forming rate * direction first)
             if not adam:
                 if self.kind != "sgd":
                     buf = self.state[i].mul_(self.momentum).add_(g)
                     g = g + self.momentum * buf if self.kind == "nesterov" else buf
-                update = self.lr * g
+                rate, direction = self.lr, g
             else:
                 m = self.state[i].lerp_(g, self.one_minus_beta1)
                 v = self.state2[i].mul_(self.beta2).addcmul_(g, g * self.one_minus_beta2)
-                update = step_size * (m / (v.sqrt() / bc2_sqrt + self.eps))
+                rate, direction = step_size, m / (v.sqrt() / bc2_sqrt + self.eps)
             decoupled = decay and self.kind == "adamw"  # AdamW: p *= 1 - lr * wd first
             if active is None:
                 if decoupled:
                     p.mul_(self.decoupled)
-                p.sub_(update)
+                p.addcmul_(rate.neg(), direction)
             else:
-                new = (p * self.decoupled if decoupled else p) - update
+                new = (p * self.decoupled if decoupled else p).addcmul(rate.neg(), direction)
                 p.copy_(torch.where(active.reshape(-1, 1, 1), new, p))

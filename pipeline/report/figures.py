@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -40,6 +41,45 @@ class Drawn:
     @property
     def width_pt(self) -> float:
         return float(re.match(r'<svg[^>]*?\swidth="([\d.]+)pt"', self.svg).group(1))
+
+
+SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def _unicode_tick(label: str) -> str:
+    """A log axis's mathtext tick label as plain text: $\\mathdefault{2\\times10^{-3}}$
+    -> 2×10⁻³. The same label, without a pass through the mathtext parser (which took a
+    sixth of the report's drawing time)."""
+    m = re.fullmatch(r"\$\\mathdefault\{(.*)\}\$", label)
+    if m is None:
+        return label
+    body = re.sub(r"\^\{([-\d]+)\}", lambda e: e.group(1).translate(SUPERSCRIPT), m.group(1))
+    return body.replace("\\times", "×").replace("-", "\N{MINUS SIGN}")
+
+
+class UnicodeLogFormatter(ticker.Formatter):
+    """Wraps a log axis's formatter: the same ticks labelled, as plain text."""
+
+    def __init__(self, inner: ticker.Formatter):
+        self.inner = inner
+
+    def set_axis(self, axis):
+        super().set_axis(axis)
+        self.inner.set_axis(axis)
+
+    def set_locs(self, locs):
+        self.inner.set_locs(locs)
+
+    def __call__(self, x, pos=None) -> str:
+        return _unicode_tick(self.inner(x, pos))
+
+
+def _plain_log_ticks(ax) -> None:
+    for axis in (ax.xaxis, ax.yaxis):
+        for get, set_ in ((axis.get_major_formatter, axis.set_major_formatter),
+                          (axis.get_minor_formatter, axis.set_minor_formatter)):
+            if isinstance(get(), ticker.LogFormatterMathtext):
+                set_(UnicodeLogFormatter(get()))
 
 
 def render(fig, png: bool = False) -> Drawn:
@@ -168,6 +208,7 @@ def _scales(ax, spec: dict, x: str, frame: pd.DataFrame) -> None:
         ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1.0)
     if spec.get("logy"):
         ax.set_yscale("log")
+    _plain_log_ticks(ax)
 
 
 def bars(spec: dict, frame: pd.DataFrame, load):
