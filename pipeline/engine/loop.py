@@ -81,6 +81,7 @@ class Group:
         self.first_loss: torch.Tensor | None = None
         self.diverged_epoch: list[int | None] = [None] * self.G
         self.curves: list[list[dict]] = [[] for _ in range(self.G)]
+        self._fixed: dict[str, tuple] = {}
 
     def _input_mask(self) -> torch.Tensor | None:
         n_in = self.arch.sizes[0]
@@ -116,6 +117,24 @@ class Group:
             x, y = self.data.x_train[r], self.data.y_train[r]  # (G, B, in), (G, B, ...)
         return self.masked(x), y
 
+    def rows_of(self, idx: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, list | None]:
+        """Inputs, targets and (for the full batch, built once) blocks of batch idx."""
+        if idx is None:
+            return self.fixed("train")
+        return (*self.inputs(idx), None)
+
+    def fixed(self, name: str) -> tuple[torch.Tensor, torch.Tensor, list]:
+        """Rows that never change, with their blocks, built on first use: "train" (every
+        training row) or an evaluation split."""
+        if name not in self._fixed:
+            if name == "train":
+                x, y = self.inputs(None)
+            else:
+                x, y = self.data.splits()[name]
+                x = self.masked(x)
+            self._fixed[name] = (x, y, backprop.blocks(x, y, self.G))
+        return self._fixed[name]
+
     def masked(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.input_mask is None else x * self.input_mask
 
@@ -133,10 +152,11 @@ class Group:
             masks.append(keep.to(self.device))
         return masks
 
-    def loss_and_grads(self, x, y, masks) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def loss_and_grads(self, x, y, masks, parts=None
+                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Per-model loss (G,) and the gradients of every stacked parameter."""
         loss, grads = backprop.loss_and_grads(self.arch, self.params, self.spec.loss, x, y,
-                                              masks)
+                                              masks, parts)
         if self.use_l2:
             k = [i for i, isw in enumerate(self.is_weight) if isw]
             weights = [self.params[i] for i in k]
@@ -165,21 +185,20 @@ class Group:
 
     def evaluate(self) -> dict[str, list[float]]:
         """Loss (and accuracy) on the training rows and on every evaluation split."""
-        splits = {"train": self.inputs(None)}
-        for name, (x, y) in self.data.splits().items():
-            splits[name] = (self.masked(x), y)
         m = {}
-        for name, (x, y) in splits.items():
+        for name in ["train", *self.data.splits()]:
+            x, y, parts = self.fixed(name)
             for key, value in backprop.evaluate(self.arch, self.params, self.spec.loss, x,
-                                                y).items():
+                                                y, parts).items():
                 m[f"{name}_{key}"] = value
         return {k: v.cpu().tolist() for k, v in m.items()}
 
     def grad_norms(self) -> dict[str, list[float]]:
         """The full-batch gradient norm of every weight tensor (no dropout), per model:
         grad_norm_0 for the first layer's weights, and so on."""
-        x, y = self.inputs(None)
-        _, grads = backprop.loss_and_grads(self.arch, self.params, self.spec.loss, x, y)
+        x, y, parts = self.fixed("train")
+        _, grads = backprop.loss_and_grads(self.arch, self.params, self.spec.loss, x, y,
+                                           parts=parts)
         weights = [g for g, isw in zip(grads, self.is_weight) if isw]
         return {f"grad_norm_{k}": torch.linalg.vector_norm(g, dim=(1, 2)).cpu().tolist()
                 for k, g in enumerate(weights)}
@@ -224,9 +243,9 @@ def train_group(jobs: list[Job], data: TrainData, device: torch.device,
         group.log(0)  # the state at initialisation
     for epoch in range(1, spec.epochs + 1):
         for idx in group.batches():
-            x, y = group.inputs(idx)
+            x, y, parts = group.rows_of(idx)
             masks = group.dropout_masks(x.shape[-2])
-            loss, grads = group.loss_and_grads(x, y, masks)
+            loss, grads = group.loss_and_grads(x, y, masks, parts)
             group.check_divergence(loss, epoch)
             group.update(grads)
         if epoch % spec.log_every == 0 or epoch == spec.epochs:
