@@ -34,6 +34,7 @@ def test_repro_runs_every_stage_and_writes_outputs(tiny_repo):
         assert len(cells) and (root / "data" / "results" / study / "analysis.json").exists()
         assert json.loads((root / "reports" / "metrics" / f"{study}.json").read_text())
         assert list((root / "reports" / "tables" / study).glob("*.csv"))
+        assert list((root / "reports" / "plots" / study).glob("*.csv")), study
         # only the tiny profile's deliberately huge learning rate diverges
         diverged = cells[cells["diverged"]]
         assert study == "optimizers" or diverged.empty
@@ -59,6 +60,20 @@ def test_every_stage_depends_on_every_project_file_it_imports(tiny_repo):
         assert not missing, f"{stage} imports {missing} but dvc.yaml does not list them"
         checked += 1
     assert checked == len(lock)
+
+
+def test_every_dvc_plot_reads_committed_columns():
+    """Each plot dvc.yaml declares reads columns the committed plot files (the default
+    params' run) have, and every study's plots folder feeds at least one of them."""
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    fed = set()
+    for name, spec in (item for entry in plots for item in entry.items()):
+        for path, columns in spec["y"].items():
+            header = pd.read_csv(ROOT / path, nrows=0).columns
+            wanted = [spec["x"], *([columns] if isinstance(columns, str) else columns)]
+            assert not set(wanted) - set(header), f"{name}: {path} lacks {set(wanted) - set(header)}"
+            fed.add(Path(path).parent.name)
+    assert fed == set(studies.names())
 
 
 def _module_file(module: str) -> str:

@@ -111,9 +111,10 @@ class Activations(Study):
                     stats.summarize(cells, ["depth", "activation", "init"],
                                     ["first_grad_init", "last_grad_init",
                                      "log10_first_to_last", "train_acc", "test_acc"]))
-        a.table("grad_norms", "Gradient norm per layer", stats.summarize(
+        norms = a.table("grad_norms", "Gradient norm per layer", stats.summarize(
             out.tables["grad_norms"], ["depth", "activation", "init", "when", "layer"],
             ["grad_norm"]), show=False)
+        a.plots["grad_flow"] = grad_flow(norms, deepest, p.activations, p.inits)
         self._vanishing(a, cells, deepest)
         self._symmetry(a, cells)
         for r in t[t["depth"] == deepest].itertuples():
@@ -214,6 +215,20 @@ class Activations(Study):
                 f"are full-batch, of each layer's weights. Products: a random {p.product_size} x "
                 f"{p.product_size} N(0, 1) matrix times {p.products} more. Means over "
                 f"{len(self.seeds)} seeds.")
+
+
+def grad_flow(norms: pd.DataFrame, depth: int, activations: list[str],
+              inits: list[str]) -> pd.DataFrame:
+    """log10 of the mean gradient norm of each layer at initialisation, at one depth:
+    one row per layer, one column per ACTIVATION_INIT (blank where the gradient is
+    exactly zero, as in the first layers of a constant initialisation)."""
+    at = norms[(norms["depth"] == depth) & (norms["when"] == "init")]
+    mean = at["grad_norm_mean"]
+    wide = (at.assign(line=at["activation"] + "_" + at["init"],
+                      log10_grad_norm=np.log10(mean.where(mean > 0)))
+            .pivot(index="layer", columns="line", values="log10_grad_norm"))
+    columns = [f"{act}_{init}" for act in activations for init in inits]
+    return wide.reindex(columns=columns).rename_axis(columns=None).reset_index()
 
 
 def activation_shapes(lo: float = -4.0, hi: float = 4.0, n: int = 161) -> pd.DataFrame:
