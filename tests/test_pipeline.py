@@ -71,7 +71,8 @@ def test_every_dvc_plot_reads_committed_columns():
         for path, columns in spec["y"].items():
             header = pd.read_csv(ROOT / path, nrows=0).columns
             wanted = [spec["x"], *([columns] if isinstance(columns, str) else columns)]
-            assert not set(wanted) - set(header), f"{name}: {path} lacks {set(wanted) - set(header)}"
+            missing = set(wanted) - set(header)
+            assert not missing, f"{name}: {path} lacks the columns {missing}"
             fed.add(Path(path).parent.name)
     assert fed == set(studies.names())
 
