@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -151,12 +151,22 @@ def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
                       diff, low, high, verdict, pair_on, identical)
 
 
+def flipped(c: Comparison) -> Comparison:
+    """The same comparison the other way round: b - a."""
+    verdict = {"a": "b", "b": "a"}.get(c.verdict, c.verdict)
+    return replace(c, a=c.b, b=c.a, label_a=c.label_b, label_b=c.label_a, mean_a=c.mean_b,
+                   mean_b=c.mean_a, diff=-c.diff, low=-c.high, high=-c.low, verdict=verdict)
+
+
 @dataclass
 class Best:
-    """The candidate with the best mean, compared with every other candidate."""
+    """The candidate with the best mean (on validation data where chosen_on names it),
+    compared with every other candidate on the metric."""
 
     top: str
     comparisons: list[Comparison]
+    chosen_on: str | None = None  # the validation metric the top was chosen on
+    chosen_value: float = math.nan  # the top's mean on it
 
     @property
     def clear(self) -> bool:
@@ -165,21 +175,27 @@ class Best:
 
 
 def best_of(cells: pd.DataFrame, candidates: dict[str, dict], metric: str, *,
-            higher_is_better: bool = True) -> Best:
+            higher_is_better: bool = True, choose_on: str | None = None) -> Best:
     """Among candidates (label -> the columns that pick its cells), the one with the best
-    mean `metric`, compared over paired seeds with each other candidate."""
+    mean `choose_on` (a validation metric, better in the same direction as `metric`) or,
+    without one, the best mean `metric`; compared over paired seeds with each other
+    candidate on `metric`."""
+    if choose_on is not None and not is_validation(choose_on):
+        raise ValueError(f"best_of: {choose_on!r} is not a validation metric; choices are "
+                         "made on validation data (val_*, cv_*), never on test data")
     means = {}
     for label, match in candidates.items():
-        values = _ok(where(cells, match))[metric].dropna()
+        ok = _ok(where(cells, match))
+        values = ok[metric].dropna()
         if len(values):
-            means[label] = float(values.mean())
+            means[label] = float(ok[choose_on or metric].mean())
     if not means:
         raise ValueError(f"best_of: no finished cell of {list(candidates)} has a {metric}")
     top = (max if higher_is_better else min)(means, key=means.get)
     comps = [compare(cells, candidates[top], candidates[other], metric, label_a=top,
                      label_b=other, higher_is_better=higher_is_better)
              for other in means if other != top]
-    return Best(top, comps)
+    return Best(top, comps, choose_on, means[top] if choose_on else math.nan)
 
 
 @dataclass
@@ -283,17 +299,18 @@ def censored(values: pd.Series) -> Censored:
 # ---------------------------------------------------------------- numbers as text
 
 
-def fmt(v: float | None, digits: int = 3) -> str:
-    """A number for a sentence: 3 significant digits; 'n/a' for a missing one."""
+def fmt(v: float | None, digits: int = 3, zeros: bool = False) -> str:
+    """A number for a sentence: 3 significant digits; 'n/a' for a missing one. zeros:
+    keep trailing zeros (-0.30 beside -0.31), so that numbers read at one precision."""
     if v is None or not np.isfinite(v):
         return "n/a"
-    return f"{v:.{digits}g}"
+    return f"{v:#.{digits}g}".rstrip(".") if zeros else f"{v:.{digits}g}"
 
 
 def fmt_diff(d: float, *scale: float, digits: int = 2) -> str:
     """A difference of two numbers of this scale: a float32 rounding residue prints as 0."""
     big = max((abs(v) for v in scale if np.isfinite(v)), default=0.0)
-    return "0" if np.isfinite(d) and abs(d) <= RESIDUE * big else fmt(d, digits)
+    return "0" if np.isfinite(d) and abs(d) <= RESIDUE * big else fmt(d, digits, zeros=True)
 
 
 def ci_digits(low: float, high: float) -> int:
@@ -307,7 +324,7 @@ def ci_digits(low: float, high: float) -> int:
 def fmt_ci(low: float, high: float) -> str:
     """'95% CI low to high' with the digits that tell its ends apart."""
     digits = ci_digits(low, high)
-    return f"95% CI {fmt(low, digits)} to {fmt(high, digits)}"
+    return f"95% CI {fmt(low, digits, zeros=True)} to {fmt(high, digits, zeros=True)}"
 
 
 def fmt_interval(mean: float, ci95: float) -> str:
@@ -334,8 +351,9 @@ def comparison_text(c: Comparison, what: str) -> str:
                             f"{c.n} seeds.")
         better = "higher" if c.higher_is_better else "lower"
         return sentence(f"{first} gives {better} {what} than {second}: {fmt(m1)} vs "
-                        f"{fmt(m2)} in every one of the {c.n} seeds (one deterministic result "
-                        f"per side, so no interval).")
+                        f"{fmt(m2)}. Every one of the {c.n} seeds gave these same two values, "
+                        f"so the seeds do not replicate it: one result per side, without an "
+                        f"interval.")
     digits = ci_digits(lo, hi)
     numbers = (f"{fmt(m1, max(3, digits))} vs {fmt(m2, max(3, digits))}, difference "
                f"{fmt_diff(sign * c.diff, m1, m2, digits=digits)} "

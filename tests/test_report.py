@@ -178,3 +178,24 @@ def test_log_axes_label_their_ticks_as_plain_text():
     assert not any("$" in t for t in x_labels + y_labels)
     assert figures._unicode_tick(r"$\mathdefault{2\times10^{-1}}$") == "2×10⁻¹"
     assert figures._unicode_tick(r"$\mathdefault{-10^{0}}$") == "\N{MINUS SIGN}10⁰"
+
+
+def test_a_log_axis_draws_an_interval_reaching_zero_to_its_bottom_edge():
+    """On a log axis the table's interval is drawn as it is: an upper end where the table
+    has it, and a lower end below zero cut at the axis' bottom edge, said in the figure."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from pipeline.report import figures
+
+    frame = pd.DataFrame({"d": [1, 2, 3], "loss_mean": [1.0, 0.1, 0.5],
+                          "loss_ci95": [0.2, 0.3, 0.1]})
+    fig = figures.lines({"x": "d", "y": ["loss"], "logy": True}, frame, None)
+    ax = fig.axes[0]
+    band = ax.collections[0].get_paths()[0].vertices
+    bottom, top = ax.get_ylim()
+    notes = [t.get_text() for t in fig.texts]
+    plt.close(fig)
+    assert band[:, 1].min() == pytest.approx(bottom)  # 0.1 - 0.3 < 0: to the edge
+    assert band[:, 1].max() == pytest.approx(1.2) and top >= 1.2
+    assert any("bottom edge of the log axis" in n for n in notes)

@@ -95,7 +95,7 @@ def test_zero_at_the_bottom_of_a_grid_is_a_bound_not_an_edge():
 
 
 def test_an_interval_is_printed_with_the_digits_that_tell_its_ends_apart():
-    assert stats.fmt_ci(0.4981, 0.4998) == "95% CI 0.498 to 0.5"
+    assert stats.fmt_ci(0.4981, 0.4998) == "95% CI 0.498 to 0.500"  # one precision
     assert stats.fmt_ci(-0.0088, 0.0088) == "95% CI -0.0088 to 0.0088"
 
 
@@ -108,7 +108,7 @@ def test_a_float32_residue_is_no_difference():
     c = stats.compare(cells, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
                       label_b="B")
     assert c.verdict == "tie" and "difference 0 " in stats.comparison_text(c, "accuracy")
-    assert stats.fmt_diff(1e-4, 0.93) == "0.0001"
+    assert stats.fmt_diff(1e-4, 0.93) == "0.00010"
 
 
 def test_one_value_per_side_in_every_seed_is_a_deterministic_result():
@@ -119,7 +119,8 @@ def test_one_value_per_side_in_every_seed_is_a_deterministic_result():
                       label_b="B", higher_is_better=False)
     text = stats.comparison_text(c, "error")
     assert c.identical and c.verdict == "a"
-    assert "in every one of the 5 seeds" in text and "no interval" in text and "CI" not in text
+    assert "do not replicate it" in text and "without an interval" in text
+    assert "CI" not in text
     same = stats.compare(_cells({"A": [0.5] * 3, "B": [0.5] * 3}), {"config": "A"},
                          {"config": "B"}, "acc", label_a="A", label_b="B")
     assert same.verdict == "tie" and "give the same" in stats.comparison_text(same, "acc")
@@ -161,6 +162,22 @@ def test_collapsing_seeds_makes_the_folds_the_units():
     assert t["loss_ci95"].iloc[0] > 1.5 * naive["loss_ci95"].iloc[0]
     half = cells.assign(diverged=[s > 0 for s in cells["seed"]])  # seeds 1-4 diverged
     assert stats.collapse(half, ["fold"], ["loss"])["loss"].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_a_best_chosen_on_validation_names_what_beats_it_on_test():
+    cells = _cells({"A": [0.9, 0.91, 0.92], "B": [0.8, 0.82, 0.81], "C": [0.7, 0.7, 0.72]})
+    cells["test_acc"] = cells["acc"]
+    cells["val_acc"] = cells["config"].map({"A": 0.5, "B": 0.9, "C": 0.6})
+    b = stats.best_of(cells, {k: {"config": k} for k in "ABC"}, "test_acc",
+                      choose_on="val_acc")
+    assert b.top == "B" and not b.clear and b.chosen_value == pytest.approx(0.9)
+    f = F.best("x", b, "test accuracy", "configs")
+    assert f.text.startswith("No single best among the configs on test accuracy: B, the "
+                             "choice on validation accuracy (0.9), has 0.81 on test accuracy.")
+    assert "It does beat C" in f.text
+    assert "A gives higher test accuracy than it (0.91, difference 0.10" in f.text
+    with pytest.raises(ValueError, match="never on test data"):
+        stats.best_of(cells, {k: {"config": k} for k in "ABC"}, "acc", choose_on="test_acc")
 
 
 def test_a_choice_on_test_numbers_is_refused():

@@ -148,11 +148,13 @@ def lines(spec: dict, frame: pd.DataFrame, load):
               else [("", spec)])
     facets = [(t1 or t2, s, f) for t1, s in panels for t2, f in _panels(s, frame)]
     fig, axes = _axes(len(facets))
+    any_cut = False
     for ax, (title, s, part) in zip(axes, facets):
         long, hue = _long(part, s)
         x = s["x"]
         keys = list(dict.fromkeys(long[hue])) if hue else [None]
         palette = dict(zip(keys, sns.color_palette(n_colors=max(len(keys), 1))))
+        cut = []  # intervals reaching zero or below, on a log axis: drawn once it is scaled
         for key in keys:
             one = long if key is None else long[long[hue] == key]
             one = one.sort_values(x)
@@ -162,10 +164,18 @@ def lines(spec: dict, frame: pd.DataFrame, load):
                     label=None if key is None else str(key))
             if one["ci95"].notna().any():
                 lo, hi = one["value"] - one["ci95"], one["value"] + one["ci95"]
-                if s.get("logy"):
-                    lo = lo.where(lo > 0, one["value"] / 10)  # keep a log axis finite
-                ax.fill_between(one[x], lo, hi, alpha=0.2, color=palette[key], lw=0)
+                if s.get("logy") and (lo <= 0).any():
+                    ax.plot(one[x], hi, alpha=0)  # the axis still reaches the upper ends
+                    cut.append((one[x], lo, hi, palette[key]))
+                else:
+                    ax.fill_between(one[x], lo, hi, alpha=0.2, color=palette[key], lw=0)
         _scales(ax, s, x, long)
+        if cut:  # a log axis cannot reach zero: such intervals run to its bottom edge
+            bottom = ax.get_ylim()[0]
+            ax.set_ylim(bottom=bottom)
+            for xs, lo, hi, color in cut:
+                ax.fill_between(xs, lo.where(lo > 0, bottom), hi, alpha=0.2, color=color, lw=0)
+            any_cut = True
         _guides(ax, s, x, part, load)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(s.get("xlabel") or x)
@@ -174,6 +184,9 @@ def lines(spec: dict, frame: pd.DataFrame, load):
             ax.legend(fontsize=7, title=None if hue in (None, "series") else hue,
                       title_fontsize=7)
     fig.tight_layout()
+    if any_cut:
+        fig.text(0.5, 0, "Shaded intervals that reach zero or below run to the bottom edge "
+                 "of the log axis.", ha="center", va="top", fontsize=7)
     return fig
 
 

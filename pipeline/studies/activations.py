@@ -159,7 +159,7 @@ class Activations(Study):
             cand = {INIT_LABELS[i]: {"depth": deepest, "activation": act, "init": i}
                     for i in p.inits if i != "constant"}
             if len(cand) > 1:
-                b = stats.best_of(cells, cand, "test_acc")
+                b = stats.best_of(cells, cand, "test_acc", choose_on="val_acc")
                 a.findings.append(F.best(f"init_{act}", b, f"test accuracy with {act} at "
                                                            f"depth {deepest}",
                                          "random initialisations (the constant one apart)"))

@@ -168,13 +168,16 @@ class KFoldStudy(Study):
         sel = stats.select(folds, "value", {"selection": selection}, "cv_loss", maximize=False)
         row = t[(t["selection"] == selection) & (t["value"] == sel.chosen)].iloc[0]
         name = "Degree" if selection == "degree" else "Lambda"
+        covers = abs(row.cv_loss_mean - row.test_loss_mean) <= row.cv_loss_ci95
         a.findings.append(F.selection(
             selection, sel, f"{name} ({self.p.k}-fold)",
             f"Refitted on all training rows, its test loss is "
-            f"{stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}; the CV "
-            f"estimate {stats.fmt_interval(row.cv_loss_mean, row.cv_loss_ci95)} (over the "
-            f"{self.p.k} folds) is {stats.fmt(row.cv_loss_mean / row.test_loss_mean)} times "
-            f"it."))
+            f"{stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}. The CV "
+            f"estimate is {stats.fmt_interval(row.cv_loss_mean, row.cv_loss_ci95)} over the "
+            f"{self.p.k} folds (which share training rows, so that interval understates its "
+            f"uncertainty); " + ("its interval covers that test loss." if covers else
+                                 f"it is {stats.fmt(row.cv_loss_mean / row.test_loss_mean)} "
+                                 f"times that test loss, outside its interval.")))
         part = refit[refit["selection"] == selection]
         means = part[~part["diverged"]].groupby("value")["test_loss"].mean()
         on_test = float(means.idxmin())

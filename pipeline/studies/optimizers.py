@@ -173,12 +173,17 @@ class Optimizers(Study):
                                        f"Learning rates on {dataset}"))
         cand = {o: {"experiment": "lr_sweep", "dataset": dataset, "optimizer": o,
                     "lr": s.chosen} for o, s in chosen.items()}
-        b = stats.best_of(sweep, cand, "test_acc")
-        a.findings.append(F.best(f"{dataset}_best", b, f"test accuracy on {dataset}",
-                                 "optimizers at their chosen learning rates"))
+        b = stats.best_of(sweep, cand, "test_acc", choose_on="val_acc")
+        f = F.best(f"{dataset}_best", b, f"test accuracy on {dataset}",
+                   "optimizers at their chosen learning rates")
+        f.text += F.edge_note([f"{o} ({s.chosen:g})" for o, s in chosen.items() if s.edge],
+                              "learning-rate")
+        a.findings.append(f)
         every = getattr(self.p, dataset).log_every
         resolution = (f" (the loss is logged every {every} epochs: each count is the first "
-                      f"logged epoch, up to {every - 1} epochs late)" if every > 1 else "")
+                      f"logged epoch, up to {every - 1} epochs late)" if every > 1 else
+                      " (counted in whole epochs: the first epoch whose logged loss is under "
+                      "the target)")
         for o, match in cand.items():
             cells = stats.where(sweep, match)
             a.findings.append(F.censored(

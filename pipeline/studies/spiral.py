@@ -213,9 +213,13 @@ class Spiral(Study):
             cand = {r.activation: {"experiment": "fair", "activation": r.activation,
                                    "optimizer": opt, "lr": r.lr}
                     for r in choices[choices["optimizer"] == opt].itertuples()}
-            b = stats.best_of(cells, cand, "test_acc")
-            a.findings.append(F.best(f"fair_best_{opt}", b, "test accuracy",
-                                     f"activations trained with {opt}"))
+            b = stats.best_of(cells, cand, "test_acc", choose_on="val_acc")
+            f = F.best(f"fair_best_{opt}", b, "test accuracy", f"activations trained with {opt}")
+            mine = choices[choices["optimizer"] == opt]
+            f.text += F.edge_note([f"{r.activation} (lr {r.lr:g})"
+                                   for r in mine[mine["edge"].astype(bool)].itertuples()],
+                                  "learning-rate")
+            a.findings.append(f)
             nonlinear = {k: v for k, v in cand.items() if k != "none"}
             if nonlinear and "none" in cand:  # the network picked on validation, not test
                 top = stats.best_of(cells, nonlinear, "val_acc").top

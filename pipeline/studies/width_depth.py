@@ -101,18 +101,12 @@ class WidthDepth(Study):
                 chosen[label] = stats.select(b_cells, "depth", {}, "val_acc", maximize=True)
                 cand = {f"depth {d}": {"dataset": dataset, "budget": budget, "depth": d}
                         for d in depths}
-                b = stats.best_of(b_cells, cand, "test_acc")
-                a.findings.append(F.best(f"{dataset}_{budget}", b,
-                                         f"test accuracy on {dataset} at {budget} parameters",
-                                         "depths"))
-                pick = chosen[label].chosen
-                if b.top != f"depth {pick}":  # a check of the choice, which stays validation's
-                    c = stats.compare(b_cells, cand[b.top], cand[f"depth {pick}"], "test_acc",
-                                      label_a=f"{b.top} (the best test mean)",
-                                      label_b=f"depth {pick} (the validation choice)")
-                    a.findings.append(F.comparison(
-                        f"{dataset}_{budget}_choice", c,
-                        f"test accuracy on {dataset} at {budget} parameters"))
+                b = stats.best_of(b_cells, cand, "test_acc", choose_on="val_acc")
+                f = F.best(f"{dataset}_{budget}", b,
+                           f"test accuracy on {dataset} at {budget} parameters", "depths")
+                if stats.at_edge(int(cand[b.top]["depth"]), depths):
+                    f.text += F.edge_note([b.top], "depth")
+                a.findings.append(f)
                 for d in depths:
                     v = stats.where(b_cells, cand[f"depth {d}"])["test_acc"]
                     a.metric(f"{dataset}/{budget}/depth_{d}", v.mean(), v.std())
