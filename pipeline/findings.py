@@ -38,49 +38,51 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
     chosen on validation data, the sentence says so, and names any candidate that does
     better than it on `what`."""
     higher = not b.comparisons or b.comparisons[0].higher_is_better
-    if b.chosen_on:
-        top = (f"{b.top}, the choice on {stats.name(b.chosen_on)} "
-               f"({fmt(b.chosen_value)}),")
-        mean_text = f"{top} has {fmt(b.comparisons[0].mean_a)} on {what}" \
-            if b.comparisons else ""
-    else:
-        top = b.top
-        mean_text = (f"{b.top} has the {'highest' if higher else 'lowest'} mean "
-                     f"({fmt(b.comparisons[0].mean_a)})" if b.comparisons else "")
+    word = "higher" if higher else "lower"
+    chosen = (f", the choice on {stats.name(b.chosen_on)} ({fmt(b.chosen_value)}),"
+              if b.chosen_on else "")
+    ties = [c for c in b.comparisons if c.verdict == "tie"]
+    beaten = [c.label_b for c in b.comparisons if c.verdict == "a"]
+    ahead = [c for c in b.comparisons if c.verdict == "b"]
     if not b.comparisons:
-        text = f"{b.top} is the only one of the {among} with results."
+        text = f"{b.top}{chosen} is the only one of the {among} with results."
     elif b.clear:
         closest = min(b.comparisons, key=lambda c: abs(c.diff))
-        text = (f"{top} gives the best {what} among the {among} ({fmt(closest.mean_a)}); "
-                f"every difference's 95% interval excludes zero, the closest being "
-                f"{closest.label_b} ({fmt(closest.mean_b)}, {stats.fmt_difference(closest)}).")
+        text = (f"{b.top}{chosen} gives the best {what} among the {among} "
+                f"({fmt(b.top_mean, zeros=True)}); every difference's 95% interval excludes "
+                f"zero, the closest being {closest.label_b} ({fmt(closest.mean_b, zeros=True)}; "
+                f"{stats.fmt_difference(closest)}).")
     else:
-        ties = [c for c in b.comparisons if c.verdict == "tie"]
-        beaten = [c.label_b for c in b.comparisons if c.verdict == "a"]
-        ahead = [c for c in b.comparisons if c.verdict == "b"]
-        text = f"No single best among the {among} on {what}: {mean_text}"
+        # the candidates other than the top are not compared with each other: "shown"
+        text = f"No single best shown among the {among} on {what}: "
+        if b.chosen_on:
+            text += f"{b.top}{chosen} has {fmt(b.top_mean, zeros=True)}"
+        else:
+            text += (f"{b.top} has the {'highest' if higher else 'lowest'} mean "
+                     f"({fmt(b.top_mean, zeros=True)})")
         if ties:
             text += " and is indistinguishable from " + "; ".join(
-                f"{c.label_b} {fmt(c.mean_b)} ({stats.fmt_difference(c)})" for c in ties)
+                f"{c.label_b} ({fmt(c.mean_b, zeros=True)}; {stats.fmt_difference(c)})"
+                for c in ties)
         text += "."
         if beaten:
-            text += f" It does beat {', '.join(beaten)} (each interval excludes zero)."
-        if ahead:
-            word = "higher" if higher else "lower"
-            text += " " + stats.sentence("; ".join(
-                f"{c.label_b} gives {word} {what} than it ({fmt(c.mean_b)}, "
-                f"{stats.fmt_difference(stats.flipped(c))})" for c in ahead)) + "."
+            text += (f" Against {', '.join(beaten)}, the difference favours {b.top} (each "
+                     f"interval excludes zero).")
+        for c in ahead:
+            text += (f" Against {b.top}, {c.label_b} ({fmt(c.mean_b, zeros=True)}) gives {word} "
+                     f"{what}: {stats.fmt_difference(stats.flipped(c))}.")
     return Finding(id, "best", stats.sentence(text),
                    {"top": b.top, "clear": b.clear, "chosen_on": b.chosen_on,
                     "comparisons": [c.to_dict() for c in b.comparisons]})
 
 
-def edge_note(edges: list[str], grid: str) -> str:
-    """A sentence naming candidates whose value was chosen at the edge of its grid."""
+def edge_note(edges: list[str], what: str) -> str:
+    """A sentence naming the candidates whose `what` (a learning rate, a depth) was chosen
+    at the edge of its grid."""
     if not edges:
         return ""
-    return (f" Chosen at the edge of the {grid} grid, where a better value may lie beyond "
-            f"it: {', '.join(edges)}.")
+    return (f" {stats.sentence(what)} chosen at the edge of the grid, where a better one may "
+            f"lie beyond it: {', '.join(edges)}.")
 
 
 def selection(id: str, s: Selection, what: str, after: str = "") -> Finding:

@@ -165,6 +165,7 @@ class Best:
 
     top: str
     comparisons: list[Comparison]
+    top_mean: float = math.nan  # the top's mean on the metric, over its finished cells
     chosen_on: str | None = None  # the validation metric the top was chosen on
     chosen_value: float = math.nan  # the top's mean on it
 
@@ -183,19 +184,22 @@ def best_of(cells: pd.DataFrame, candidates: dict[str, dict], metric: str, *,
     if choose_on is not None and not is_validation(choose_on):
         raise ValueError(f"best_of: {choose_on!r} is not a validation metric; choices are "
                          "made on validation data (val_*, cv_*), never on test data")
-    means = {}
+    means, on = {}, {}  # per candidate: mean metric, mean of what it is chosen on
     for label, match in candidates.items():
         ok = _ok(where(cells, match))
         values = ok[metric].dropna()
         if len(values):
-            means[label] = float(ok[choose_on or metric].mean())
-    if not means:
-        raise ValueError(f"best_of: no finished cell of {list(candidates)} has a {metric}")
-    top = (max if higher_is_better else min)(means, key=means.get)
+            means[label] = float(values.mean())
+            on[label] = float(ok[choose_on].mean()) if choose_on else means[label]
+    usable = {k: v for k, v in on.items() if np.isfinite(v)}
+    if not usable:
+        raise ValueError(f"best_of: no finished cell of {list(candidates)} has a "
+                         f"{choose_on or metric}")
+    top = (max if higher_is_better else min)(usable, key=usable.get)
     comps = [compare(cells, candidates[top], candidates[other], metric, label_a=top,
                      label_b=other, higher_is_better=higher_is_better)
              for other in means if other != top]
-    return Best(top, comps, choose_on, means[top] if choose_on else math.nan)
+    return Best(top, comps, means[top], choose_on, on[top] if choose_on else math.nan)
 
 
 @dataclass
@@ -273,7 +277,7 @@ class Censored:
     def text(self, unit: str = "") -> str:
         if not self.reached:
             return f"reached in 0 of {self.n} seeds"
-        spread = f" ± {fmt(self.ci95)}" if np.isfinite(self.ci95) else ""
+        spread = f" ± {fmt(self.ci95, 2, zeros=True)}" if np.isfinite(self.ci95) else ""
         return (f"reached in {self.reached} of {self.n} seeds, after {fmt(self.mean)}"
                 f"{spread}{unit} on average over those")
 
@@ -304,7 +308,7 @@ def fmt(v: float | None, digits: int = 3, zeros: bool = False) -> str:
     keep trailing zeros (-0.30 beside -0.31), so that numbers read at one precision."""
     if v is None or not np.isfinite(v):
         return "n/a"
-    return f"{v:#.{digits}g}".rstrip(".") if zeros else f"{v:.{digits}g}"
+    return f"{v:#.{digits}g}".rstrip(".") if zeros and v != 0 else f"{v:.{digits}g}"
 
 
 def fmt_diff(d: float, *scale: float, digits: int = 2) -> str:
@@ -328,7 +332,7 @@ def fmt_ci(low: float, high: float) -> str:
 
 
 def fmt_interval(mean: float, ci95: float) -> str:
-    return fmt(mean) + (f" ± {fmt(ci95, 2)}" if np.isfinite(ci95) else "")
+    return fmt(mean) + (f" ± {fmt(ci95, 2, zeros=True)}" if np.isfinite(ci95) else "")
 
 
 def fmt_difference(c: Comparison) -> str:
@@ -351,11 +355,11 @@ def comparison_text(c: Comparison, what: str) -> str:
                             f"{c.n} seeds.")
         better = "higher" if c.higher_is_better else "lower"
         return sentence(f"{first} gives {better} {what} than {second}: {fmt(m1)} vs "
-                        f"{fmt(m2)}. Every one of the {c.n} seeds gave these same two values, "
-                        f"so the seeds do not replicate it: one result per side, without an "
-                        f"interval.")
+                        f"{fmt(m2)}. The seed changes nothing here (all {c.n} seeds gave these "
+                        f"two values): one result per side, without an interval.")
     digits = ci_digits(lo, hi)
-    numbers = (f"{fmt(m1, max(3, digits))} vs {fmt(m2, max(3, digits))}, difference "
+    numbers = (f"{fmt(m1, max(3, digits), zeros=True)} vs {fmt(m2, max(3, digits), zeros=True)}"
+               f", difference "
                f"{fmt_diff(sign * c.diff, m1, m2, digits=digits)} "
                f"({fmt_ci(lo, hi)}, {c.n} paired runs)")
     if c.verdict == "tie":

@@ -175,9 +175,10 @@ class KFoldStudy(Study):
             f"{stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}. The CV "
             f"estimate is {stats.fmt_interval(row.cv_loss_mean, row.cv_loss_ci95)} over the "
             f"{self.p.k} folds (which share training rows, so that interval understates its "
-            f"uncertainty); " + ("its interval covers that test loss." if covers else
-                                 f"it is {stats.fmt(row.cv_loss_mean / row.test_loss_mean)} "
-                                 f"times that test loss, outside its interval.")))
+            f"uncertainty). The estimate is {stats.fmt(row.cv_loss_mean / row.test_loss_mean)} "
+            f"times the test loss, " + ("but its interval covers the test loss, so the gap is "
+                                        "within the folds' spread." if covers else
+                                        "and its interval does not reach the test loss.")))
         part = refit[refit["selection"] == selection]
         means = part[~part["diverged"]].groupby("value")["test_loss"].mean()
         on_test = float(means.idxmin())

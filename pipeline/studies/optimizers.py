@@ -177,12 +177,12 @@ class Optimizers(Study):
         f = F.best(f"{dataset}_best", b, f"test accuracy on {dataset}",
                    "optimizers at their chosen learning rates")
         f.text += F.edge_note([f"{o} ({s.chosen:g})" for o, s in chosen.items() if s.edge],
-                              "learning-rate")
+                              "learning rates")
         a.findings.append(f)
         every = getattr(self.p, dataset).log_every
         resolution = (f" (the loss is logged every {every} epochs: each count is the first "
                       f"logged epoch, up to {every - 1} epochs late)" if every > 1 else
-                      " (counted in whole epochs: the first epoch whose logged loss is under "
+                      " (counted in whole epochs: the first epoch whose loss is at or below "
                       "the target)")
         for o, match in cand.items():
             cells = stats.where(sweep, match)

@@ -26,6 +26,7 @@ from pipeline.config import Activation, NonNegFloat, PositiveFloat, PositiveInt,
 from pipeline.findings import Analysis, Figure
 from pipeline.studies.base import Study, StudyOutput
 
+LABELS = {"none": "the linear model (no activation)"}  # in finding sentences
 
 class Course(Section):
     lr: PositiveFloat = 1e-3
@@ -213,12 +214,13 @@ class Spiral(Study):
             cand = {r.activation: {"experiment": "fair", "activation": r.activation,
                                    "optimizer": opt, "lr": r.lr}
                     for r in choices[choices["optimizer"] == opt].itertuples()}
-            b = stats.best_of(cells, cand, "test_acc", choose_on="val_acc")
+            named = {LABELS.get(k, k): v for k, v in cand.items()}
+            b = stats.best_of(cells, named, "test_acc", choose_on="val_acc")
             f = F.best(f"fair_best_{opt}", b, "test accuracy", f"activations trained with {opt}")
             mine = choices[choices["optimizer"] == opt]
-            f.text += F.edge_note([f"{r.activation} (lr {r.lr:g})"
-                                   for r in mine[mine["edge"].astype(bool)].itertuples()],
-                                  "learning-rate")
+            edge = {r.activation: f"{LABELS.get(r.activation, r.activation)} ({r.lr:g})"
+                    for r in mine[mine["edge"].astype(bool)].itertuples()}
+            f.text += F.edge_note(list(edge.values()), "learning rates")
             a.findings.append(f)
             nonlinear = {k: v for k, v in cand.items() if k != "none"}
             if nonlinear and "none" in cand:  # the network picked on validation, not test
@@ -226,7 +228,10 @@ class Spiral(Study):
                 c = stats.compare(cells, cand[top], cand["none"], "test_acc",
                                   label_a=f"{top} with {opt} (the network best on validation)",
                                   label_b=f"the linear model with {opt}")
-                a.findings.append(F.comparison(f"fair_linear_{opt}", c, "test accuracy"))
+                f = F.comparison(f"fair_linear_{opt}", c, "test accuracy")
+                f.text += F.edge_note([edge[k] for k in (top, "none") if k in edge],
+                                      "learning rates")
+                a.findings.append(f)
             for act, match in cand.items():
                 v = stats.where(cells, match)["test_acc"]
                 a.metric(f"fair/{opt}/test_acc/{act}", v.mean(), v.std())

@@ -99,13 +99,19 @@ class WidthDepth(Study):
                 if len(depths) < 2:
                     continue
                 chosen[label] = stats.select(b_cells, "depth", {}, "val_acc", maximize=True)
+                # one hidden layer is the least a net has: a bound, no edge
+                chosen[label].edge = chosen[label].edge and chosen[label].chosen != 1
                 cand = {f"depth {d}": {"dataset": dataset, "budget": budget, "depth": d}
                         for d in depths}
                 b = stats.best_of(b_cells, cand, "test_acc", choose_on="val_acc")
                 f = F.best(f"{dataset}_{budget}", b,
                            f"test accuracy on {dataset} at {budget} parameters", "depths")
-                if stats.at_edge(int(cand[b.top]["depth"]), depths):
-                    f.text += F.edge_note([b.top], "depth")
+                top = int(cand[b.top]["depth"])
+                if top == max(depths) and len(depths) >= 3:  # depth 1 is a bound, no edge
+                    unmatched = [d for d in self.p.depths if d > top]
+                    f.text += F.edge_note([b.top + (
+                        f" (deeper nets of {', '.join(map(str, unmatched))} layers have no "
+                        f"width matching this budget)" if unmatched else "")], "depth")
                 a.findings.append(f)
                 for d in depths:
                     v = stats.where(b_cells, cand[f"depth {d}"])["test_acc"]
