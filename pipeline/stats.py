@@ -236,18 +236,20 @@ def is_validation(metric: str) -> bool:
     return metric.startswith(("val_", "cv_"))
 
 
-def at_edge(value, grid: list) -> bool:
+def at_edge(value, grid: list, bound: float = 0) -> bool:
     """The value is the smallest or largest of a grid of 3 or more, and a wider grid could
-    go past it: 0 at the bottom of a grid of rates, lambdas or degrees is a bound, no edge."""
+    go past it: the least value the knob can take (`bound`: 0 for rates, lambdas or
+    degrees, 1 for a depth) at the bottom of the grid is a bound, no edge."""
     if len(grid) < 3 or isinstance(value, str):
         return False
     low, high = min(grid), max(grid)
-    return value == high or (value == low and not (low == 0 and high > 0))
+    return value == high or (value == low and not (low == bound and high > bound))
 
 
 def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
-           maximize: bool) -> Selection:
-    """Choose the value of `column` whose mean `on` (a validation metric) is best."""
+           maximize: bool, bound: float = 0) -> Selection:
+    """Choose the value of `column` whose mean `on` (a validation metric) is best; bound:
+    the least value `column` can take (see at_edge)."""
     if not is_validation(on):
         raise ValueError(f"select: {on!r} is not a validation metric; choices are made on "
                          "validation data (val_*, cv_*), never on test data")
@@ -260,7 +262,7 @@ def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
     tied = sorted(means[(means - best).abs() <= RESIDUE * abs(best)].index)
     chosen = tied[0]
     grid = sorted(where(cells, fixed)[column].unique().tolist())
-    edge = at_edge(chosen, grid)
+    edge = at_edge(chosen, grid, bound)
     return Selection(column, on, _py(chosen), float(means[chosen]), [_py(g) for g in grid],
                      edge, [_py(v) for v in tied[1:]])
 
@@ -345,10 +347,9 @@ def fmt_difference(c: Comparison) -> str:
 def comparison_text(c: Comparison, what: str) -> str:
     """A sentence that says no more than the verdict: a winner only when the interval of
     the difference excludes zero, otherwise 'indistinguishable', with the difference."""
-    first, second, sign = ((c.label_b, c.label_a, -1) if c.verdict == "b"
-                           else (c.label_a, c.label_b, 1))
-    m1, m2 = (c.mean_b, c.mean_a) if sign < 0 else (c.mean_a, c.mean_b)
-    lo, hi = (-c.high, -c.low) if sign < 0 else (c.low, c.high)
+    if c.verdict == "b":  # the winner is named first
+        c = flipped(c)
+    first, second, m1, m2 = c.label_a, c.label_b, c.mean_a, c.mean_b
     if c.identical:  # every seed gives one value per side: a deterministic result
         if c.verdict == "tie":
             return sentence(f"{first} and {second} give the same {what}, {fmt(m1)}, in all "
@@ -357,11 +358,10 @@ def comparison_text(c: Comparison, what: str) -> str:
         return sentence(f"{first} gives {better} {what} than {second}: {fmt(m1)} vs "
                         f"{fmt(m2)}. The seed changes nothing here (all {c.n} seeds gave these "
                         f"two values): one result per side, without an interval.")
-    digits = ci_digits(lo, hi)
+    digits = ci_digits(c.low, c.high)
     numbers = (f"{fmt(m1, max(3, digits), zeros=True)} vs {fmt(m2, max(3, digits), zeros=True)}"
-               f", difference "
-               f"{fmt_diff(sign * c.diff, m1, m2, digits=digits)} "
-               f"({fmt_ci(lo, hi)}, {c.n} paired runs)")
+               f", difference {fmt_diff(c.diff, m1, m2, digits=digits)} "
+               f"({fmt_ci(c.low, c.high)}, {c.n} paired runs)")
     if c.verdict == "tie":
         return sentence(f"{first} and {second} are indistinguishable on {what}: {numbers}.")
     better = "higher" if c.higher_is_better else "lower"

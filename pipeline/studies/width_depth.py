@@ -98,16 +98,16 @@ class WidthDepth(Study):
                 label = f"{budget} parameters"
                 if len(depths) < 2:
                     continue
-                chosen[label] = stats.select(b_cells, "depth", {}, "val_acc", maximize=True)
                 # one hidden layer is the least a net has: a bound, no edge
-                chosen[label].edge = chosen[label].edge and chosen[label].chosen != 1
+                chosen[label] = stats.select(b_cells, "depth", {}, "val_acc", maximize=True,
+                                             bound=1)
                 cand = {f"depth {d}": {"dataset": dataset, "budget": budget, "depth": d}
                         for d in depths}
                 b = stats.best_of(b_cells, cand, "test_acc", choose_on="val_acc")
                 f = F.best(f"{dataset}_{budget}", b,
                            f"test accuracy on {dataset} at {budget} parameters", "depths")
                 top = int(cand[b.top]["depth"])
-                if top == max(depths) and len(depths) >= 3:  # depth 1 is a bound, no edge
+                if stats.at_edge(top, depths, bound=1):
                     unmatched = [d for d in self.p.depths if d > top]
                     f.text += F.edge_note([b.top + (
                         f" (deeper nets of {', '.join(map(str, unmatched))} layers have no "
