@@ -27,9 +27,11 @@ class Finding:
     data: dict = field(default_factory=dict)
 
 
-def comparison(id: str, c: Comparison, what: str, table: str = "cells") -> Finding:
-    """table: the study's tidy result table the comparison was computed on."""
-    return Finding(id, "comparison", stats.comparison_text(c, what),
+def comparison(id: str, c: Comparison, what: str, table: str = "cells",
+               pairs: str = "paired runs") -> Finding:
+    """table: the study's tidy result table the comparison was computed on; pairs: what
+    its paired units are (training seeds unless it says otherwise)."""
+    return Finding(id, "comparison", stats.comparison_text(c, what, pairs),
                    c.to_dict() | {"table": table})
 
 
@@ -39,7 +41,9 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
     better than it on `what`."""
     higher = not b.comparisons or b.comparisons[0].higher_is_better
     word = "higher" if higher else "lower"
-    chosen = (f", the choice on {stats.name(b.chosen_on)} ({fmt(b.chosen_value)}),"
+    tied = (f"; tied on it with {', '.join(b.ties)} within float32 resolution, the first "
+            f"listed is taken" if b.ties else "")
+    chosen = (f", the choice on {stats.name(b.chosen_on)} ({fmt(b.chosen_value)}{tied}),"
               if b.chosen_on else "")
     ties = [c for c in b.comparisons if c.verdict == "tie"]
     beaten = [c.label_b for c in b.comparisons if c.verdict == "a"]
@@ -49,7 +53,7 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
     elif b.clear:
         closest = min(b.comparisons, key=lambda c: abs(c.diff))
         text = (f"{b.top}{chosen} gives the best {what} among the {among} "
-                f"({fmt(b.top_mean, zeros=True)}); every difference's 95% interval excludes "
+                f"({fmt(b.top_mean, zeros=True)}); every difference's interval excludes "
                 f"zero, the closest being {closest.label_b} ({fmt(closest.mean_b, zeros=True)}; "
                 f"{stats.fmt_difference(closest)}).")
     else:
@@ -71,38 +75,46 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
         for c in ahead:
             text += (f" Against {b.top}, {c.label_b} ({fmt(c.mean_b, zeros=True)}) gives {word} "
                      f"{what}: {stats.fmt_difference(stats.flipped(c))}.")
+    if len(b.comparisons) > 1:
+        text += (f" Each interval is at {stats.level_text(b.level)}, so that the "
+                 f"{len(b.comparisons)} comparisons hold together at "
+                 f"{stats.level_text(stats.LEVEL)} (Bonferroni).")
     return Finding(id, "best", stats.sentence(text),
                    {"top": b.top, "clear": b.clear, "chosen_on": b.chosen_on,
                     "comparisons": [c.to_dict() for c in b.comparisons]})
 
 
-def edge_note(edges: list[str], what: str) -> str:
-    """A sentence naming the candidates whose `what` (a learning rate, a depth) was chosen
-    at the edge of its grid."""
-    if not edges:
+def edge_note(items: list[str], what: str) -> str:
+    """The one sentence for choices at an edge (the end of their grid, or next to a value
+    where runs diverged): `items` name each choice and its edge (edge_item)."""
+    if not items:
         return ""
-    return (f" {stats.sentence(what)} chosen at the edge of the grid, where a better one may "
-            f"lie beyond it: {', '.join(edges)}.")
+    return (f" {stats.sentence(what)} chosen at an edge, where the optimum may lie past "
+            f"it: {', '.join(items)}.")
+
+
+def edge_item(label: str, s: Selection) -> str:
+    """'label (value, which edge)' for edge_note."""
+    return f"{label} ({_value(s.chosen)}, {s.limit})" if label else \
+        f"{_value(s.chosen)} ({s.limit})"
 
 
 def selection(id: str, s: Selection, what: str, after: str = "") -> Finding:
     """A choice made on validation data; `after` gives its test number."""
-    edge = " That is the edge of the grid: the optimum may lie beyond it." if s.edge else ""
     chosen = f"{s.chosen:g}" if isinstance(s.chosen, float) else str(s.chosen)
     text = (f"{what} chosen on {stats.name(s.on)} ({fmt(s.value)}): "
-            f"{chosen}{_ties(s)}.{' ' + after if after else ''}{edge}")
+            f"{chosen}{_ties(s)}.{' ' + after if after else ''}")
+    if s.edge:
+        text += edge_note([edge_item("", s)], what)
     return Finding(id, "selection", text, s.to_dict())
 
 
 def selections(id: str, chosen: dict[str, Selection], what: str) -> Finding:
     """Several choices of one kind (one per configuration), in one sentence."""
     parts = [f"{label} {_value(s.chosen)}{_ties(s)}" for label, s in chosen.items()]
-    edges = [f"{label} ({_value(s.chosen)})" for label, s in chosen.items() if s.edge]
     on = stats.name(next(iter(chosen.values())).on)
     text = f"{what} chosen on {on}: " + "; ".join(parts) + "."
-    if edges:
-        text += " At the edge of the grid, where the optimum may lie beyond it: " \
-                + ", ".join(edges) + "."
+    text += edge_note([edge_item(label, s) for label, s in chosen.items() if s.edge], what)
     return Finding(id, "selection", text,
                    {"choices": {label: s.to_dict() for label, s in chosen.items()}})
 

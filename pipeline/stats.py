@@ -27,11 +27,12 @@ RESIDUE = 1e-6  # relative: below float32's resolution of a mean of a few values
 SAME = 1e-12  # relative: the float64 residue of a std or mean over identical values
 
 
-def half_width(std: float, n: int) -> float:
-    """The half-width of the 95% t-interval of a mean of n values with this std."""
+def half_width(std: float, n: int, level: float = LEVEL) -> float:
+    """The half-width of the t-interval (95% unless `level` says otherwise) of a mean of n
+    values with this std."""
     if n < 2 or not np.isfinite(std):
         return math.nan
-    return float(stdtrit(n - 1, 0.5 + LEVEL / 2) * std / math.sqrt(n))
+    return float(stdtrit(n - 1, 0.5 + level / 2) * std / math.sqrt(n))
 
 
 def _check_columns(cells: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -107,6 +108,7 @@ class Comparison:
     verdict: str  # "a", "b" or "tie"
     pair_on: list[str] = field(default_factory=lambda: ["seed"])
     identical: bool = False  # each side gave one value in every seed
+    level: float = LEVEL  # of the interval: above 95% where it is one of a family
 
     @property
     def winner(self) -> str | None:
@@ -118,9 +120,10 @@ class Comparison:
 
 def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
             label_b: str, higher_is_better: bool = True,
-            pair_on: list[str] | None = None) -> Comparison:
+            pair_on: list[str] | None = None, level: float = LEVEL) -> Comparison:
     """Paired difference of `metric` between the cells matching a and those matching b,
-    paired on `pair_on` (the seed; the seed and fold for cross-validation)."""
+    paired on `pair_on` (the seed; the seed and fold for cross-validation); `level`: the
+    interval's coverage, which the verdict follows."""
     pair_on = pair_on or ["seed"]
     ca = _ok(where(cells, a)).set_index(pair_on)[metric]
     cb = _ok(where(cells, b)).set_index(pair_on)[metric]
@@ -132,7 +135,7 @@ def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
     d = (joined["a"] - joined["b"]).to_numpy(dtype=float)
     n = len(d)
     diff = float(d.mean()) if n else math.nan
-    half = half_width(float(d.std(ddof=1)), n) if n > 1 else math.nan
+    half = half_width(float(d.std(ddof=1)), n, level) if n > 1 else math.nan
     identical = bool(n > 1 and joined["a"].nunique() == 1 and joined["b"].nunique() == 1)
     if identical:  # one deterministic result per side: no interval to speak of
         half = 0.0
@@ -148,7 +151,7 @@ def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
     return Comparison(metric, a, b, label_a, label_b, higher_is_better, n,
                       float(joined["a"].mean()) if n else math.nan,
                       float(joined["b"].mean()) if n else math.nan,
-                      diff, low, high, verdict, pair_on, identical)
+                      diff, low, high, verdict, pair_on, identical, level)
 
 
 def flipped(c: Comparison) -> Comparison:
@@ -160,30 +163,50 @@ def flipped(c: Comparison) -> Comparison:
 
 @dataclass
 class Best:
-    """The candidate with the best mean (on validation data where chosen_on names it),
-    compared with every other candidate on the metric."""
+    """The candidate with the best mean (on the metric it was chosen on, where chosen_on
+    names one), compared with every other candidate on the metric. The comparisons are a
+    family: each interval's level is Bonferroni's, so that all of them hold together at
+    95% and any claim the sentence picks out of them stands."""
 
     top: str
     comparisons: list[Comparison]
     top_mean: float = math.nan  # the top's mean on the metric, over its finished cells
-    chosen_on: str | None = None  # the validation metric the top was chosen on
+    chosen_on: str | None = None  # the validation (or training) metric it was chosen on
     chosen_value: float = math.nan  # the top's mean on it
+    ties: list[str] = field(default_factory=list)  # as good on chosen_on within float32
 
     @property
     def clear(self) -> bool:
         """Better than every other candidate, each interval excluding zero."""
         return bool(self.comparisons) and all(c.verdict == "a" for c in self.comparisons)
 
+    @property
+    def level(self) -> float:
+        """The level of each comparison's interval."""
+        return family_level(len(self.comparisons))
+
+
+def family_level(m: int) -> float:
+    """Bonferroni: the level of each of m intervals that hold together at LEVEL."""
+    return 1 - (1 - LEVEL) / max(m, 1)
+
 
 def best_of(cells: pd.DataFrame, candidates: dict[str, dict], metric: str, *,
             higher_is_better: bool = True, choose_on: str | None = None) -> Best:
     """Among candidates (label -> the columns that pick its cells), the one with the best
-    mean `choose_on` (a validation metric, better in the same direction as `metric`) or,
-    without one, the best mean `metric`; compared over paired seeds with each other
-    candidate on `metric`."""
-    if choose_on is not None and not is_validation(choose_on):
-        raise ValueError(f"best_of: {choose_on!r} is not a validation metric; choices are "
-                         "made on validation data (val_*, cv_*), never on test data")
+    mean `choose_on` (a validation or training metric, better in the same direction as
+    `metric`) or, without one, the best mean `metric`, which then may not be a test
+    metric; compared over paired seeds with each other candidate on `metric`, at the
+    family's level (see Best). Candidates tied on it within float32 resolution: the first
+    listed is taken, and the others are named."""
+    if choose_on is not None and not (is_validation(choose_on)
+                                      or choose_on.startswith("train_")):
+        raise ValueError(f"best_of: {choose_on!r} is not a validation or training metric; "
+                         "choices are made on validation data (val_*, cv_*) or training "
+                         "data, never on test data")
+    if choose_on is None and metric.startswith("test_"):
+        raise ValueError(f"best_of: a best on {metric!r} needs choose_on (a validation or "
+                         "training metric): a choice is never made on test data")
     means, on = {}, {}  # per candidate: mean metric, mean of what it is chosen on
     for label, match in candidates.items():
         ok = _ok(where(cells, match))
@@ -195,11 +218,16 @@ def best_of(cells: pd.DataFrame, candidates: dict[str, dict], metric: str, *,
     if not usable:
         raise ValueError(f"best_of: no finished cell of {list(candidates)} has a "
                          f"{choose_on or metric}")
-    top = (max if higher_is_better else min)(usable, key=usable.get)
+    best = (max if higher_is_better else min)(usable.values())
+    tied = [k for k, v in usable.items() if abs(v - best) <= RESIDUE * abs(best)]
+    top = tied[0]
+    others = [other for other in means if other != top]
     comps = [compare(cells, candidates[top], candidates[other], metric, label_a=top,
-                     label_b=other, higher_is_better=higher_is_better)
-             for other in means if other != top]
-    return Best(top, comps, means[top], choose_on, on[top] if choose_on else math.nan)
+                     label_b=other, higher_is_better=higher_is_better,
+                     level=family_level(len(others)))
+             for other in others]
+    return Best(top, comps, means[top], choose_on, on[top] if choose_on else math.nan,
+                tied[1:])
 
 
 @dataclass
@@ -211,15 +239,18 @@ class Selection:
     chosen: object
     value: float  # the mean validation number of the chosen value
     grid: list
-    edge: bool  # the best value is the smallest or largest of the grid
+    edge: bool  # a better value may lie past the chosen one (see `limit`)
     ties: list = field(default_factory=list)  # values equal to it within float32 resolution
+    limit: str = ""  # why: "the grid's largest", "next to 10, where runs diverged", ...
 
     def to_dict(self) -> dict:
         return _clean(asdict(self))
 
 
 NAMES = {"val_acc": "validation accuracy", "val_loss": "validation loss",
-         "cv_loss": "cross-validation loss", "test_acc": "test accuracy", "test_loss": "test loss"}
+         "cv_loss": "cross-validation loss",
+         "train_loss": "training loss", "train_acc": "training accuracy",
+         "test_acc": "test accuracy", "test_loss": "test loss"}
 
 
 def name(metric: str) -> str:
@@ -240,31 +271,64 @@ def at_edge(value, grid: list, bound: float = 0) -> bool:
     """The value is the smallest or largest of a grid of 3 or more, and a wider grid could
     go past it: the least value the knob can take (`bound`: 0 for rates, lambdas or
     degrees, 1 for a depth) at the bottom of the grid is a bound, no edge."""
+    return bool(edge_limit(value, grid, bound))
+
+
+def edge_limit(value, grid: list, bound: float = 0) -> str:
+    """Which edge of its grid the value is at (see at_edge), in words; "" for none."""
     if len(grid) < 3 or isinstance(value, str):
-        return False
+        return ""
     low, high = min(grid), max(grid)
-    return value == high or (value == low and not (low == bound and high > bound))
+    if value == high:
+        return "the grid's largest"
+    if value == low and not (low == bound and high > bound):
+        return "the grid's smallest"
+    return ""
 
 
 def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
            maximize: bool, bound: float = 0) -> Selection:
     """Choose the value of `column` whose mean `on` (a validation metric) is best; bound:
-    the least value `column` can take (see at_edge)."""
+    the least value `column` can take (see at_edge).
+
+    A value where some seed diverged is no candidate while another value trained in every
+    seed (its mean would be over the survivors). A choice next to a value where runs
+    diverged is an edge as much as the grid's end: the best may lie between the two."""
     if not is_validation(on):
         raise ValueError(f"select: {on!r} is not a validation metric; choices are made on "
                          "validation data (val_*, cv_*), never on test data")
-    part = _ok(where(cells, fixed))
+    mine = where(cells, fixed)
+    part = _ok(mine)
     means = part.groupby(column)[on].mean().dropna()
     if means.empty:
         raise ValueError(f"select: no finished cell for {fixed} has a {on}")
+    failed = set(mine[mine["diverged"].astype(bool)][column]) if "diverged" in mine else set()
+    stable = means[[v not in failed for v in means.index]]
+    if not stable.empty:
+        means = stable
     best = means.max() if maximize else means.min()
     # values equal to the best within float32 resolution tie: the smallest is taken
     tied = sorted(means[(means - best).abs() <= RESIDUE * abs(best)].index)
     chosen = tied[0]
-    grid = sorted(where(cells, fixed)[column].unique().tolist())
-    edge = at_edge(chosen, grid, bound)
+    grid = sorted(mine[column].unique().tolist())
+    limit = edge_limit(chosen, grid, bound)
+    if not limit and not isinstance(chosen, str):  # a neighbour only in an ordered grid
+        at = grid.index(chosen)
+        beside = [grid[i] for i in (at + 1, at - 1) if 0 <= i < len(grid)
+                  and grid[i] in failed]
+        if beside:
+            limit = f"next to {_py(beside[0]):g}, where runs diverged"  # a number
+    elif limit and "seed" in mine and not mine.duplicated([column, "seed"]).any():
+        # at the grid's end: does validation still move between it and its neighbour?
+        at = grid.index(chosen)
+        inner = grid[at - 1] if at == len(grid) - 1 else grid[at + 1]
+        c = compare(mine, {column: chosen}, {column: inner}, on, label_a="", label_b="",
+                    higher_is_better=maximize)
+        if c.n > 1 and c.verdict == "tie":
+            limit += (f", though its {name(on)} is within the seeds' noise of "
+                      f"{_value(_py(inner))}'s")
     return Selection(column, on, _py(chosen), float(means[chosen]), [_py(g) for g in grid],
-                     edge, [_py(v) for v in tied[1:]])
+                     bool(limit), [_py(v) for v in tied[1:]], limit)
 
 
 @dataclass
@@ -320,33 +384,53 @@ def fmt_diff(d: float, *scale: float, digits: int = 2) -> str:
 
 
 def ci_digits(low: float, high: float) -> int:
-    """Significant digits (2 to 6) that tell the two ends of an interval apart."""
-    digits = 2
-    while digits < 6 and fmt(low, digits) == fmt(high, digits) and low != high:
-        digits += 1
-    return digits
+    """Significant digits (2 to 6) at which the rounding step of the interval's larger end
+    is at most a tenth of its width: its ends, and a difference inside it, print where
+    they are, not at a neighbouring rounding (-2.660 to -2.644, not -2.7 to -2.6)."""
+    width = abs(high - low)
+    big = max(abs(low), abs(high))
+    if not (np.isfinite(width) and width > 0 and big > 0):
+        return 3
+    digits = math.floor(math.log10(big)) + 2 - math.log10(width)
+    return int(min(6, max(2, math.ceil(digits - 1e-9))))
 
 
-def fmt_ci(low: float, high: float) -> str:
-    """'95% CI low to high' with the digits that tell its ends apart."""
+def level_text(level: float) -> str:
+    return f"{100 * level:.3g}%"
+
+
+def fmt_ci(low: float, high: float, level: float = LEVEL) -> str:
+    """'95% CI low to high' at ci_digits."""
     digits = ci_digits(low, high)
-    return f"95% CI {fmt(low, digits, zeros=True)} to {fmt(high, digits, zeros=True)}"
+    return (f"{level_text(level)} CI {fmt(low, digits, zeros=True)} to "
+            f"{fmt(high, digits, zeros=True)}")
 
 
 def fmt_interval(mean: float, ci95: float) -> str:
-    return fmt(mean) + (f" ± {fmt(ci95, 2, zeros=True)}" if np.isfinite(ci95) else "")
+    """'mean ± half-width', the mean to the decimal place of the half-width's second
+    significant digit (12.7195 ± 0.0055, not 12.7 ± 0.0055), and to at least 3
+    significant digits."""
+    if not np.isfinite(ci95):
+        return fmt(mean)
+    half = fmt(ci95, 2, zeros=True)
+    if ci95 <= 0 or not np.isfinite(mean) or mean == 0:
+        return f"{fmt(mean)} ± {half}"
+    place = math.floor(math.log10(ci95)) - 1  # the half-width's second digit
+    digits = max(3, math.floor(math.log10(abs(mean))) - place + 1)
+    return f"{fmt(mean, min(digits, 8), zeros=True)} ± {half}"
 
 
 def fmt_difference(c: Comparison) -> str:
     """'difference a - b, 95% CI low to high', the difference to the interval's digits."""
     digits = ci_digits(c.low, c.high)
     return (f"difference {fmt_diff(c.diff, c.mean_a, c.mean_b, digits=digits)}, "
-            f"{fmt_ci(c.low, c.high)}")
+            f"{fmt_ci(c.low, c.high, c.level)}")
 
 
-def comparison_text(c: Comparison, what: str) -> str:
+def comparison_text(c: Comparison, what: str, pairs: str = "paired runs") -> str:
     """A sentence that says no more than the verdict: a winner only when the interval of
-    the difference excludes zero, otherwise 'indistinguishable', with the difference."""
+    the difference excludes zero, otherwise 'indistinguishable', with the difference.
+    pairs: what the paired units are, in words ("paired runs": training seeds)."""
     if c.verdict == "b":  # the winner is named first
         c = flipped(c)
     first, second, m1, m2 = c.label_a, c.label_b, c.mean_a, c.mean_b
@@ -361,11 +445,15 @@ def comparison_text(c: Comparison, what: str) -> str:
     digits = ci_digits(c.low, c.high)
     numbers = (f"{fmt(m1, max(3, digits), zeros=True)} vs {fmt(m2, max(3, digits), zeros=True)}"
                f", difference {fmt_diff(c.diff, m1, m2, digits=digits)} "
-               f"({fmt_ci(c.low, c.high)}, {c.n} paired runs)")
+               f"({fmt_ci(c.low, c.high, c.level)}, {c.n} {pairs})")
     if c.verdict == "tie":
         return sentence(f"{first} and {second} are indistinguishable on {what}: {numbers}.")
     better = "higher" if c.higher_is_better else "lower"
     return sentence(f"{first} gives {better} {what} than {second}: {numbers}.")
+
+
+def _value(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _py(v):

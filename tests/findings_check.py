@@ -20,7 +20,7 @@ def _recompute(root: Path, study: str, data: dict) -> stats.Comparison:
     table = pd.read_csv(root / "data" / "results" / study / f"{data.get('table', 'cells')}.csv")
     return stats.compare(table, data["a"], data["b"], data["metric"], label_a=data["label_a"],
                          label_b=data["label_b"], higher_is_better=data["higher_is_better"],
-                         pair_on=data["pair_on"])
+                         pair_on=data["pair_on"], level=data["level"])
 
 
 def _check_comparison(root: Path, study: str, data: dict) -> None:
@@ -43,6 +43,8 @@ def check_findings(root: Path, report_html: str) -> int:
     for f in findings:
         if f["kind"] == "comparison":
             _check_comparison(root, f["study"], f["data"])
+            for c in f["data"].get("elsewhere", []):  # the same pair in other settings
+                _check_comparison(root, f["study"], c)
             tie = f["data"]["verdict"] == "tie"
             assert ("indistinguishable" in f["text"]) == tie, f["text"]
             checked += 1

@@ -80,11 +80,48 @@ def test_an_edge_optimum_is_flagged_and_said():
                           "val_loss": [3.0, 2.0, 1.0, 3.1, 2.1, 1.1], "diverged": False})
     s = stats.select(cells, "lambda", {}, "val_loss", maximize=False)
     assert s.chosen == 10.0 and s.edge
-    assert "edge of the grid" in F.selection("lam", s, "Lambda").text
+    assert F.selection("lam", s, "Lambda").text.endswith(
+        "Lambda chosen at an edge, where the optimum may lie past it: 10 (the grid's "
+        "largest).")
     inner = cells.assign(val_loss=[3.0, 1.0, 2.0, 3.0, 1.0, 2.0])
     s = stats.select(inner, "lambda", {}, "val_loss", maximize=False)
     assert s.chosen == 1.0 and not s.edge
     assert "edge" not in F.selection("lam", s, "Lambda").text
+
+
+def test_a_choice_next_to_a_diverged_value_is_an_edge_and_survivors_are_no_choice():
+    """lr 10 diverged in every seed: lr 1, the largest that trained, may be short of the
+    best. lr 3 diverged in one of three seeds: its two survivors' mean is no candidate."""
+    rows = [{"lr": lr, "seed": s, "val_acc": acc, "diverged": False}
+            for s in range(3) for lr, acc in ((0.01, 0.5), (0.1, 0.7), (1.0, 0.8))]
+    rows += [{"lr": 10.0, "seed": s, "val_acc": float("nan"), "diverged": True}
+             for s in range(3)]
+    cells = pd.DataFrame(rows)
+    s = stats.select(cells, "lr", {}, "val_acc", maximize=True)
+    assert s.chosen == 1.0 and s.edge and s.limit == "next to 10, where runs diverged"
+    assert "1 (next to 10, where runs diverged)" in F.selection("lr", s, "Lr").text
+    assert F.edge_item("sgd", s) == "sgd (1, next to 10, where runs diverged)"
+    unstable = pd.concat([cells, pd.DataFrame(
+        [{"lr": 3.0, "seed": 0, "val_acc": 0.9, "diverged": False},
+         {"lr": 3.0, "seed": 1, "val_acc": 0.95, "diverged": False},
+         {"lr": 3.0, "seed": 2, "val_acc": float("nan"), "diverged": True}])])
+    s = stats.select(unstable, "lr", {}, "val_acc", maximize=True)
+    assert s.chosen == 1.0 and s.limit == "next to 3, where runs diverged"
+    calm = cells[cells["lr"] < 10]
+    s = stats.select(calm, "lr", {}, "val_acc", maximize=True)
+    assert s.limit == "the grid's largest"
+
+
+def test_an_edge_choice_level_with_its_neighbour_says_so():
+    """The grid's largest value wins by less than the seeds' noise: the edge is said with
+    the flat validation beside it."""
+    cells = pd.DataFrame({"lambda": [0.0, 1.0, 10.0] * 3, "seed": [0] * 3 + [1] * 3 + [2] * 3,
+                          "val_loss": [3.0, 1.02, 1.0, 3.1, 0.98, 1.01, 3.0, 1.01, 0.99],
+                          "diverged": False})
+    s = stats.select(cells, "lambda", {}, "val_loss", maximize=False)
+    assert s.chosen == 10.0 and s.edge
+    assert s.limit == "the grid's largest, though its validation loss is within the seeds' " \
+        "noise of 1's"
 
 
 def test_zero_at_the_bottom_of_a_grid_is_a_bound_not_an_edge():
@@ -95,8 +132,20 @@ def test_zero_at_the_bottom_of_a_grid_is_a_bound_not_an_edge():
 
 
 def test_an_interval_is_printed_with_the_digits_that_tell_its_ends_apart():
-    assert stats.fmt_ci(0.4981, 0.4998) == "95% CI 0.498 to 0.500"  # one precision
+    assert stats.fmt_ci(0.49812, 0.49981) == "95% CI 0.4981 to 0.4998"  # one precision
     assert stats.fmt_ci(-0.0088, 0.0088) == "95% CI -0.0088 to 0.0088"
+    # a narrow interval far from zero: its ends, not a neighbouring rounding
+    assert stats.fmt_ci(-2.6601, -2.6443) == "95% CI -2.660 to -2.644"
+    assert stats.fmt_ci(0.33, 0.47) == "95% CI 0.33 to 0.47"
+
+
+def test_a_mean_prints_to_the_digits_of_its_interval():
+    """12.7195 ± 0.0055 printed as 12.7 ± 0.0055 names an interval that misses the mean."""
+    assert stats.fmt_interval(12.7195, 0.0055) == "12.7195 ± 0.0055"
+    assert stats.fmt_interval(-3.41407, 0.00074) == "-3.41407 ± 0.00074"
+    assert stats.fmt_interval(0.943, 0.011) == "0.943 ± 0.011"
+    assert stats.fmt_interval(82.04, 5.3) == "82.0 ± 5.3"  # never below 3 digits
+    assert stats.fmt_interval(0.5, float("nan")) == "0.5"
 
 
 def test_a_float32_residue_is_no_difference():
@@ -178,6 +227,44 @@ def test_a_best_chosen_on_validation_names_what_beats_it_on_test():
     assert "Against B, A (0.910) gives higher test accuracy: difference 0.10" in f.text
     with pytest.raises(ValueError, match="never on test data"):
         stats.best_of(cells, {k: {"config": k} for k in "ABC"}, "acc", choose_on="test_acc")
+
+
+def test_the_comparisons_of_a_best_hold_together():
+    """Four others, each a paired difference whose 95% interval just excludes zero: alone
+    each would be named, but at Bonferroni's 98.75% none is; the sentence says so."""
+    base = [0.80, 0.85, 0.78, 0.83, 0.81]
+    diffs = [0.02, 0.04, 0.035, 0.005, 0.03]  # t = 3.7 on 4 df: 95% excludes zero
+    values = {"A": base} | {k: [b - d for b, d in zip(base, diffs)] for k in "BCDE"}
+    cells = _cells(values)
+    cells["val_acc"] = cells["config"].map({"A": 0.9, "B": 0.8, "C": 0.7, "D": 0.6, "E": 0.5})
+    alone = stats.compare(cells, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
+                          label_b="B")
+    assert alone.verdict == "a"
+    b = stats.best_of(cells, {k: {"config": k} for k in "ABCDE"}, "acc", choose_on="val_acc")
+    assert b.level == pytest.approx(0.9875) and not b.clear
+    assert all(c.verdict == "tie" and c.low < 0 for c in b.comparisons)
+    text = F.best("x", b, "accuracy", "configs").text
+    assert "98.8% CI" in text and "hold together at 95% (Bonferroni)" in text
+    assert "favours" not in text
+
+
+def test_a_best_on_test_numbers_needs_a_choice_made_elsewhere():
+    cells = _cells({"A": [0.2, 0.3], "B": [0.4, 0.5]}).rename(columns={"acc": "test_loss"})
+    cand = {k: {"config": k} for k in "AB"}
+    with pytest.raises(ValueError, match="never made on test data"):
+        stats.best_of(cells, cand, "test_loss", higher_is_better=False)
+    cells["train_loss"] = cells["test_loss"] * 0.5
+    b = stats.best_of(cells, cand, "test_loss", higher_is_better=False,
+                      choose_on="train_loss")
+    assert b.top == "A" and "the choice on training loss" in F.best("x", b, "loss", "c").text
+
+
+def test_candidates_tied_on_validation_are_named():
+    cells = _cells({"A": [0.5, 0.6], "B": [0.7, 0.8]})
+    cells["val_acc"] = cells["config"].map({"A": 0.96875, "B": 0.968750012})
+    b = stats.best_of(cells, {k: {"config": k} for k in "AB"}, "acc", choose_on="val_acc")
+    assert b.top == "A" and b.ties == ["B"]
+    assert "tied on it with B within float32 resolution" in F.best("x", b, "acc", "c").text
 
 
 def test_a_choice_on_test_numbers_is_refused():

@@ -147,7 +147,8 @@ class Approximation(Study):
                                     ["mean_error", "max_error", "train_loss", "test_loss"]))
             cand = {f"depth {d} x width {w}": {"experiment": "depth", "depth": d}
                     for d, w in depth.drop_duplicates("depth")[["depth", "width"]].to_numpy()}
-            b = stats.best_of(cells, cand, "test_loss", higher_is_better=False)
+            b = stats.best_of(cells, cand, "test_loss", higher_is_better=False,
+                              choose_on="train_loss")  # the functions have no validation set
             a.findings.append(F.best("depth", b, "test MSE on the sawtooth",
                                      f"networks of about {p.depth.budget} parameters"))
             for d, group in depth.groupby("depth"):

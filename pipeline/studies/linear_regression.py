@@ -108,9 +108,12 @@ class LinearRegression(Study):
         for batch in p.batch_sizes:
             cand = {f"lr {lr:g}": {"lr": lr, "batch_size": batch} for lr in p.lrs}
             b = stats.best_of(cells, cand, "train_loss", higher_is_better=False)
-            a.findings.append(F.best(f"lr_batch_{batch}", b,
-                                     f"training loss after {p.epochs} epochs at batch {batch}",
-                                     "learning rates"))
+            f = F.best(f"lr_batch_{batch}", b,
+                       f"training loss after {p.epochs} epochs at batch {batch}",
+                       "learning rates")
+            limit = stats.edge_limit(cand[b.top]["lr"], p.lrs)
+            f.text += F.edge_note([f"{b.top} ({limit})"] if limit else [], "learning rate")
+            a.findings.append(f)
         for r in t.itertuples():
             key = f"lr_{r.lr:g}_batch_{r.batch_size}"
             a.metric(f"train_loss/{key}", r.train_loss_mean, r.train_loss_std)

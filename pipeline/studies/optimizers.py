@@ -176,7 +176,7 @@ class Optimizers(Study):
         b = stats.best_of(sweep, cand, "test_acc", choose_on="val_acc")
         f = F.best(f"{dataset}_best", b, f"test accuracy on {dataset}",
                    "optimizers at their chosen learning rates")
-        f.text += F.edge_note([f"{o} ({s.chosen:g})" for o, s in chosen.items() if s.edge],
+        f.text += F.edge_note([F.edge_item(o, s) for o, s in chosen.items() if s.edge],
                               "learning rates")
         a.findings.append(f)
         every = getattr(self.p, dataset).log_every

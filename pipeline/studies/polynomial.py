@@ -206,11 +206,22 @@ class Polynomial(Study):
                               label_b=f"{n} parameters (as many as training rows)",
                               higher_is_better=False)
             appeared = c.verdict == "a"
-            f = F.comparison("double_descent", c, "log10 test MSE", table="double_descent")
+            f = F.comparison("double_descent", c, "log10 test MSE", table="double_descent",
+                             pairs="random feature orders, paired")
             f.text += (" The second descent appeared: past the interpolation threshold the "
                        "test error falls again." if appeared else
                        " No second descent: the test error does not fall significantly past "
                        "the interpolation threshold.")
+            row = t.set_index("n_params").loc[last]
+            if row["log10_test_loss_std"] == 0:
+                f.text += (f" At {last} parameters every feature is in, so the order changes "
+                           "nothing: one value, not a spread.")
+            below = t[t["n_params"] < n]
+            if len(below):
+                low = below.loc[below["log10_test_loss_mean"].idxmin()]
+                f.text += (f" Below the threshold the lowest mean is "
+                           f"{stats.fmt(low['log10_test_loss_mean'])}, at "
+                           f"{int(low['n_params'])} parameters.")
             f.data["appeared"] = appeared
             a.findings.append(f)
             a.metric("double_descent/peak_test_loss", float(t[t["n_params"] == n]

@@ -121,17 +121,24 @@ class Regularization(Study):
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
         out.cells["weight_norm"] = [float(np.linalg.norm(r.params[0].numpy())) for r in results]
+        if "highdim" in data:  # the no-feature baseline: predict the training targets' mean
+            d = data["highdim"]
+            mean = float(np.mean(d["y_train"], dtype=np.float64))
+            out.tables["baseline"] = pd.DataFrame([{
+                f"{split}_loss": float(np.mean((np.asarray(d[f"y_{split}"], np.float64)
+                                                - mean) ** 2) / 2)
+                for split in ("train", "val", "test")}])
         if "train_acc" in out.cells:
             out.cells["gap"] = out.cells["train_acc"] - out.cells["test_acc"]
 
     def analyze(self, out: StudyOutput) -> Analysis:
         a = Analysis()
-        self._weight_decay(a, out.cells)
+        self._weight_decay(a, out.cells, out.tables)
         self._adam_decay(a, out.cells)
         self._dropout(a, out.cells)
         return a
 
-    def _weight_decay(self, a: Analysis, cells: pd.DataFrame) -> None:
+    def _weight_decay(self, a: Analysis, cells: pd.DataFrame, out_tables: dict) -> None:
         wd = cells[cells["experiment"] == "weight_decay"]
         t = a.table("weight_decay", "Weight decay (SGD, d2l) over seeds; losses are "
                     "squared error / 2, as d2l's",
@@ -150,6 +157,8 @@ class Regularization(Study):
                               label_a=f"lambda {sel.chosen:g}", label_b="no weight decay",
                               higher_is_better=False)
             a.findings.append(F.comparison("lambda_vs_none", c, "test loss"))
+        if "baseline" in out_tables:
+            a.findings.append(_baseline(out_tables["baseline"].iloc[0], row, sel.chosen))
         for lam, low, high in ((0.0, 11.5, 15.3), (3.0, 0.33, 0.42)):
             values = wd[wd["lambda"] == lam]["weight_norm"]
             if len(values):
@@ -186,10 +195,10 @@ class Regularization(Study):
                           label_b=f"Adam + L2 (lambda {chosen['adam'].chosen:g})",
                           higher_is_better=False)
         finding = F.comparison("adamw_vs_adam", c, "test loss at the chosen lambdas")
-        edges = [FORMS[k] for k, s in chosen.items() if s.edge]
+        edges = [F.edge_item(FORMS[k], s) for k, s in chosen.items() if s.edge]
         if edges:
-            finding.text += (f" The lambda of {' and '.join(edges)} lies at the edge of its "
-                             "grid, so this may not compare the two forms at their optima.")
+            finding.text += (F.edge_note(edges, "lambdas") + " So this may not compare the "
+                             "two forms at their optima.")
         a.findings.append(finding)
         for form, s in chosen.items():
             v = stats.where(ad, {"optimizer": form, "lambda": s.chosen})["test_loss"]
@@ -207,8 +216,10 @@ class Regularization(Study):
         pairs = dr.assign(rates=dr["p1"].map("{:g}".format) + "/" + dr["p2"].map("{:g}".format))
         sel = stats.select(pairs, "rates", {}, "val_acc", maximize=True)
         p1, p2 = (float(v) for v in sel.chosen.split("/"))
-        sel.edge = (stats.at_edge(p1, self.p.dropout.p1)
-                    or stats.at_edge(p2, self.p.dropout.p2))
+        sel.limit = "; ".join(f"{name} {v:g}: {limit}" for name, v, grid in (
+            ("p1", p1, self.p.dropout.p1), ("p2", p2, self.p.dropout.p2))
+            if (limit := stats.edge_limit(v, grid)))
+        sel.edge = bool(sel.limit)
         row = t[(t["p1"] == p1) & (t["p2"] == p2)].iloc[0]
         a.findings.append(F.selection(
             "dropout", sel, "Dropout rates p1/p2",
@@ -275,3 +286,24 @@ class Regularization(Study):
 
 
 STUDY = Regularization
+
+
+def _baseline(base: pd.Series, row, lam: float) -> F.Finding:
+    """The chosen lambda's test loss beside the model that ignores every feature and
+    predicts the training targets' mean: a win over no weight decay can be a fit that
+    learns nothing."""
+    low = row.test_loss_mean - row.test_loss_ci95
+    high = row.test_loss_mean + row.test_loss_ci95
+    t = base["test_loss"]
+    if low <= t <= high:
+        verdict = "covers that value: this fit is indistinguishable from ignoring the features"
+    elif high < t:
+        verdict = "lies below it: this fit captures something the mean misses"
+    else:
+        verdict = "lies above it: this fit is further off than ignoring the features"
+    return F.estimate(
+        "baseline", f"Predicting the training targets' mean, with no features, gives test "
+                    f"loss {stats.fmt(t)} (validation {stats.fmt(base['val_loss'])}). At "
+                    f"lambda {lam:g} the test loss is "
+                    f"{stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}; its "
+                    f"interval {verdict}.", test_loss=t, val_loss=base["val_loss"])

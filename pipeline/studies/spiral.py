@@ -126,7 +126,7 @@ class Spiral(Study):
         choices = self.chosen_lrs(out.cells)
         out.tables["choices"] = pd.DataFrame(
             [{"activation": a, "optimizer": o, "lr": s.chosen, "val_acc": s.value,
-              "edge": s.edge} for (a, o), s in choices.items()])
+              "limit": s.limit} for (a, o), s in choices.items()])
         # decision boundaries: first seed; the course pair and every activation with Adam
         arrays = data["spiral"]
         g0, g1 = boundary_mesh(arrays["x_train"], self.p.boundary_resolution)
@@ -200,7 +200,8 @@ class Spiral(Study):
         selections = {f"{r.activation} + {r.optimizer}": stats.Selection(
             "lr", "val_acc", r.lr, r.val_acc, sorted(fair[
                 (fair["activation"] == r.activation) & (fair["optimizer"] == r.optimizer)
-            ]["lr"].unique().tolist()), bool(r.edge)) for r in choices.itertuples()}
+            ]["lr"].unique().tolist()), bool(_limit(r)), limit=_limit(r))
+            for r in choices.itertuples()}
         a.findings.append(F.selections("fair_lrs", selections, "Learning rates"))
         a.findings.append(F.diverged(
             "fair_diverged", fair, ["activation", "optimizer", "lr"],
@@ -218,8 +219,8 @@ class Spiral(Study):
             b = stats.best_of(cells, named, "test_acc", choose_on="val_acc")
             f = F.best(f"fair_best_{opt}", b, "test accuracy", f"activations trained with {opt}")
             mine = choices[choices["optimizer"] == opt]
-            edge = {r.activation: f"{LABELS.get(r.activation, r.activation)} ({r.lr:g})"
-                    for r in mine[mine["edge"].astype(bool)].itertuples()}
+            edge = {r.activation: f"{LABELS.get(r.activation, r.activation)} ({r.lr:g}, "
+                                  f"{_limit(r)})" for r in mine.itertuples() if _limit(r)}
             f.text += F.edge_note(list(edge.values()), "learning rates")
             a.findings.append(f)
             nonlinear = {k: v for k, v in cand.items() if k != "none"}
@@ -292,3 +293,8 @@ def boundary_mesh(x: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarra
 
 
 STUDY = Spiral
+
+
+def _limit(choice) -> str:
+    """A choices row's edge, in words ("" for none; a table read back holds NaN there)."""
+    return choice.limit if isinstance(choice.limit, str) else ""

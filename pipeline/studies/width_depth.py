@@ -107,11 +107,14 @@ class WidthDepth(Study):
                 f = F.best(f"{dataset}_{budget}", b,
                            f"test accuracy on {dataset} at {budget} parameters", "depths")
                 top = int(cand[b.top]["depth"])
-                if stats.at_edge(top, depths, bound=1):
+                limit = (chosen[label].limit if chosen[label].chosen == top
+                         else stats.edge_limit(top, depths, bound=1))
+                if limit:
                     unmatched = [d for d in self.p.depths if d > top]
-                    f.text += F.edge_note([b.top + (
-                        f" (deeper nets of {', '.join(map(str, unmatched))} layers have no "
-                        f"width matching this budget)" if unmatched else "")], "depth")
+                    if unmatched and top == max(depths):
+                        limit += (f"; deeper nets of {', '.join(map(str, unmatched))} layers "
+                                  "have no width matching this budget")
+                    f.text += F.edge_note([f"{b.top} ({limit})"], "depth")
                 a.findings.append(f)
                 for d in depths:
                     v = stats.where(b_cells, cand[f"depth {d}"])["test_acc"]
