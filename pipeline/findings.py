@@ -22,7 +22,7 @@ from pipeline.stats import Best, Censored, Comparison, Selection, fmt
 @dataclass
 class Finding:
     id: str  # unique within its study
-    kind: str  # comparison | best | selection | estimate | censored
+    kind: str  # comparison | family | best | selection | estimate | censored
     text: str
     data: dict = field(default_factory=dict)
 
@@ -33,6 +33,25 @@ def comparison(id: str, c: Comparison, what: str, table: str = "cells",
     its paired units are (training seeds unless it says otherwise)."""
     return Finding(id, "comparison", stats.comparison_text(c, what, pairs),
                    c.to_dict() | {"table": table})
+
+
+def family(id: str, comparisons: list[Comparison], what: str, settings: list[str],
+           metric: str, table: str = "cells") -> Finding:
+    """One pair (a - b, the same way round in every setting) compared in several settings
+    (widths, say), each a verdict of its own: the intervals are at the family's level, so
+    that all of them hold together at 95%."""
+    parts = []
+    for setting, c in zip(settings, comparisons):
+        word = "higher" if c.higher_is_better else "lower"
+        verdict = f"{c.winner} {word}" if c.winner else "indistinguishable"
+        parts.append(f"{setting}: {verdict} ({stats.fmt_difference(c)})")
+    first = comparisons[0]
+    text = (f"{stats.sentence(what)} ({metric}, {first.label_a} minus {first.label_b}; each "
+            f"interval at {stats.level_text(first.level)}, so that the {len(comparisons)} "
+            f"hold together at {stats.level_text(stats.LEVEL)}, Bonferroni): "
+            + "; ".join(parts) + ".")
+    return Finding(id, "family", text, {"comparisons": [
+        c.to_dict() | {"table": table, "setting": s} for s, c in zip(settings, comparisons)]})
 
 
 def best(id: str, b: Best, what: str, among: str) -> Finding:
@@ -53,8 +72,9 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
     elif b.clear:
         closest = min(b.comparisons, key=lambda c: abs(c.diff))
         text = (f"{b.top}{chosen} gives the best {what} among the {among} "
-                f"({fmt(b.top_mean, zeros=True)}); every difference's interval excludes "
-                f"zero, the closest being {closest.label_b} ({fmt(closest.mean_b, zeros=True)}; "
+                f"({fmt(b.top_mean, zeros=True)}); every difference's "
+                f"{stats.level_text(b.level)} interval excludes zero, the closest being "
+                f"{closest.label_b} ({fmt(closest.mean_b, zeros=True)}; "
                 f"{stats.fmt_difference(closest)}).")
     else:
         # the candidates other than the top are not compared with each other: "shown"
@@ -70,18 +90,25 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
                 for c in ties)
         text += "."
         if beaten:
-            text += (f" Against {', '.join(beaten)}, the difference favours {b.top} (each "
-                     f"interval excludes zero).")
+            many = len(beaten) > 1
+            text += (f" Against {_listed(beaten)}, {'each' if many else 'the'} difference "
+                     f"favours {b.top} ({'every' if many else 'its'} "
+                     f"{stats.level_text(b.level)} interval excludes zero).")
         for c in ahead:
             text += (f" Against {b.top}, {c.label_b} ({fmt(c.mean_b, zeros=True)}) gives {word} "
                      f"{what}: {stats.fmt_difference(stats.flipped(c))}.")
-    if len(b.comparisons) > 1:
+    if not b.clear and len(b.comparisons) > 1:
         text += (f" Each interval is at {stats.level_text(b.level)}, so that the "
                  f"{len(b.comparisons)} comparisons hold together at "
                  f"{stats.level_text(stats.LEVEL)} (Bonferroni).")
     return Finding(id, "best", stats.sentence(text),
                    {"top": b.top, "clear": b.clear, "chosen_on": b.chosen_on,
                     "comparisons": [c.to_dict() for c in b.comparisons]})
+
+
+def _listed(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def edge_note(items: list[str], what: str) -> str:

@@ -70,13 +70,16 @@ def summarize(cells: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataF
 
 def collapse(cells: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
     """One row per group of `by` (a fold, say): each value's mean over the group's finished
-    cells (its seeds), and diverged when every cell of the group diverged. Summaries of
-    the result count the groups, not the cells, as the units."""
+    cells (its seeds), diverged when every cell of the group diverged, and how many of its
+    seeds did. Summaries of the result count the groups, not the cells, as the units."""
     _check_columns(cells, by + values, "a collapse")
     groups = cells.groupby(by, sort=False, dropna=False)
     out = _ok(cells).groupby(by, sort=False, dropna=False)[values].mean()
     out = out.reindex(groups.size().index)
     out["diverged"] = groups["diverged"].all() if "diverged" in cells else False
+    if "diverged" in cells:  # a seed that diverged inside a group still counts (select)
+        out["seeds"] = groups.size()
+        out["seeds_diverged"] = groups["diverged"].sum().astype(int)
     return out.reset_index()
 
 
@@ -164,9 +167,13 @@ def flipped(c: Comparison) -> Comparison:
 @dataclass
 class Best:
     """The candidate with the best mean (on the metric it was chosen on, where chosen_on
-    names one), compared with every other candidate on the metric. The comparisons are a
-    family: each interval's level is Bonferroni's, so that all of them hold together at
-    95% and any claim the sentence picks out of them stands."""
+    names one), compared with every other candidate on the metric.
+
+    "Better than every other one" is one claim (an intersection-union test): it stands
+    when each comparison's 95% interval excludes zero. Short of that, the sentence picks
+    single claims out of the comparisons ("against X, the difference favours Y"), so they
+    are a family: each interval is then at Bonferroni's level, and all of them hold
+    together at 95%."""
 
     top: str
     comparisons: list[Comparison]
@@ -183,7 +190,7 @@ class Best:
     @property
     def level(self) -> float:
         """The level of each comparison's interval."""
-        return family_level(len(self.comparisons))
+        return self.comparisons[0].level if self.comparisons else LEVEL
 
 
 def family_level(m: int) -> float:
@@ -196,9 +203,10 @@ def best_of(cells: pd.DataFrame, candidates: dict[str, dict], metric: str, *,
     """Among candidates (label -> the columns that pick its cells), the one with the best
     mean `choose_on` (a validation or training metric, better in the same direction as
     `metric`) or, without one, the best mean `metric`, which then may not be a test
-    metric; compared over paired seeds with each other candidate on `metric`, at the
-    family's level (see Best). Candidates tied on it within float32 resolution: the first
-    listed is taken, and the others are named."""
+    metric; compared over paired seeds with each other candidate on `metric`: at 95% when
+    it beats every one, else at the family's level (see Best). Candidates tied on it within
+    float32 resolution: the first listed is taken, and the others are named. A candidate
+    where some seed diverged is no choice while another one trained in every seed."""
     if choose_on is not None and not (is_validation(choose_on)
                                       or choose_on.startswith("train_")):
         raise ValueError(f"best_of: {choose_on!r} is not a validation or training metric; "
@@ -207,14 +215,19 @@ def best_of(cells: pd.DataFrame, candidates: dict[str, dict], metric: str, *,
     if choose_on is None and metric.startswith("test_"):
         raise ValueError(f"best_of: a best on {metric!r} needs choose_on (a validation or "
                          "training metric): a choice is never made on test data")
-    means, on = {}, {}  # per candidate: mean metric, mean of what it is chosen on
+    means, on, unstable = {}, {}, set()  # per candidate: mean metric, mean chosen on
     for label, match in candidates.items():
-        ok = _ok(where(cells, match))
+        mine = where(cells, match)
+        ok = _ok(mine)
         values = ok[metric].dropna()
         if len(values):
             means[label] = float(values.mean())
             on[label] = float(ok[choose_on].mean()) if choose_on else means[label]
+        if len(ok) < len(mine):
+            unstable.add(label)
     usable = {k: v for k, v in on.items() if np.isfinite(v)}
+    # a candidate where some seed diverged: its mean is over the survivors alone
+    usable = {k: v for k, v in usable.items() if k not in unstable} or usable
     if not usable:
         raise ValueError(f"best_of: no finished cell of {list(candidates)} has a "
                          f"{choose_on or metric}")
@@ -222,10 +235,15 @@ def best_of(cells: pd.DataFrame, candidates: dict[str, dict], metric: str, *,
     tied = [k for k, v in usable.items() if abs(v - best) <= RESIDUE * abs(best)]
     top = tied[0]
     others = [other for other in means if other != top]
-    comps = [compare(cells, candidates[top], candidates[other], metric, label_a=top,
-                     label_b=other, higher_is_better=higher_is_better,
-                     level=family_level(len(others)))
-             for other in others]
+
+    def comparisons(level: float) -> list[Comparison]:
+        return [compare(cells, candidates[top], candidates[other], metric, label_a=top,
+                        label_b=other, higher_is_better=higher_is_better, level=level)
+                for other in others]
+
+    comps = comparisons(LEVEL)
+    if not (comps and all(c.verdict == "a" for c in comps)):
+        comps = comparisons(family_level(len(others)))
     return Best(top, comps, means[top], choose_on, on[top] if choose_on else math.nan,
                 tied[1:])
 
@@ -302,7 +320,7 @@ def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
     means = part.groupby(column)[on].mean().dropna()
     if means.empty:
         raise ValueError(f"select: no finished cell for {fixed} has a {on}")
-    failed = set(mine[mine["diverged"].astype(bool)][column]) if "diverged" in mine else set()
+    failed = diverged_runs(mine, column)
     stable = means[[v not in failed for v in means.index]]
     if not stable.empty:
         means = stable
@@ -311,24 +329,40 @@ def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
     tied = sorted(means[(means - best).abs() <= RESIDUE * abs(best)].index)
     chosen = tied[0]
     grid = sorted(mine[column].unique().tolist())
-    limit = edge_limit(chosen, grid, bound)
-    if not limit and not isinstance(chosen, str):  # a neighbour only in an ordered grid
+    end = edge_limit(chosen, grid, bound)
+    reasons = [end] if end else []
+    if not isinstance(chosen, str):  # neighbours only in an ordered grid
         at = grid.index(chosen)
-        beside = [grid[i] for i in (at + 1, at - 1) if 0 <= i < len(grid)
-                  and grid[i] in failed]
-        if beside:
-            limit = f"next to {_py(beside[0]):g}, where runs diverged"  # a number
-    elif limit and "seed" in mine and not mine.duplicated([column, "seed"]).any():
-        # at the grid's end: does validation still move between it and its neighbour?
-        at = grid.index(chosen)
+        for i in (at + 1, at - 1):
+            if 0 <= i < len(grid) and grid[i] in failed:
+                k, n = failed[grid[i]]
+                reasons.append(f"next to {_value(_py(grid[i]))}, where {k} of {n} runs "
+                               "diverged")
         inner = grid[at - 1] if at == len(grid) - 1 else grid[at + 1]
-        c = compare(mine, {column: chosen}, {column: inner}, on, label_a="", label_b="",
-                    higher_is_better=maximize)
-        if c.n > 1 and c.verdict == "tie":
-            limit += (f", though its {name(on)} is within the seeds' noise of "
-                      f"{_value(_py(inner))}'s")
+        if (end and inner not in failed and "seed" in mine
+                and not mine.duplicated([column, "seed"]).any()):
+            # at the grid's end: does validation still move between it and its neighbour?
+            c = compare(mine, {column: chosen}, {column: inner}, on, label_a="", label_b="",
+                        higher_is_better=maximize)
+            if c.n > 1 and c.verdict == "tie":
+                reasons.append(f"{name(on)} does not separate it from {_value(_py(inner))} "
+                               f"({fmt_difference(c)})")
+    limit = "; ".join(reasons)
     return Selection(column, on, _py(chosen), float(means[chosen]), [_py(g) for g in grid],
                      bool(limit), [_py(v) for v in tied[1:]], limit)
+
+
+def diverged_runs(cells: pd.DataFrame, column: str) -> dict:
+    """The values of `column` where some run diverged: value -> (diverged runs, runs),
+    counting the seeds inside collapsed rows (see collapse)."""
+    if "diverged" not in cells:
+        return {}
+    if "seeds_diverged" in cells:
+        k, n = cells["seeds_diverged"], cells["seeds"]
+    else:
+        k, n = cells["diverged"].astype(bool).astype(int), pd.Series(1, index=cells.index)
+    counts = pd.DataFrame({"v": cells[column], "k": k, "n": n}).groupby("v")[["k", "n"]].sum()
+    return {_py(v): (int(r.k), int(r.n)) for v, r in counts.iterrows() if r.k > 0}
 
 
 @dataclass
@@ -343,9 +377,8 @@ class Censored:
     def text(self, unit: str = "") -> str:
         if not self.reached:
             return f"reached in 0 of {self.n} seeds"
-        spread = f" ± {fmt(self.ci95, 2, zeros=True)}" if np.isfinite(self.ci95) else ""
-        return (f"reached in {self.reached} of {self.n} seeds, after {fmt(self.mean)}"
-                f"{spread}{unit} on average over those")
+        return (f"reached in {self.reached} of {self.n} seeds, after "
+                f"{fmt_interval(self.mean, self.ci95)}{unit} on average over those")
 
 
 def mean_ci(x: np.ndarray) -> tuple[float, float]:
@@ -384,9 +417,9 @@ def fmt_diff(d: float, *scale: float, digits: int = 2) -> str:
 
 
 def ci_digits(low: float, high: float) -> int:
-    """Significant digits (2 to 6) at which the rounding step of the interval's larger end
-    is at most a tenth of its width: its ends, and a difference inside it, print where
-    they are, not at a neighbouring rounding (-2.660 to -2.644, not -2.7 to -2.6)."""
+    """Significant digits (2 to 6), at the interval's larger end, at which the rounding
+    step is at most a tenth of its width: its ends, and a difference inside it, print
+    where they are, not at a neighbouring rounding (-2.660 to -2.644, not -2.7 to -2.6)."""
     width = abs(high - low)
     big = max(abs(low), abs(high))
     if not (np.isfinite(width) and width > 0 and big > 0):
@@ -395,36 +428,66 @@ def ci_digits(low: float, high: float) -> int:
     return int(min(6, max(2, math.ceil(digits - 1e-9))))
 
 
+def ci_decimals(low: float, high: float) -> int | None:
+    """Decimal places for both ends of an interval (and a difference inside it): the
+    larger end's at ci_digits, so that both ends read at one precision across a power of
+    ten (-1.67 to -0.80); None where fixed-point would not read (tiny or huge numbers)."""
+    big = max(abs(low), abs(high))
+    if not (np.isfinite(big) and 1e-4 <= big < 1e6):
+        return None
+    return max(0, ci_digits(low, high) - 1 - math.floor(math.log10(big)))
+
+
+def fmt_at(v: float, low: float, high: float) -> str:
+    """v (an end of the interval low..high, or a number inside it) at the interval's
+    precision; a nonzero number that would print as 0.00 keeps 2 significant digits, so
+    that its sign (which side of zero an end lies) still reads."""
+    places = ci_decimals(low, high)
+    if places is None or not np.isfinite(v):
+        return fmt(v, ci_digits(low, high), zeros=True)
+    if v != 0 and round(v, places) == 0:
+        return fmt(v, 2, zeros=True)
+    return f"{v:.{places}f}"
+
+
 def level_text(level: float) -> str:
-    return f"{100 * level:.3g}%"
+    """A coverage in per cent, rounded down (98.75%, never 98.8%)."""
+    return f"{math.floor(10000 * level + 1e-6) / 100:g}%"
 
 
 def fmt_ci(low: float, high: float, level: float = LEVEL) -> str:
     """'95% CI low to high' at ci_digits."""
-    digits = ci_digits(low, high)
-    return (f"{level_text(level)} CI {fmt(low, digits, zeros=True)} to "
-            f"{fmt(high, digits, zeros=True)}")
+    return f"{level_text(level)} CI {fmt_at(low, low, high)} to {fmt_at(high, low, high)}"
 
 
 def fmt_interval(mean: float, ci95: float) -> str:
     """'mean ± half-width', the mean to the decimal place of the half-width's second
-    significant digit (12.7195 ± 0.0055, not 12.7 ± 0.0055), and to at least 3
-    significant digits."""
+    significant digit (12.7195 ± 0.0055, not 12.7 ± 0.0055; 0.00086 ± 0.00027)."""
     if not np.isfinite(ci95):
         return fmt(mean)
-    half = fmt(ci95, 2, zeros=True)
-    if ci95 <= 0 or not np.isfinite(mean) or mean == 0:
-        return f"{fmt(mean)} ± {half}"
+    return f"{fmt_like(mean, ci95)} ± {fmt(ci95, 2, zeros=True)}"
+
+
+def fmt_like(v: float, ci95: float) -> str:
+    """v to the decimal place of the half-width's second significant digit (a mean beside
+    its interval, or a number read beside such a mean); 3 significant digits where the
+    half-width is 0 or missing."""
+    if not (np.isfinite(ci95) and ci95 > 0 and np.isfinite(v)) or v == 0:
+        return fmt(v)
     place = math.floor(math.log10(ci95)) - 1  # the half-width's second digit
-    digits = max(3, math.floor(math.log10(abs(mean))) - place + 1)
-    return f"{fmt(mean, min(digits, 8), zeros=True)} ± {half}"
+    digits = max(1, math.floor(math.log10(abs(v))) - place + 1)
+    return fmt(v, min(digits, 8), zeros=True)
 
 
 def fmt_difference(c: Comparison) -> str:
     """'difference a - b, 95% CI low to high', the difference to the interval's digits."""
-    digits = ci_digits(c.low, c.high)
-    return (f"difference {fmt_diff(c.diff, c.mean_a, c.mean_b, digits=digits)}, "
-            f"{fmt_ci(c.low, c.high, c.level)}")
+    return f"difference {_diff_at(c)}, {fmt_ci(c.low, c.high, c.level)}"
+
+
+def _diff_at(c: Comparison) -> str:
+    """The difference at its interval's precision; a float32 residue prints as 0."""
+    zero = fmt_diff(c.diff, c.mean_a, c.mean_b)
+    return "0" if zero == "0" else fmt_at(c.diff, c.low, c.high)
 
 
 def comparison_text(c: Comparison, what: str, pairs: str = "paired runs") -> str:
@@ -444,7 +507,7 @@ def comparison_text(c: Comparison, what: str, pairs: str = "paired runs") -> str
                         f"two values): one result per side, without an interval.")
     digits = ci_digits(c.low, c.high)
     numbers = (f"{fmt(m1, max(3, digits), zeros=True)} vs {fmt(m2, max(3, digits), zeros=True)}"
-               f", difference {fmt_diff(c.diff, m1, m2, digits=digits)} "
+               f", difference {_diff_at(c)} "
                f"({fmt_ci(c.low, c.high, c.level)}, {c.n} {pairs})")
     if c.verdict == "tie":
         return sentence(f"{first} and {second} are indistinguishable on {what}: {numbers}.")

@@ -43,11 +43,15 @@ def check_findings(root: Path, report_html: str) -> int:
     for f in findings:
         if f["kind"] == "comparison":
             _check_comparison(root, f["study"], f["data"])
-            for c in f["data"].get("elsewhere", []):  # the same pair in other settings
-                _check_comparison(root, f["study"], c)
             tie = f["data"]["verdict"] == "tie"
             assert ("indistinguishable" in f["text"]) == tie, f["text"]
             checked += 1
+        elif f["kind"] == "family":  # one pair in several settings, a verdict each
+            for c in f["data"]["comparisons"]:
+                _check_comparison(root, f["study"], c)
+                checked += 1
+            ties = sum(c["verdict"] == "tie" for c in f["data"]["comparisons"])
+            assert f["text"].count("indistinguishable") == ties, f["text"]
         elif f["kind"] == "best":
             for c in f["data"]["comparisons"]:
                 _check_comparison(root, f["study"], c)

@@ -98,18 +98,28 @@ def test_a_choice_next_to_a_diverged_value_is_an_edge_and_survivors_are_no_choic
              for s in range(3)]
     cells = pd.DataFrame(rows)
     s = stats.select(cells, "lr", {}, "val_acc", maximize=True)
-    assert s.chosen == 1.0 and s.edge and s.limit == "next to 10, where runs diverged"
-    assert "1 (next to 10, where runs diverged)" in F.selection("lr", s, "Lr").text
-    assert F.edge_item("sgd", s) == "sgd (1, next to 10, where runs diverged)"
+    assert s.chosen == 1.0 and s.edge and s.limit == "next to 10, where 3 of 3 runs diverged"
+    assert "1 (next to 10, where 3 of 3 runs diverged)" in F.selection("lr", s, "Lr").text
+    assert F.edge_item("sgd", s) == "sgd (1, next to 10, where 3 of 3 runs diverged)"
     unstable = pd.concat([cells, pd.DataFrame(
         [{"lr": 3.0, "seed": 0, "val_acc": 0.9, "diverged": False},
          {"lr": 3.0, "seed": 1, "val_acc": 0.95, "diverged": False},
          {"lr": 3.0, "seed": 2, "val_acc": float("nan"), "diverged": True}])])
     s = stats.select(unstable, "lr", {}, "val_acc", maximize=True)
-    assert s.chosen == 1.0 and s.limit == "next to 3, where runs diverged"
+    assert s.chosen == 1.0 and s.limit == "next to 3, where 1 of 3 runs diverged"
     calm = cells[cells["lr"] < 10]
     s = stats.select(calm, "lr", {}, "val_acc", maximize=True)
     assert s.limit == "the grid's largest"
+    # the grid's end beside a neighbour where a seed diverged: both said, and the
+    # neighbour's survivors are not compared with it
+    low_end = pd.DataFrame(
+        [{"lr": 0.01, "seed": s, "val_acc": v, "diverged": False}
+         for s, v in enumerate((0.90, 0.91, 0.92))]
+        + [{"lr": 0.1, "seed": s, "val_acc": v, "diverged": d}
+           for s, (v, d) in enumerate(((0.5, False), (0.6, False), (float("nan"), True)))]
+        + [{"lr": 1.0, "seed": s, "val_acc": float("nan"), "diverged": True} for s in range(3)])
+    s = stats.select(low_end, "lr", {}, "val_acc", maximize=True)
+    assert s.limit == "the grid's smallest; next to 0.1, where 1 of 3 runs diverged"
 
 
 def test_an_edge_choice_level_with_its_neighbour_says_so():
@@ -120,8 +130,8 @@ def test_an_edge_choice_level_with_its_neighbour_says_so():
                           "diverged": False})
     s = stats.select(cells, "lambda", {}, "val_loss", maximize=False)
     assert s.chosen == 10.0 and s.edge
-    assert s.limit == "the grid's largest, though its validation loss is within the seeds' " \
-        "noise of 1's"
+    assert s.limit == ("the grid's largest; validation loss does not separate it from 1 "
+                       "(difference -0.003, 95% CI -0.075 to 0.068)")
 
 
 def test_zero_at_the_bottom_of_a_grid_is_a_bound_not_an_edge():
@@ -230,11 +240,13 @@ def test_a_best_chosen_on_validation_names_what_beats_it_on_test():
 
 
 def test_the_comparisons_of_a_best_hold_together():
-    """Four others, each a paired difference whose 95% interval just excludes zero: alone
-    each would be named, but at Bonferroni's 98.75% none is; the sentence says so."""
+    """Three others whose paired differences' 95% intervals just exclude zero, and one
+    level with the top: no best, so the sentence picks single claims out of four
+    comparisons, and at Bonferroni's 98.75% none of the three is named any more."""
     base = [0.80, 0.85, 0.78, 0.83, 0.81]
     diffs = [0.02, 0.04, 0.035, 0.005, 0.03]  # t = 3.7 on 4 df: 95% excludes zero
-    values = {"A": base} | {k: [b - d for b, d in zip(base, diffs)] for k in "BCDE"}
+    values = {"A": base} | {k: [b - d for b, d in zip(base, diffs)] for k in "BCD"}
+    values["E"] = [b + e for b, e in zip(base, (0.01, -0.01, 0.005, -0.005, 0.0))]
     cells = _cells(values)
     cells["val_acc"] = cells["config"].map({"A": 0.9, "B": 0.8, "C": 0.7, "D": 0.6, "E": 0.5})
     alone = stats.compare(cells, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
@@ -244,8 +256,52 @@ def test_the_comparisons_of_a_best_hold_together():
     assert b.level == pytest.approx(0.9875) and not b.clear
     assert all(c.verdict == "tie" and c.low < 0 for c in b.comparisons)
     text = F.best("x", b, "accuracy", "configs").text
-    assert "98.8% CI" in text and "hold together at 95% (Bonferroni)" in text
+    assert "98.75% CI" in text and "hold together at 95% (Bonferroni)" in text
     assert "favours" not in text
+    # beating every other one is one claim: each 95% interval excluding zero is enough
+    clear = stats.best_of(cells[cells["config"] != "E"], {k: {"config": k} for k in "ABCD"},
+                          "acc", choose_on="val_acc")
+    assert clear.clear and clear.level == 0.95
+    text = F.best("x", clear, "accuracy", "configs").text
+    assert "every difference's 95% interval excludes zero" in text and "Bonferroni" not in text
+
+
+def test_a_candidate_where_a_seed_diverged_is_no_best():
+    """A's mean is over its two survivors; B trained in every seed."""
+    cells = _cells({"A": [0.9, 0.95, float("nan")], "B": [0.8, 0.82, 0.81]})
+    cells.loc[(cells["config"] == "A") & (cells["seed"] == 2), "diverged"] = True
+    cells["val_acc"] = cells["acc"]
+    b = stats.best_of(cells, {k: {"config": k} for k in "AB"}, "acc", choose_on="val_acc")
+    assert b.top == "B"
+
+
+def test_an_interval_reads_at_one_precision_across_a_power_of_ten():
+    assert stats.fmt_ci(-1.673, -0.796) == "95% CI -1.67 to -0.80"
+    assert stats.fmt_ci(0.9990, 1.0001) == "95% CI 0.9990 to 1.0001"
+    # an end next to zero keeps its sign: not "-0.00 to 0.11"
+    assert stats.fmt_ci(-0.00071, 0.11) == "95% CI -0.00071 to 0.11"
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # the rounding step is at most a tenth of the width (rounding
+        low = rng.normal() * 10 ** rng.uniform(-3, 3)  # to half a step: a twentieth)
+        high = low + abs(low) * 10 ** rng.uniform(-3.5, 1)  # within 6 digits' reach
+        text = stats.fmt_ci(low, high).split("CI ")[1]
+        a, b = (float(v) for v in text.split(" to "))
+        assert abs(a - low) <= (high - low) / 20 + 1e-12
+        assert abs(b - high) <= (high - low) / 20 + 1e-12
+
+
+def test_a_family_of_settings_says_each_verdict_at_its_level():
+    cells = _cells({"A": [1.0, 1.1, 1.2], "B": [2.0, 2.1, 2.3]})
+    cells["width"] = 1
+    near = _cells({"A": [1.0, 1.1, 1.2], "B": [1.05, 1.0, 1.3]}).assign(width=2)
+    both = pd.concat([cells, near])
+    cs = [stats.compare(both, {"config": "A", "width": w}, {"config": "B", "width": w}, "acc",
+                        label_a="A", label_b="B", higher_is_better=False,
+                        level=stats.family_level(2)) for w in (1, 2)]
+    f = F.family("f", cs, "A against B", ["width 1", "width 2"], "error")
+    assert f.text.startswith("A against B (error, A minus B; each interval at 97.5%")
+    assert "width 1: A lower (difference -1.03" in f.text
+    assert "width 2: indistinguishable" in f.text
 
 
 def test_a_best_on_test_numbers_needs_a_choice_made_elsewhere():

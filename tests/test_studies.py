@@ -325,3 +325,47 @@ def test_the_default_run_backs_every_verdict():
     if not (root / "data" / "results").exists() or not (root / "reports" / "report.html").exists():
         pytest.skip("no default run here: `make repro` first")
     assert check_findings(root, (root / "reports" / "report.html").read_text()) > 20
+
+
+def test_the_no_feature_baseline_is_said_by_where_the_interval_lies():
+    """Weight decay's chosen fit beside predicting the training mean: the interval of its
+    test loss covers the baseline, lies below it, or above it, and each is said so."""
+    from pipeline.studies.regularization import _baseline
+
+    table = pd.DataFrame({"lambda": [0.0, 300.0], "test_loss_mean": [80.0, 0.0109],
+                          "test_loss_ci95": [5.0, 0.0003], "val_loss_mean": [70.0, 0.01248]})
+    base = pd.Series({"test_loss": 0.0107, "val_loss": 0.0124})
+    text = _baseline(base, table, 300.0).text
+    assert "covers that value: on test loss, the fit is indistinguishable" in text
+    assert "validation loss, 0.0124, lies below every lambda's mean (the least: 0.0125, " \
+        "at lambda 300)" in text
+    below = _baseline(pd.Series({"test_loss": 0.02, "val_loss": 0.02}), table, 300.0).text
+    assert "lies below it: the fit captures something" in below and "validation" not in below
+    above = _baseline(pd.Series({"test_loss": 0.005, "val_loss": 0.0124}), table, 300.0).text
+    assert "lies above it: the fit is further off than the baseline" in above
+
+
+def test_a_spiral_choice_read_back_from_its_table_keeps_its_edge():
+    """A table read back from CSV holds NaN where a choice has no edge."""
+    from pipeline.studies.spiral import _limit
+
+    rows = pd.DataFrame({"limit": ["the grid's largest", float("nan")]})
+    assert [_limit(r) for r in rows.itertuples()] == ["the grid's largest", ""]
+
+
+def test_a_dropout_pair_at_its_grid_end_says_which_rate_and_how_flat():
+    """p2 0.8 is its grid's largest; the pair one step inside (0.2/0.5) is level with it
+    on validation, so the paired difference is printed; p1 0.2 is inside its grid."""
+    from pipeline.studies.regularization import _pair_edges
+
+    def cells(at_08):
+        return pd.DataFrame([{"p1": 0.2, "p2": p2, "seed": s, "val_acc": v, "diverged": False}
+                             for p2, vs in ((0.5, (0.96, 0.97, 0.95)), (0.8, at_08))
+                             for s, v in enumerate(vs)])
+
+    grids = ([0.0, 0.2, 0.5], [0.0, 0.5, 0.8])
+    flat = _pair_edges(cells((0.965, 0.955, 0.964)), 0.2, 0.8, *grids)
+    assert flat == ["p2 0.8: the grid's largest; validation accuracy does not separate it "
+                    "from 0.2/0.5 (difference 0.001, 95% CI -0.036 to 0.038)"]
+    steep = _pair_edges(cells((0.99, 0.995, 0.985)), 0.2, 0.8, *grids)
+    assert steep == ["p2 0.8: the grid's largest"]

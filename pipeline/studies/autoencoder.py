@@ -134,16 +134,25 @@ class Autoencoder(Study):
                                   {"bottleneck": k, "activation": act_b, "tied": tie_b},
                                   "test_loss", label_a=label_a, label_b=label_b,
                                   higher_is_better=False)
-                f = F.comparison(f"{act_a}_{tie_a}_vs_{act_b}_{tie_b}", c,
-                                 f"test reconstruction error at {k} units")
+                pair = f"{act_a}_{tie_a}_vs_{act_b}_{tie_b}"
+                a.findings.append(F.comparison(pair, c,
+                                               f"test reconstruction error at {k} units"))
+                widths = [w for w in p.bottlenecks if w != k]
+                level = stats.family_level(len(widths))
                 others = [stats.compare(
                     cells, {"bottleneck": w, "activation": act_a, "tied": tie_a},
                     {"bottleneck": w, "activation": act_b, "tied": tie_b}, "test_loss",
-                    label_a=label_a, label_b=label_b, higher_is_better=False)
-                    for w in p.bottlenecks if w != k]
-                f.text += _elsewhere(others)
-                f.data["elsewhere"] = [c.to_dict() | {"table": "cells"} for c in others]
-                a.findings.append(f)
+                    label_a=label_a, label_b=label_b, higher_is_better=False, level=level)
+                    for w in widths]
+                # the same way round as the sentence above (its winner first)
+                others = [stats.flipped(o) if c.verdict == "b" else o for o in others if o.n]
+                if others:
+                    a.findings.append(F.family(
+                        f"{pair}_other_widths", others,
+                        f"{others[0].label_a} against {others[0].label_b} at the other "
+                        f"bottleneck widths", 
+                        [f"{int(o.a['bottleneck'])} units" for o in others],
+                        "test reconstruction error"))
         for r in t.itertuples():
             a.metric(f"test_loss/{r.model.replace(', ', '_')}/{int(r.bottleneck)}",
                      r.test_loss_mean, r.test_loss_std)
@@ -181,12 +190,3 @@ def _image_rows(panel: str, pixels: np.ndarray) -> pd.DataFrame:
 
 STUDY = Autoencoder
 
-
-def _elsewhere(comparisons: list[stats.Comparison]) -> str:
-    """The same comparison at the other bottleneck widths, one verdict each, so that a
-    verdict at one width is not read as holding at all of them."""
-    said = [f"{int(c.a['bottleneck'])} units: " + (f"{c.winner} lower" if c.winner else
-                                                    "no difference shown")
-            for c in comparisons if c.n]
-    return (" At the other widths (each its own 95% interval): " + "; ".join(said) + "."
-            if said else "")

@@ -112,7 +112,9 @@ class LinearRegression(Study):
                        f"training loss after {p.epochs} epochs at batch {batch}",
                        "learning rates")
             limit = stats.edge_limit(cand[b.top]["lr"], p.lrs)
-            f.text += F.edge_note([f"{b.top} ({limit})"] if limit else [], "learning rate")
+            if limit:
+                f.text += (f" The lowest mean is at an edge, where the optimum may lie past "
+                           f"it: {b.top} ({limit}).")
             a.findings.append(f)
         for r in t.itertuples():
             key = f"lr_{r.lr:g}_batch_{r.batch_size}"

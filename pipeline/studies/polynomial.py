@@ -129,7 +129,8 @@ class Polynomial(Study):
         low, high = min(self.p.degrees), max(self.p.degrees)
         gaps = "; ".join(
             f"degree {int(r.degree)}: {stats.fmt_interval(r.gap_mean, r.gap_ci95)} (train "
-            f"{stats.fmt(r.train_loss_mean)}, test {stats.fmt(r.test_loss_mean)})"
+            f"{stats.fmt_like(r.train_loss_mean, r.gap_ci95)}, test "
+            f"{stats.fmt_like(r.test_loss_mean, r.gap_ci95)})"
             for r in t[t["degree"].isin([low, sel.chosen, high])].itertuples())
         a.findings.append(F.estimate(
             "gap", f"Train-test gap (test minus train loss) after {self.p.epochs} epochs: "
@@ -219,9 +220,11 @@ class Polynomial(Study):
             below = t[t["n_params"] < n]
             if len(below):
                 low = below.loc[below["log10_test_loss_mean"].idxmin()]
+                ci = low["log10_test_loss_ci95"]
                 f.text += (f" Below the threshold the lowest mean is "
-                           f"{stats.fmt(low['log10_test_loss_mean'])}, at "
-                           f"{int(low['n_params'])} parameters.")
+                           f"{stats.fmt_interval(low['log10_test_loss_mean'], ci)}, at "
+                           f"{int(low['n_params'])} parameters; at {last} parameters it is "
+                           f"{stats.fmt_like(row['log10_test_loss_mean'], ci)}.")
             f.data["appeared"] = appeared
             a.findings.append(f)
             a.metric("double_descent/peak_test_loss", float(t[t["n_params"] == n]

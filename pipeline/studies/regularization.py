@@ -156,9 +156,13 @@ class Regularization(Study):
                               {"experiment": "weight_decay", "lambda": 0.0}, "test_loss",
                               label_a=f"lambda {sel.chosen:g}", label_b="no weight decay",
                               higher_is_better=False)
-            a.findings.append(F.comparison("lambda_vs_none", c, "test loss"))
+            f = F.comparison("lambda_vs_none", c, "test loss")
+            f.text += F.edge_note([F.edge_item("", sel)] if sel.edge else [], "Lambda")
+            a.findings.append(f)
         if "baseline" in out_tables:
-            a.findings.append(_baseline(out_tables["baseline"].iloc[0], row, sel.chosen))
+            f = _baseline(out_tables["baseline"].iloc[0], t, sel.chosen)
+            f.text += F.edge_note([F.edge_item("", sel)] if sel.edge else [], "Lambda")
+            a.findings.append(f)
         for lam, low, high in ((0.0, 11.5, 15.3), (3.0, 0.33, 0.42)):
             values = wd[wd["lambda"] == lam]["weight_norm"]
             if len(values):
@@ -216,9 +220,7 @@ class Regularization(Study):
         pairs = dr.assign(rates=dr["p1"].map("{:g}".format) + "/" + dr["p2"].map("{:g}".format))
         sel = stats.select(pairs, "rates", {}, "val_acc", maximize=True)
         p1, p2 = (float(v) for v in sel.chosen.split("/"))
-        sel.limit = "; ".join(f"{name} {v:g}: {limit}" for name, v, grid in (
-            ("p1", p1, self.p.dropout.p1), ("p2", p2, self.p.dropout.p2))
-            if (limit := stats.edge_limit(v, grid)))
+        sel.limit = "; ".join(_pair_edges(dr, p1, p2, self.p.dropout.p1, self.p.dropout.p2))
         sel.edge = bool(sel.limit)
         row = t[(t["p1"] == p1) & (t["p2"] == p2)].iloc[0]
         a.findings.append(F.selection(
@@ -235,7 +237,10 @@ class Regularization(Study):
                                   {"experiment": "dropout", "p1": 0.0, "p2": 0.0}, metric,
                                   label_a=f"dropout {p1:g}/{p2:g}", label_b="no dropout",
                                   higher_is_better=hib)
-                a.findings.append(F.comparison(f"dropout_{metric}", c, what))
+                f = F.comparison(f"dropout_{metric}", c, what)
+                f.text += F.edge_note([F.edge_item("", sel)] if sel.edge else [],
+                                      "Dropout rates p1/p2")
+                a.findings.append(f)
         a.figures.append(Figure("Dropout p1 (rows) x p2 (columns): mean over seeds", "heatmap",
                                 "table/dropout", x="p2", y=["test_acc", "gap"],
                                 extra={"row": "p1", "titles": ["test accuracy",
@@ -288,22 +293,50 @@ class Regularization(Study):
 STUDY = Regularization
 
 
-def _baseline(base: pd.Series, row, lam: float) -> F.Finding:
+def _pair_edges(dr: pd.DataFrame, p1: float, p2: float, grid1: list, grid2: list) -> list:
+    """Each rate of the chosen dropout pair at its grid's end, with the paired validation
+    comparison against the pair one step inside, where validation does not separate them
+    (as stats.select says it of a single knob)."""
+    said = []
+    for name, v, values in (("p1", p1, grid1), ("p2", p2, grid2)):
+        limit = stats.edge_limit(v, values)
+        if not limit:
+            continue
+        g = sorted(values)
+        at = g.index(v)
+        other = {"p1": p1, "p2": p2} | {name: g[at - 1] if at == len(g) - 1 else g[at + 1]}
+        if len(stats.where(dr, other)):
+            c = stats.compare(dr, {"p1": p1, "p2": p2}, other, "val_acc", label_a="",
+                              label_b="")
+            if c.n > 1 and c.verdict == "tie":
+                limit += (f"; validation accuracy does not separate it from "
+                          f"{other['p1']:g}/{other['p2']:g} ({stats.fmt_difference(c)})")
+        said.append(f"{name} {v:g}: {limit}")
+    return said
+
+
+def _baseline(base: pd.Series, t: pd.DataFrame, lam: float) -> F.Finding:
     """The chosen lambda's test loss beside the model that ignores every feature and
-    predicts the training targets' mean: a win over no weight decay can be a fit that
-    learns nothing."""
+    predicts the training targets' mean (a win over no weight decay can be a fit that
+    learns nothing), and the baseline's validation loss beside every lambda's."""
+    row = t[t["lambda"] == lam].iloc[0]
     low = row.test_loss_mean - row.test_loss_ci95
     high = row.test_loss_mean + row.test_loss_ci95
-    t = base["test_loss"]
-    if low <= t <= high:
-        verdict = "covers that value: this fit is indistinguishable from ignoring the features"
-    elif high < t:
-        verdict = "lies below it: this fit captures something the mean misses"
+    test, val = base["test_loss"], base["val_loss"]
+    if low <= test <= high:
+        verdict = ("covers that value: on test loss, the fit is indistinguishable from the "
+                   "baseline")
+    elif high < test:
+        verdict = "lies below it: the fit captures something the mean misses"
     else:
-        verdict = "lies above it: this fit is further off than ignoring the features"
-    return F.estimate(
-        "baseline", f"Predicting the training targets' mean, with no features, gives test "
-                    f"loss {stats.fmt(t)} (validation {stats.fmt(base['val_loss'])}). At "
-                    f"lambda {lam:g} the test loss is "
-                    f"{stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}; its "
-                    f"interval {verdict}.", test_loss=t, val_loss=base["val_loss"])
+        verdict = "lies above it: the fit is further off than the baseline"
+    text = (f"Predicting the training targets' mean, with no features, gives test loss "
+            f"{stats.fmt(test)}. At lambda {lam:g} the test loss is "
+            f"{stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}; its interval "
+            f"{verdict}.")
+    least = t.loc[t["val_loss_mean"].idxmin()]
+    if val < least.val_loss_mean:
+        text += (f" The baseline's validation loss, {stats.fmt(val)}, lies below every "
+                 f"lambda's mean (the least: {stats.fmt(least.val_loss_mean)}, at lambda "
+                 f"{least['lambda']:g}).")
+    return F.estimate("baseline", text, test_loss=test, val_loss=val)
