@@ -122,8 +122,8 @@ def edge_note(items: list[str], what: str) -> str:
 
 def edge_item(label: str, s: Selection) -> str:
     """'label (value, which edge)' for edge_note."""
-    return f"{label} ({_value(s.chosen)}, {s.limit})" if label else \
-        f"{_value(s.chosen)} ({s.limit})"
+    return f"{label} ({stats._value(s.chosen)}, {s.limit})" if label else \
+        f"{stats._value(s.chosen)} ({s.limit})"
 
 
 def selection(id: str, s: Selection, what: str, after: str = "") -> Finding:
@@ -138,7 +138,7 @@ def selection(id: str, s: Selection, what: str, after: str = "") -> Finding:
 
 def selections(id: str, chosen: dict[str, Selection], what: str) -> Finding:
     """Several choices of one kind (one per configuration), in one sentence."""
-    parts = [f"{label} {_value(s.chosen)}{_ties(s)}" for label, s in chosen.items()]
+    parts = [f"{label} {stats._value(s.chosen)}{_ties(s)}" for label, s in chosen.items()]
     on = stats.name(next(iter(chosen.values())).on)
     text = f"{what} chosen on {on}: " + "; ".join(parts) + "."
     text += edge_note([edge_item(label, s) for label, s in chosen.items() if s.edge], what)
@@ -149,12 +149,8 @@ def selections(id: str, chosen: dict[str, Selection], what: str) -> Finding:
 def _ties(s: Selection) -> str:
     if not s.ties:
         return ""
-    return (f" (tied with {', '.join(_value(v) for v in s.ties)} within float32 resolution; "
+    return (f" (tied with {', '.join(stats._value(v) for v in s.ties)} within float32 resolution; "
             f"the smallest is taken)")
-
-
-def _value(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def censored(id: str, c: Censored, what: str) -> Finding:

@@ -338,18 +338,32 @@ def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
                 k, n = failed[grid[i]]
                 reasons.append(f"next to {_value(_py(grid[i]))}, where {k} of {n} runs "
                                "diverged")
-        inner = grid[at - 1] if at == len(grid) - 1 else grid[at + 1]
+        inner = inner_neighbour(chosen, grid)
         if (end and inner not in failed and "seed" in mine
                 and not mine.duplicated([column, "seed"]).any()):
-            # at the grid's end: does validation still move between it and its neighbour?
-            c = compare(mine, {column: chosen}, {column: inner}, on, label_a="", label_b="",
-                        higher_is_better=maximize)
-            if c.n > 1 and c.verdict == "tie":
-                reasons.append(f"{name(on)} does not separate it from {_value(_py(inner))} "
-                               f"({fmt_difference(c)})")
-    limit = "; ".join(reasons)
+            reasons.append(not_separated(mine, {column: chosen}, {column: inner}, on,
+                                         maximize, _value(_py(inner))))
+    limit = "; ".join(r for r in reasons if r)
     return Selection(column, on, _py(chosen), float(means[chosen]), [_py(g) for g in grid],
                      bool(limit), [_py(v) for v in tied[1:]], limit)
+
+
+def inner_neighbour(value, grid: list):
+    """The value one step inside the grid from its end (value is the smallest or largest)."""
+    g = sorted(grid)
+    at = g.index(value)
+    return g[at - 1] if at == len(g) - 1 else g[at + 1]
+
+
+def not_separated(cells: pd.DataFrame, chosen: dict, inner: dict, on: str, maximize: bool,
+                  label: str) -> str:
+    """For a choice at its grid's end: where the paired comparison on `on` with the value
+    one step inside is a tie, that difference in words (validation does not yet show that
+    the metric still moves towards the edge); "" otherwise."""
+    c = compare(cells, chosen, inner, on, label_a="", label_b="", higher_is_better=maximize)
+    if c.n > 1 and c.verdict == "tie":
+        return f"{name(on)} does not separate it from {label} ({fmt_difference(c)})"
+    return ""
 
 
 def diverged_runs(cells: pd.DataFrame, column: str) -> dict:
@@ -410,10 +424,15 @@ def fmt(v: float | None, digits: int = 3, zeros: bool = False) -> str:
     return f"{v:#.{digits}g}".rstrip(".") if zeros and v != 0 else f"{v:.{digits}g}"
 
 
+def is_residue(d: float, *scale: float) -> bool:
+    """A difference of two numbers of this scale within float32's rounding residue."""
+    big = max((abs(v) for v in scale if np.isfinite(v)), default=0.0)
+    return bool(np.isfinite(d) and abs(d) <= RESIDUE * big)
+
+
 def fmt_diff(d: float, *scale: float, digits: int = 2) -> str:
     """A difference of two numbers of this scale: a float32 rounding residue prints as 0."""
-    big = max((abs(v) for v in scale if np.isfinite(v)), default=0.0)
-    return "0" if np.isfinite(d) and abs(d) <= RESIDUE * big else fmt(d, digits, zeros=True)
+    return "0" if is_residue(d, *scale) else fmt(d, digits, zeros=True)
 
 
 def ci_digits(low: float, high: float) -> int:
@@ -486,8 +505,7 @@ def fmt_difference(c: Comparison) -> str:
 
 def _diff_at(c: Comparison) -> str:
     """The difference at its interval's precision; a float32 residue prints as 0."""
-    zero = fmt_diff(c.diff, c.mean_a, c.mean_b)
-    return "0" if zero == "0" else fmt_at(c.diff, c.low, c.high)
+    return "0" if is_residue(c.diff, c.mean_a, c.mean_b) else fmt_at(c.diff, c.low, c.high)
 
 
 def comparison_text(c: Comparison, what: str, pairs: str = "paired runs") -> str:

@@ -302,15 +302,11 @@ def _pair_edges(dr: pd.DataFrame, p1: float, p2: float, grid1: list, grid2: list
         limit = stats.edge_limit(v, values)
         if not limit:
             continue
-        g = sorted(values)
-        at = g.index(v)
-        other = {"p1": p1, "p2": p2} | {name: g[at - 1] if at == len(g) - 1 else g[at + 1]}
+        other = {"p1": p1, "p2": p2} | {name: stats.inner_neighbour(v, values)}
         if len(stats.where(dr, other)):
-            c = stats.compare(dr, {"p1": p1, "p2": p2}, other, "val_acc", label_a="",
-                              label_b="")
-            if c.n > 1 and c.verdict == "tie":
-                limit += (f"; validation accuracy does not separate it from "
-                          f"{other['p1']:g}/{other['p2']:g} ({stats.fmt_difference(c)})")
+            flat = stats.not_separated(dr, {"p1": p1, "p2": p2}, other, "val_acc", True,
+                                       f"{other['p1']:g}/{other['p2']:g}")
+            limit += f"; {flat}" if flat else ""
         said.append(f"{name} {v:g}: {limit}")
     return said
 
