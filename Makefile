@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: repro test bench lint clean
+.PHONY: repro test bench lint screenshot clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine
 	$(BIN)/python -m benchmarks.cell_cache
 	$(BIN)/python -m benchmarks.stages
+
+# the report's first screen as a reader sees it (headless Chromium; apt-get install chromium)
+screenshot: reports/report.html
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,900 \
+	  --screenshot=$(CURDIR)/reports/first-screen.png file://$(CURDIR)/reports/report.html
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests benchmarks

@@ -57,8 +57,9 @@ def _stages(out: Path) -> list[tuple[str, list[str]]]:
     """Every stage of the default pipeline, in order, writing under out."""
     folders = ["--results", str(out / "results"), "--reports", str(out / "reports")]
     runs = ["--runs", str(out / "runs")]
-    stages = [(f"data@{n}", ["data", n, "--out", str(out / "data" / f"{n}.npz")])
-              for n in GENERATORS]
+    stages = [("check", ["check", "--out", str(out / "data" / "params.ok")])]
+    stages += [(f"data@{n}", ["data", n, "--out", str(out / "data" / f"{n}.npz")])
+               for n in GENERATORS]
     stages += [(n, ["study", n, "--data", str(out / "data"), *folders, *runs])
                for n in studies.names()]
     return stages + [("aggregate", ["aggregate", *folders]),

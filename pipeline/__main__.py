@@ -1,12 +1,16 @@
 """`python -m pipeline STAGE ...`: the one entry point dvc.yaml calls.
 
+    python -m pipeline check [--out data/params.ok]  # the whole params file, every section
     python -m pipeline data NAME --out data/NAME.npz
     python -m pipeline study NAME          # data/results/NAME, reports/{metrics,tables,plots}
     python -m pipeline aggregate           # reports/findings.json, the scorecard
     python -m pipeline report              # reports/report.html, report.pdf, figures/
 
 A params problem prints one line naming the key and value and exits 2, before any
-output is written. Each stage imports only what it needs: a data stage never loads torch.
+output is written. The `check` stage, which every other stage depends on in dvc.yaml,
+validates every section at once, so `dvc repro` stops on a bad value in any section
+before anything trains; its output is the same bytes for every valid file, so it re-runs
+nothing downstream. Each stage imports only what it needs: a data stage never loads torch.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline")
     parser.add_argument("--params", default="params.yaml", help="params file (params.yaml)")
     stages = parser.add_subparsers(dest="stage", required=True)
+
+    check = stages.add_parser("check", help="validate the whole params file, every section")
+    check.add_argument("--out", default=None,
+                       help="a file to write when the params are valid (dvc.yaml's stamp)")
 
     data = stages.add_parser("data", help="generate one dataset")
     data.add_argument("name", help="a section of data: in params.yaml")
@@ -48,6 +56,22 @@ def _parser() -> argparse.ArgumentParser:
                      help="'' for none (report.pdf: false in params.yaml does the same)")
     rep.add_argument("--figures", default="reports/figures", help="the figures as SVG files")
     return parser
+
+
+CHECKED = "ok\n"  # the stamp's bytes: the same for every valid params file
+
+
+def run_check(args) -> None:
+    config = load_config(Path(args.params))  # every section and the cross-section checks
+    if config.device == "cuda":  # an explicit device must exist (auto and cpu need no torch)
+        from pipeline.config import resolve_device
+
+        resolve_device(config.device)
+    if args.out:
+        from pipeline.io import write_text
+
+        write_text(Path(args.out), CHECKED)
+    print(f"{args.params}: ok")
 
 
 def run_data(args) -> None:
@@ -128,7 +152,7 @@ def run_report(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    stages = {"data": run_data, "study": run_study, "aggregate": run_aggregate,
+    stages = {"check": run_check, "data": run_data, "study": run_study, "aggregate": run_aggregate,
               "report": run_report}
     try:
         stages[args.stage](args)

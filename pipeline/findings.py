@@ -32,7 +32,7 @@ def comparison(id: str, c: Comparison, what: str, table: str = "cells",
     """table: the study's tidy result table the comparison was computed on; pairs: what
     its paired units are (training seeds unless it says otherwise)."""
     return Finding(id, "comparison", stats.comparison_text(c, what, pairs),
-                   c.to_dict() | {"table": table})
+                   c.to_dict() | {"table": table, "what": what})
 
 
 def family(id: str, comparisons: list[Comparison], what: str, settings: list[str],
@@ -50,7 +50,7 @@ def family(id: str, comparisons: list[Comparison], what: str, settings: list[str
             f"interval at {stats.level_text(first.level)}, so that the {len(comparisons)} "
             f"hold together at {stats.level_text(stats.LEVEL)}, Bonferroni): "
             + "; ".join(parts) + ".")
-    return Finding(id, "family", text, {"comparisons": [
+    return Finding(id, "family", text, {"what": metric, "comparisons": [
         c.to_dict() | {"table": table, "setting": s} for s, c in zip(settings, comparisons)]})
 
 
@@ -102,7 +102,7 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
                  f"{len(b.comparisons)} comparisons hold together at "
                  f"{stats.level_text(stats.LEVEL)} (Bonferroni).")
     return Finding(id, "best", stats.sentence(text),
-                   {"top": b.top, "clear": b.clear, "chosen_on": b.chosen_on,
+                   {"top": b.top, "clear": b.clear, "chosen_on": b.chosen_on, "what": what,
                     "comparisons": [c.to_dict() for c in b.comparisons]})
 
 

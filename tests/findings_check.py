@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import stats
+from pipeline.report import answers
 
 RANKING = re.compile(r"\b(better|worse|wins?|best|higher|lower)\b", re.I)
 
@@ -34,11 +35,17 @@ def _check_comparison(root: Path, study: str, data: dict) -> None:
 def check_findings(root: Path, report_html: str) -> int:
     """Returns the number of verdicts checked."""
     findings = json.loads((root / "reports" / "findings.json").read_text())
-    texts = {f["text"] for f in findings}
+    by_text = {f["text"]: f for f in findings}
     in_report = re.findall(r'<ul class="findings">(.*?)</ul>', report_html, re.S)
-    sentences = [html_lib.unescape(s.strip()) for block in in_report
-                 for s in re.findall(r"<li>(.*?)</li>", block, re.S)]
-    assert sentences and all(s in texts for s in sentences)
+    items = [s for block in in_report for s in re.findall(r"<li>(.*?)</li>", block, re.S)]
+    assert len(items) == len(findings)
+    for item in items:  # the short statement, its tags, the finding in full folded
+        full = re.search(r"<summary>in full</summary>(.*?)</details>", item, re.S)
+        head = re.split(r"\s*<(?:span class=\"tag\"|details)", item)[0]
+        statement = html_lib.unescape(head.strip())
+        text = html_lib.unescape(full.group(1).strip()) if full else statement
+        assert text in by_text, text
+        assert statement == answers.statement(by_text[text])
     checked = 0
     for f in findings:
         if f["kind"] == "comparison":

@@ -160,20 +160,33 @@ def _bad_params(path: Path, tmp_path: Path) -> tuple[Path, str]:
 
 
 def _stages(expect: str) -> list[list[str]]:
-    """The stages that read the bad key: its study's, or its dataset's; shared keys and
-    whole-file problems fail every stage (a data stage needs no device)."""
+    """The check, which every other stage depends on, and the stages that read the bad key:
+    its study's, or its dataset's; shared keys and whole-file problems fail every stage (a
+    data stage needs no device)."""
     head = expect.split(".")[0].split(":")[0]
     if head in studies.names():
-        return [["study", head]]
+        return [["check"], ["study", head]]
     if head == "data":
-        return [["data", expect.split(".")[1]]]
+        return [["check"], ["data", expect.split(".")[1]]]
     if head == "device":
-        return [["study", "spiral"]]
-    return [["data", "spiral"], ["study", "spiral"], ["aggregate"]]
+        return [["check"], ["study", "spiral"]]
+    return [["check"], ["data", "spiral"], ["study", "spiral"], ["aggregate"]]
 
 
 def test_corpus_is_large():
     assert len(CORPUS) >= 30
+
+
+def test_corpus_covers_every_section():
+    """Each shared key, each dataset and each study section of params.yaml has a bad file
+    in the corpus whose message names it."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    sections = {k for k in params if k != "data"} | {f"data.{k}" for k in params["data"]}
+    assert set(studies.names()) <= sections
+    named = [path.read_text().splitlines()[0].removeprefix("# expect: ") for path in CORPUS]
+    missing = {s for s in sections
+               if not any(n == s or n.startswith((f"{s}.", f"{s}:")) for n in named)}
+    assert not missing, f"no bad params file names {sorted(missing)}"
 
 
 @pytest.mark.parametrize("path", CORPUS + [ROOT / "tests" / "bad_params" / "missing.yaml"],
@@ -197,7 +210,8 @@ def test_bad_params_corpus(path, tmp_path, capsys):
         build(name, good, data / f"{name}.npz")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     for stage in _stages(expect) if path.exists() else [["data", "spiral"]]:
-        extra = {"data": ["--out", str(tmp_path / "new.npz")],
+        extra = {"check": ["--out", str(tmp_path / "params.ok")],
+                 "data": ["--out", str(tmp_path / "new.npz")],
                  "study": ["--data", str(data), "--results", str(tmp_path / "results"),
                            "--reports", str(tmp_path / "reports"),
                            "--runs", str(tmp_path / "runs")],

@@ -14,7 +14,7 @@ import yaml
 
 from pipeline import studies
 from pipeline.datasets import GENERATORS
-from tests.conftest import ROOT, dvc
+from tests.conftest import ROOT, TINY, dvc, project_copy
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
@@ -26,7 +26,8 @@ def _ran(stdout: str) -> set[str]:
 def test_repro_runs_every_stage_and_writes_outputs(tiny_repo):
     root, first, _ = tiny_repo
     data_stages = {f"data@{n}" for n in GENERATORS}
-    assert _ran(first.stdout) == data_stages | set(studies.names()) | {"aggregate", "report"}
+    assert _ran(first.stdout) == ({"check"} | data_stages | set(studies.names())
+                                  | {"aggregate", "report"})
     for name in GENERATORS:
         assert (root / "data" / f"{name}.npz").exists()
     for study in studies.names():
@@ -106,7 +107,40 @@ def test_changing_a_dataset_reruns_only_its_readers(tiny_repo):
     assert rerun.returncode == 0, rerun.stderr
     readers = {n for n in studies.names() if "wilson" in studies.load(n).datasets}
     assert readers == {"optimizers"}
-    assert _ran(rerun.stdout) == {"data@wilson", "aggregate", "report"} | readers
+    assert _ran(rerun.stdout) == {"check", "data@wilson", "aggregate", "report"} | readers
+
+
+def test_a_bad_value_in_the_last_section_stops_repro_before_anything_trains(tmp_path):
+    """A fresh copy with a bad value in the last study section of params.yaml: `dvc repro`
+    fails at the check, its first stage, naming the key; no dataset or study ran."""
+    params = yaml.safe_load(TINY.read_text())
+    last = [k for k in params if k in studies.names()][-1]
+    key = next(iter(params[last]))
+    params[last][key] = "sixty-four"
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(params, sort_keys=False))
+    root = project_copy(tmp_path / "project", bad)
+    run = dvc("repro", cwd=root)
+    assert run.returncode != 0
+    assert f"{last}.{key}" in run.stdout + run.stderr
+    assert _ran(run.stdout) == {"check"}
+    assert not (root / "data" / "results").exists()
+    assert not list((root / "data").glob("*.npz")) and not (root / "data" / "params.ok").exists()
+
+
+def test_changing_one_study_reruns_only_it_and_the_report(tiny_repo, tmp_path):
+    """The check re-runs on any params edit, but its stamp is unchanged: only the study
+    whose section changed and the report stages run after it (the report reads the whole
+    params file, to print it and its changes)."""
+    _, _, pristine = tiny_repo
+    root = tmp_path / "project"
+    shutil.copytree(pristine, root, symlinks=True)
+    _edit_params(root, lambda p: p["linear_regression"].update(epochs=2))
+    status = dvc("status", "--json", cwd=root)
+    assert set(json.loads(status.stdout)) == {"check", "linear_regression", "report"}
+    rerun = dvc("repro", cwd=root)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _ran(rerun.stdout) == {"check", "linear_regression", "aggregate", "report"}
 
 
 def test_bad_params_fail_the_stage_then_a_fix_restores_from_cache(tiny_repo):
@@ -257,3 +291,17 @@ def test_adding_a_study_is_one_module_one_params_section_one_stage(tiny_repo, tm
     assert (root / "reports" / "plots" / "toy" / "accuracy.csv").exists()
     findings = json.loads((root / "reports" / "findings.json").read_text())
     assert any(f["study"] == "toy" for f in findings)
+
+
+def test_rewording_the_report_reruns_only_the_report_stages(tiny_repo, tmp_path):
+    """The short statements are written at report time (pipeline/report/answers.py): a
+    rewording there leaves every study stage, and the check, up to date."""
+    _, _, pristine = tiny_repo
+    root = tmp_path / "project"
+    shutil.copytree(pristine, root, symlinks=True)
+    words = root / "pipeline" / "report" / "answers.py"
+    text = words.read_text()
+    assert "are indistinguishable on" in text
+    words.write_text(text.replace("are indistinguishable on", "cannot be told apart on"))
+    status = dvc("status", "--json", cwd=root)
+    assert set(json.loads(status.stdout)) == {"aggregate", "report"}

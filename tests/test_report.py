@@ -4,6 +4,7 @@ every comparative sentence backed by its interval."""
 from __future__ import annotations
 
 import hashlib
+import html as html_lib
 import json
 import re
 import shutil
@@ -14,8 +15,10 @@ import pandas as pd
 import pytest
 
 from pipeline import studies
+from pipeline.report import answers, figures
 from pipeline.report.aggregate import aggregate, load_analyses
 from pipeline.report.render import build_sections, render_html
+from tests.conftest import ROOT
 from tests.findings_check import check_findings
 
 
@@ -33,8 +36,9 @@ def test_every_study_has_section_figure_table_and_findings(built):
         body = match.group(1)
         assert "<svg" in body and re.search(r'<table[^>]*class="[^"]*results', body)
         assert "<li>" in body and "Setting." in body
-    # a single file that opens offline: nothing fetched, nothing run
-    assert not re.search(r'(src|href)="(https?:)?//', html) and "<script" not in html
+    # a single file that opens offline: nothing fetched; one inline script (table sorting)
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert html.count("<script") == 1 and "<script>" in html
 
 
 def test_the_scorecard_lists_every_published_reference(built):
@@ -76,7 +80,8 @@ def test_the_pdf_shows_every_figure(built):
     images = {hashlib.sha256(im.data).hexdigest(): im.image.width
               for p in PdfReader(root / "reports" / "report.pdf").pages for im in p.images}
     assert len(images) == len(list((root / "reports" / "figures").glob("*.svg")))
-    assert min(images.values()) > 500  # drawn at print resolution
+    assert min(images.values()) > 400  # drawn at print resolution, as shown:
+    assert figures.PNG_DPI / figures.PDF_SCALE >= 200
 
 
 def test_figures_are_files_with_stable_bytes(built, tmp_path):
@@ -93,9 +98,11 @@ def test_params_strings_are_escaped(built):
     scorecard = pd.read_csv(root / "reports" / "scorecard.csv")
     sections, _ = build_sections(root / "data" / "results", root / "reports", scorecard)
     sections[0].params["note"] = "<script>alert(1)</script>"
-    sections[0].findings.append("<b>bold</b>")
+    sections[0].findings.append({"statement": "<b>bold</b>", "tags": ["<i>"],
+                                 "text": "<b>bold</b> in full"})
     html = render_html(sections, scorecard, {"runs": {}, "versions": {}, "seeds": [0]})
     assert "<script>alert(1)</script>" not in html and "<b>bold</b>" not in html
+    assert "<i>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
@@ -199,3 +206,84 @@ def test_a_log_axis_draws_an_interval_reaching_zero_to_its_bottom_edge():
     assert band[:, 1].min() == pytest.approx(bottom)  # 0.1 - 0.3 < 0: to the edge
     assert band[:, 1].max() == pytest.approx(1.2) and top >= 1.2
     assert any("bottom edge of the log axis" in n for n in notes)
+
+
+def test_the_report_opens_with_each_study_answer_and_each_section_with_its_own(built):
+    root, html = built
+    summary = re.search(r'<section id="summary">(.*?)</section>', html, re.S).group(1)
+    analyses = load_analyses(root / "data" / "results")
+    for a in analyses:
+        got = answers.answer(a)
+        assert got["text"] and got["confidence"]
+        row = re.search(rf'<a href="#{a["study"]}">.*?</tr>', summary, re.S).group(0)
+        assert got["text"] in html_lib.unescape(row) and got["confidence"] in row
+        section = re.search(rf'<section class="study" id="{a["study"]}">(.*?)</section>',
+                            html, re.S).group(1)
+        paragraphs = re.findall(r"<p( class=\"\w+\")?><strong>(\w+)\.</strong>", section)
+        assert [p[1] for p in paragraphs[:3]] == ["Question", "Answer", "Setting"]
+    assert html.index('id="summary"') < html.index('id="scorecard"')
+
+
+def test_every_comparison_is_drawn_in_its_study_forest_plot(built):
+    root, _ = built
+    drawn = 0
+    for a in load_analyses(root / "data" / "results"):
+        pairs = [c for f in a["findings"] for _, c in answers.comparisons(f)
+                 if not c.identical]
+        rows = answers.forest_rows(a)
+        assert len(rows) == len(pairs)
+        svg = root / "reports" / "figures" / f"{a['study']}_comparisons.svg"
+        assert svg.exists() == bool(rows), a["study"]
+        if rows:
+            fig = figures.forest(rows)
+            assert sum(len(ax.get_yticks()) for ax in fig.axes) == len(rows)
+            figures.plt.close(fig)
+            drawn += 1
+    assert drawn >= 5
+
+
+def test_whole_grid_tables_are_folded_in_the_html_and_in_the_pdf_appendix(built):
+    from pypdf import PdfReader
+
+    root, html = built
+    opened = [m.start() for m in re.finditer(r'<table[^>]*class="[^"]*results', html)]
+    folds = [(m.start(), m.end()) for m in re.finditer(r"<details>.*?</details>", html, re.S)]
+    assert opened and all(any(a < t < b for a, b in folds) for t in opened)
+    text = [p.extract_text() for p in PdfReader(root / "reports" / "report.pdf").pages]
+    appendix = next(i for i, t in enumerate(text) if "Appendix: findings in full" in t)
+    captions = [c for a in load_analyses(root / "data" / "results") for c in
+                (t["caption"] for t in a["tables"] if t["show"])]
+    body, after = " ".join(text[:appendix]), " ".join(text[appendix:])
+    squash = lambda s: re.sub(r"\s+", "", s)  # noqa: E731 (PDF text breaks lines anywhere)
+    assert all(squash(c) in squash(after) for c in captions)
+    assert not any(squash(c) in squash(body) for c in captions)
+
+
+def test_no_statement_is_longer_than_300_characters(built):
+    root, _ = built
+    for path in (root / "reports" / "findings.json", ROOT / "reports" / "findings.json"):
+        for f in json.loads(path.read_text()):
+            assert len(answers.statement(f)) <= 300, (f["study"], f["id"])
+
+
+def test_cached_figures_are_the_bytes_of_a_fresh_drawing_and_follow_their_study(built,
+                                                                               tmp_path):
+    root, _ = built
+    scorecard = pd.read_csv(root / "reports" / "scorecard.csv")
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    shutil.copytree(root / "data" / "results", results)
+    shutil.copytree(root / "reports", reports)
+    cache = tmp_path / "figures"
+    _, fresh = build_sections(results, reports, scorecard, png=True, cache=cache)
+    entries = sorted(cache.iterdir())
+    assert len(entries) == 2 * len(fresh)  # an SVG and a PNG each
+    for entry in entries:  # a cached figure is what is served: poison every one
+        entry.write_bytes(entry.read_bytes().replace(b"</svg>", b"<!--cached--></svg>"))
+    _, again = build_sections(results, reports, scorecard, png=True, cache=cache)
+    assert all("<!--cached-->" in svg for svg in again.values())
+    table = next((reports / "tables" / "spiral").glob("*.csv"))
+    table.write_text(table.read_text() + "\n")  # one study's file changes: its figures only
+    _, third = build_sections(results, reports, scorecard, png=True, cache=cache)
+    redrawn = {name for name, svg in third.items() if "<!--cached-->" not in svg}
+    assert redrawn and all(name.startswith("spiral_") for name in redrawn)
+    assert all(third[name] == fresh[name] for name in redrawn)

@@ -1,5 +1,6 @@
 """The aggregate stage: every study's findings and published references, collected from
-the studies' analysis.json files into reports/findings.json and the reproduction
+the studies' analysis.json files into reports/findings.json (with each finding's short
+statement and tags, pipeline/report/answers.py) and the reproduction
 scorecard (reports/scorecard.csv and the DVC metric reports/metrics/scorecard.json).
 It names no study: a new study's results are collected as they are.
 """
@@ -10,6 +11,7 @@ import json
 from pathlib import Path
 
 from pipeline.io import write_csv, write_json
+from pipeline.report import answers
 
 
 def load_analyses(results: Path) -> list[dict]:
@@ -26,7 +28,9 @@ def aggregate(results: Path, reports: Path) -> tuple[int, int, int]:
     import pandas as pd
 
     analyses = load_analyses(results)
-    findings = [{"study": a["study"], **f} for a in analyses for f in a["findings"]]
+    # each finding's full sentence, and beside it the report's short statement and tags
+    findings = [{"study": a["study"], **f, "statement": answers.statement(f),
+                 "tags": answers.tags(f)} for a in analyses for f in a["findings"]]
     write_json(reports / "findings.json", findings)
     rows = scorecard_rows(analyses)
     columns = ["study", "id", "source", "claim", "measure", "published", "low", "high",

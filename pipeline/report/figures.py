@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import math
 import re
 from dataclasses import dataclass
 
@@ -25,7 +26,8 @@ sns.set_theme(style="whitegrid", context="paper")
 plt.rcParams["svg.hashsalt"] = "report"  # stable ids: the same numbers give the same SVG
 
 
-PNG_DPI = 200  # the PDF's figures
+PNG_DPI = 120  # the PDF's figures, drawn at this resolution
+PDF_SCALE = 0.54  # and shown at this fraction of their size: 222 dpi as printed
 
 
 @dataclass(frozen=True)
@@ -304,3 +306,85 @@ def images(spec: dict, frame: pd.DataFrame, load):
             if c == 0:
                 ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
     return fig
+
+
+VERDICT_COLOURS = {"differs": "#1f5fa8", "tie": "#9a9a9a"}
+
+
+def forest(rows: list[dict]):
+    """A forest plot of a study's paired comparisons (answers.forest_rows): each
+    difference with its interval, one panel per metric, the zero line, the verdict as
+    colour, the interval's level beside it where a family's level applies. A panel whose
+    differences span more than two orders of magnitude has a symmetric log axis."""
+    frame = pd.DataFrame(rows)
+    metrics = list(dict.fromkeys(frame["metric"]))
+    heights = [max(1, (frame["metric"] == m).sum()) for m in metrics]
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(7.2, 0.6 * len(metrics) +
+                                                        0.27 * sum(heights)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        part = frame[frame["metric"] == metric].reset_index(drop=True)
+        y = np.arange(len(part))[::-1]
+        several = part["finding"].nunique() > 1  # name each row's finding, rule between
+        labels = [f"{f}: {v}" if several else v for f, v in zip(part["finding"], part["label"])]
+        for k in range(1, len(part)):
+            if part["finding"][k] != part["finding"][k - 1]:
+                ax.axhline(y[k] + 0.5, color="#bbb", lw=0.6, ls=":")
+        for yi, r in zip(y, part.itertuples()):
+            colour = VERDICT_COLOURS[r.verdict]
+            ax.plot([r.low, r.high], [yi, yi], color=colour, lw=2, solid_capstyle="butt")
+            ax.plot([r.diff], [yi], "o", color=colour, ms=4)
+            if r.level > 0.9501:
+                ax.annotate(stats_level(r.level), (r.high, yi), xytext=(3, 0),
+                            textcoords="offset points", va="center", fontsize=6,
+                            color="#555")
+        ax.axvline(0, color="#333", lw=0.8)
+        ax.set_yticks(y)
+        ax.set_yticklabels([_short_label(v) for v in labels], fontsize=7)
+        ax.set_ylim(-0.7, len(part) - 0.3)
+        better = part["better"].iloc[0]
+        ax.set_title(f"{metric}: difference ({better} is better)", fontsize=8, loc="left")
+        ends = np.abs(np.r_[part["low"], part["high"], part["diff"]])
+        ends = ends[np.isfinite(ends) & (ends > 0)]
+        if len(ends) and ends.max() / ends.min() > 1000:
+            _symlog(ax, part, float(np.quantile(ends, 0.1)))
+        ax.tick_params(axis="x", labelsize=7)
+    handles = [plt.Line2D([], [], color=c, lw=2, marker="o", ms=4) for c in
+               VERDICT_COLOURS.values()]
+    fig.legend(handles, ["interval excludes 0", "indistinguishable"], loc="upper right",
+               fontsize=7, frameon=False, ncol=2,
+               bbox_to_anchor=(1.0, 1.0 + 0.25 / fig.get_figheight()))
+    fig.tight_layout()
+    return fig
+
+
+def _symlog(ax, part: pd.DataFrame, linthresh: float) -> None:
+    """A symmetric log axis for differences spanning many orders of magnitude: linear
+    within linthresh of zero, a tick at zero and at a few powers of ten either side."""
+    ax.set_xscale("symlog", linthresh=linthresh)
+    low = min(0.0, float(np.nanmin(part["low"])))
+    high = max(0.0, float(np.nanmax(part["high"])))
+    left, right = low * 2 if low < 0 else -linthresh, high * 2 if high > 0 else linthresh
+    first = math.floor(math.log10(linthresh))
+    ticks = [0.0]
+    for bound, sign in ((high, 1), (-low, -1)):
+        if bound <= linthresh:
+            continue
+        last = math.ceil(math.log10(bound))
+        step = max(1, -(-(last - first) // 3))  # at most about 3 labels a side
+        ticks += [sign * 10.0 ** k for k in range(last, first, -step)]
+    ticks = sorted(t for t in ticks if left <= t <= right)
+    ax.set_xticks(ticks)
+    ax.set_xlim(left, right)
+    ax.xaxis.set_minor_locator(ticker.NullLocator())
+    ax.set_xticklabels(["0" if t == 0 else ("\N{MINUS SIGN}" if t < 0 else "") + "10" +
+                        str(round(math.log10(abs(t)))).translate(SUPERSCRIPT)
+                        for t in ticks])
+
+
+def stats_level(level: float) -> str:
+    return f"{math.floor(10000 * level + 1e-6) / 100:g}%"
+
+
+def _short_label(label: str, limit: int = 60) -> str:
+    return label if len(label) <= limit else label[:limit - 1] + "…"

@@ -1,6 +1,6 @@
 """The report: every study's analysis.json, tables and figure specs -> jinja2 (autoescape
 on) -> report.html -> WeasyPrint -> report.pdf. It names no study. The HTML shows the
-figures as inline SVG; the PDF as 200-dpi PNG at the same size.
+figures as inline SVG; the PDF as PNG (figures.PNG_DPI), shown at figures.PDF_SCALE of its size.
 
 The figures are also written as SVG files (reports/figures/, the stage's DVC output,
 byte-identical for identical results); the HTML and PDF add the run's provenance (wall
@@ -22,7 +22,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from pipeline.io import atomic_dir, write_text
-from pipeline.report import figures
+from pipeline.report import answers, figures
 from pipeline.report.aggregate import load_analyses
 
 LIBRARIES = ("torch", "numpy", "pandas", "scipy", "seaborn", "scikit-learn", "dvc", "jinja2",
@@ -35,7 +35,9 @@ class Section:
     title: str
     question: str
     setting: str
-    findings: list[str] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)  # statement, tags, text
+    answer: dict = field(default_factory=dict)  # answers.answer
+    forest: figures.Drawn | None = None
     references: list[dict] = field(default_factory=list)
     figures: list[tuple[str, figures.Drawn]] = field(default_factory=list)  # (caption, drawn)
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
@@ -91,36 +93,108 @@ class Tables:
         return pd.read_csv(folder / f"{name}.csv")
 
 
-def _draw(job: tuple[dict, Tables, bool]) -> figures.Drawn:
+def _draw(job: tuple[dict, Tables | None, bool]) -> figures.Drawn:
     spec, load, png = job
+    if spec["kind"] == "forest":
+        return figures.render(figures.forest(spec["rows"]), png)
     return figures.draw(spec, load(spec["data"]), load, png)
 
 
+FIGURE_CODE = ("figures.py", "answers.py")  # the code a figure's bytes depend on
+
+
+def _study_digest(results: Path, reports: Path, study: str) -> str:
+    """Every file a study's figures may read: its results and summary tables."""
+    h = hashlib.sha256()
+    for folder in (results / study, reports / "tables" / study):
+        for path in sorted(folder.glob("*")):
+            if path.is_file():
+                h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _code_digest() -> str:
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in FIGURE_CODE:
+        h.update((here / name).read_bytes())
+    for lib in ("matplotlib", "seaborn", "pandas", "numpy"):
+        h.update(version(lib).encode())
+    return h.hexdigest()
+
+
+class FigureCache:
+    """Drawn figures by content key (the spec, every file of its study, the drawing code
+    and the libraries' versions), so that a re-run draws only the figures of the studies
+    that changed. The bytes are the ones a fresh drawing gives."""
+
+    def __init__(self, root: Path):
+        self.root, self.code = root, _code_digest()
+
+    def key(self, spec: dict, digest: str, png: bool) -> str:
+        text = json.dumps([spec, digest, png, self.code], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def get(self, key: str, png: bool) -> figures.Drawn | None:
+        svg, raster = self.root / f"{key}.svg", self.root / f"{key}.png"
+        if not svg.exists() or (png and not raster.exists()):
+            return None
+        return figures.Drawn(svg.read_text(), raster.read_bytes() if png else None)
+
+    def put(self, key: str, drawn: figures.Drawn) -> None:
+        from pipeline.io import atomic_path
+
+        write_text(self.root / f"{key}.svg", drawn.svg)
+        if drawn.png is not None:
+            with atomic_path(self.root / f"{key}.png", ".png") as tmp:
+                tmp.write_bytes(drawn.png)
+
+
 def build_sections(results: Path, reports: Path, scorecard: pd.DataFrame, workers: int = 1,
-                   png: bool = False) -> tuple[list[Section], dict[str, str]]:
+                   png: bool = False, cache: Path | None = None
+                   ) -> tuple[list[Section], dict[str, str]]:
     """One section per study with results; the figures as {file name: svg}, drawn in
     `workers` processes (each figure stands alone, so the bytes are the same); png: each
-    figure as PNG too, for the PDF."""
+    figure as PNG too, for the PDF; cache: a folder of drawn figures by content key."""
     analyses = load_analyses(results)
-    jobs, names = [], []
+    store = FigureCache(cache) if cache is not None else None
+    jobs, names, keys = [], [], []
     for a in analyses:
         load = Tables(results, reports, a["study"])
-        for k, spec in enumerate(a["figures"], 1):
-            jobs.append((spec, load, png))
-            names.append(f"{a['study']}_{k}.svg")
-    if workers > 1 and len(jobs) > 1:
+        digest = _study_digest(results, reports, a["study"]) if store else ""
+        rows = answers.forest_rows(a)
+        specs = ([(f"{a['study']}_comparisons.svg", {"kind": "forest", "rows": rows})]
+                 if rows else [])
+        specs += [(f"{a['study']}_{k}.svg", spec) for k, spec in enumerate(a["figures"], 1)]
+        for name, spec in specs:
+            jobs.append((spec, None if spec["kind"] == "forest" else load, png))
+            names.append(name)
+            keys.append(store.key(spec, digest, png) if store else None)
+    found = [store.get(k, png) if store else None for k in keys]
+    todo = [job for job, hit in zip(jobs, found) if hit is None]
+    if workers > 1 and len(todo) > 1:
         import multiprocessing as mp
 
         with mp.get_context("fork").Pool(workers) as pool:
-            drawn = pool.map(_draw, jobs, chunksize=1)
+            fresh = iter(pool.map(_draw, todo, chunksize=1))
     else:
-        drawn = [_draw(job) for job in jobs]
+        fresh = iter([_draw(job) for job in todo])
+    drawn = []
+    for key, hit in zip(keys, found):
+        if hit is None:
+            hit = next(fresh)
+            if store:
+                store.put(key, hit)
+        drawn.append(hit)
     by_name = dict(zip(names, drawn))
     sections = []
     for a in analyses:
         study, load = a["study"], Tables(results, reports, a["study"])
         s = Section(study, a["title"], a["question"], a["setting"],
-                    findings=[f["text"] for f in a["findings"]],
+                    findings=[{"statement": answers.statement(f), "tags": answers.tags(f),
+                               "text": f["text"]} for f in a["findings"]],
+                    answer=answers.answer(a),
+                    forest=by_name.get(f"{study}_comparisons.svg"),
                     references=scorecard[scorecard["study"] == study].to_dict("records"),
                     params=_flat(a["params"]))
         s.figures = [(spec["caption"], by_name[f"{study}_{k}.svg"])
@@ -165,7 +239,7 @@ def render_html(sections: list[Section], scorecard: pd.DataFrame, prov: dict,
     env.filters["b64"] = lambda data: base64.b64encode(data).decode("ascii")
     return env.get_template("report.html.j2").render(
         sections=sections, scorecard=scorecard.to_dict("records"), prov=prov,
-        comparison=comparison, raster=raster)
+        comparison=comparison, raster=raster, tags=answers.TAGS, scale=figures.PDF_SCALE)
 
 
 def write_pdf(html: str, path: Path) -> None:
@@ -182,8 +256,9 @@ def build_report(results: Path, reports: Path, runs: Path, html: Path, pdf: Path
     from pipeline.report.compare import compare
 
     scorecard = pd.read_csv(reports / "scorecard.csv")
+    cache = Path(config.cell_cache) / "figures" if config.cell_cache else None
     sections, svgs = build_sections(results, reports, scorecard, workers=config.workers,
-                                    png=pdf is not None)
+                                    png=pdf is not None, cache=cache)
     spread = {f"{a['study']}.{k}": v for a in load_analyses(results)
               for k, v in a["spread"].items() if v is not None}
     comparison = compare(config.report.baseline, params_path, reports / "metrics", spread)

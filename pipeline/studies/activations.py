@@ -51,6 +51,7 @@ class Params(Section):
 class Activations(Study):
     name = "activations"
     order = 7
+    answer = ("vanishing", "init_relu")  # the findings the summary gives
     title = "Activations, initialisation and gradient flow"
     question = ("How do the activation and the initialisation move the gradient through "
                 "depth: where does it vanish, what restores it, and what never breaks "

@@ -41,6 +41,7 @@ class Params(Section):
 class Autoencoder(Study):
     name = "autoencoder"
     order = 9
+    answer = ("pca", "relu_False_vs_none_False")  # the findings the summary gives
     title = "Autoencoders: bottleneck width, and the linear autoencoder vs PCA"
     question = ("How does reconstruction improve with the bottleneck, what does a "
                 "non-linearity or tying the weights change, and does the linear "

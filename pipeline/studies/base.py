@@ -40,6 +40,9 @@ class StudyOutput:
 
 class Study:
     order: ClassVar[int] = 100  # its place in the report
+    # the ids of the findings that answer its question (the report's summary; none: the
+    # first comparison)
+    answer: ClassVar[tuple[str, ...]] = ()
     name: ClassVar[str]
     title: ClassVar[str]
     question: ClassVar[str]
@@ -161,6 +164,7 @@ def write_study(study: Study, out: StudyOutput, analysis: Analysis, paths: Paths
     longer makes does not linger."""
     meta = {
         "study": study.name, "order": study.order, "title": study.title, "question": study.question,
+        "answer": list(study.answer),
         "setting": study.setting(), "params": study.p.model_dump(mode="json"),
         "seeds": study.seeds,
         "tables": [{"name": k, "caption": c, "show": k not in analysis.hidden}

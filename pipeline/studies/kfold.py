@@ -66,6 +66,7 @@ def fold_indices(n: int, k: int, seed: int, y: np.ndarray | None = None
 class KFoldStudy(Study):
     name = "kfold"
     order = 6
+    answer = ("degree", "lambda_vs_test")  # the findings the summary gives
     title = "K-fold cross-validation for model selection"
     question = ("Does the config chosen by K-fold cross-validation also do well on the "
                 "held-out test set, and how close is the CV estimate to the test loss?")

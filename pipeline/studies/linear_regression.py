@@ -36,6 +36,7 @@ class Params(Section):
 class LinearRegression(Study):
     name = "linear_regression"
     order = 0
+    answer = ("d2l",)  # the findings the summary gives
     title = "Linear regression from scratch"
     question = ("Does minibatch SGD recover the true weights and bias, and how close does "
                 "its training loss come down to the noise level?")

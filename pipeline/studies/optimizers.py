@@ -70,6 +70,7 @@ class Params(Section):
 class Optimizers(Study):
     name = "optimizers"
     order = 4
+    answer = ("spiral_best", "images_best")  # the findings the summary gives
     title = "Optimizers: SGD, momentum, Nesterov, Adam"
     question = ("Which optimizer trains the same model best at its own chosen learning rate, "
                 "how fast, and does the fastest one generalise?")

@@ -55,6 +55,7 @@ class Params(Section):
 class Polynomial(Study):
     name = "polynomial"
     order = 2
+    answer = ("degree", "degree_19")  # the findings the summary gives
     title = "Polynomial degree vs fit"
     question = ("How does the polynomial degree move a model between under- and "
                 "over-fitting, and what happens past the interpolation threshold?")

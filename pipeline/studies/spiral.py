@@ -65,6 +65,7 @@ COURSE = {"none": "sgd", "relu": "adam"}  # the notebook's pairs
 class Spiral(Study):
     name = "spiral"
     order = 1
+    answer = ("fair_linear_adam", "fair_best_adam")  # the findings the summary gives
     title = "Spiral: linear vs non-linear"
     question = "Can a linear model separate spiral classes, and which non-linearity helps?"
     Params = Params

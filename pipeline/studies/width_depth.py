@@ -44,6 +44,7 @@ class Params(Section):
 class WidthDepth(Study):
     name = "width_depth"
     order = 5
+    answer = ("images_1000", "spiral_1000")  # the findings the summary gives
     title = "Width vs depth"
     question = ("At a matched parameter budget, is a deeper, narrower MLP better than a "
                 "shallower, wider one?")

@@ -1,0 +1,182 @@
+"""Short statements, composed at report time from the findings' data: each study's answer
+(a sentence or two with how sure it is), one short statement and its caveat tags per
+finding, and every paired comparison as a row of the study's forest plot.
+
+A study names the findings that answer its question (`Study.answer`, in analysis.json);
+the words here say no more than their verdicts, and the finding's full sentence stays
+beside them (folded in the HTML, in the PDF's appendix). Nothing here names a study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from pipeline import stats
+from pipeline.stats import Comparison
+
+FIELDS = {f.name for f in dataclasses.fields(Comparison)}
+SHORT = 200  # characters: a statement longer than this is cut at a clause
+
+# the caveat tags, explained once in the report's legend
+TAGS = {
+    "edge": "a choice it rests on lies at the end of its grid or next to a value where "
+            "runs diverged: the optimum may lie past it",
+    "family": "one of several claims made together: each interval is at the family's "
+              "(Bonferroni) level, so that all hold together at 95%",
+    "unreplicated": "every seed gave the same value: one result per side, no interval",
+    "diverged": "some runs diverged; they are counted, never averaged",
+}
+
+
+def comparison(d: dict) -> Comparison:
+    return Comparison(**{k: v for k, v in d.items() if k in FIELDS})
+
+
+def comparisons(finding: dict) -> list[tuple[str, Comparison]]:
+    """Every paired comparison a finding holds, each with the setting it was made in."""
+    kind, data = finding["kind"], finding.get("data", {})
+    if kind == "comparison" and "diff" in data:
+        return [("", comparison(data))]
+    if kind in ("best", "family"):
+        return [(d.get("setting", ""), comparison(d)) for d in data.get("comparisons", [])]
+    return []
+
+
+def tags(finding: dict) -> list[str]:
+    """The caveats that qualify a finding, as short tags (TAGS)."""
+    out = []
+    text = finding["text"]
+    if "at an edge" in text:
+        out.append("edge")
+    levels = {c.level for _, c in comparisons(finding)}
+    if any(level > stats.LEVEL + 1e-9 for level in levels):
+        out.append("family")
+    if any(c.identical for _, c in comparisons(finding)):
+        out.append("unreplicated")
+    if re.search(r"\bdiverged\b", text) and finding["kind"] != "estimate":
+        out.append("diverged")
+    return out
+
+
+def _cut(text: str, limit: int = SHORT) -> str:
+    """The text up to its first sentence end, else its first clause, within limit."""
+    first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text.strip(), maxsplit=1)[0]
+    if len(first) <= limit:
+        return first
+    room = first[:limit - 2]
+    for sep in ("; ", ": ", ", "):
+        head = room.rsplit(sep, 1)[0]
+        if sep in room and len(head) > limit // 3:
+            return head + " …"
+    return room.rsplit(" ", 1)[0] + " …"
+
+
+def _what(data: dict, c: Comparison) -> str:
+    """What was compared, in the study's words where it gave them."""
+    return data.get("what") or stats.name(c.metric)
+
+
+def _versus(c: Comparison, what: str) -> str:
+    """'A gives higher metric than B (difference d, 95% CI ...)' or 'A and B are
+    indistinguishable on metric (...)'."""
+    if c.verdict == "b":
+        c = stats.flipped(c)
+    if c.identical:
+        return (f"{c.label_a} {stats.fmt(c.mean_a)} vs {c.label_b} {stats.fmt(c.mean_b)} "
+                f"on {what}, in every seed")
+    if c.verdict == "tie":
+        return (f"{c.label_a} and {c.label_b} are indistinguishable on {what} "
+                f"({stats.fmt_difference(c)})")
+    word = "higher" if c.higher_is_better else "lower"
+    return f"{c.label_a} gives {word} {what} than {c.label_b} ({stats.fmt_difference(c)})"
+
+
+def statement(finding: dict) -> str:
+    """One short sentence that says no more than the finding's verdict."""
+    kind, data = finding["kind"], finding.get("data", {})
+    pairs = comparisons(finding)
+    if kind == "comparison" and pairs:
+        return _cut(stats.sentence(_versus(pairs[0][1], _what(data, pairs[0][1]))) + ".")
+    if kind == "best" and pairs:
+        cs = [c for _, c in pairs]
+        what = _what(data, cs[0])
+        if data.get("clear"):
+            closest = min(cs, key=lambda c: abs(c.diff))
+            return stats.sentence(
+                f"{data['top']} gives the best {what}, ahead of every other; the closest, "
+                f"{closest.label_b}: {stats.fmt_difference(closest)}.")
+        ties = [c.label_b for c in cs if c.verdict == "tie"]
+        ahead = [c.label_b for c in cs if c.verdict == "b"]
+        text = f"No single best on {what}: {data['top']} leads"
+        if ties:
+            text += f", indistinguishable from {_listed(ties)}"
+        if ahead:
+            text += f"; {_listed(ahead)} {'do' if len(ahead) > 1 else 'does'} better"
+        return _cut(stats.sentence(text) + ".")
+    if kind == "family" and pairs:
+        c0 = pairs[0][1]
+        wins = {}
+        for setting, c in pairs:
+            wins.setdefault(c.winner or "indistinguishable", []).append(setting)
+        word = "higher" if c0.higher_is_better else "lower"
+        parts = [f"{who if who == 'indistinguishable' else f'{who} {word}'} at {_listed(where)}"
+                 for who, where in wins.items()]
+        return _cut(stats.sentence(f"{c0.label_a} vs {c0.label_b} on {_what(data, c0)}: "
+                                   + "; ".join(parts)) + ".")
+    return _cut(finding["text"])
+
+
+def _listed(items: list[str]) -> str:
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def confidence(findings: list[dict]) -> str:
+    """How sure the answer is, from its comparisons' verdicts: 'clear' (every interval
+    excludes zero), 'no difference shown' (none does), 'partial', or 'descriptive' (an
+    estimate, no comparison)."""
+    verdicts = []
+    for f in findings:
+        if f["kind"] == "best" and f["data"].get("comparisons"):
+            verdicts.append("a" if f["data"].get("clear") else "partial")
+        else:
+            verdicts += [c.verdict for _, c in comparisons(f)]
+    if not verdicts:
+        return "descriptive"
+    decided = [v in ("a", "b") for v in verdicts]
+    return "clear" if all(decided) else "no difference shown" if not any(
+        v != "tie" for v in verdicts) else "partial"
+
+
+def answer(analysis: dict) -> dict:
+    """The study's answer: the statements of the findings it names (else its first
+    comparison), how sure, and the tags of those findings."""
+    by_id = {f["id"]: f for f in analysis["findings"]}
+    ids = [i for i in analysis.get("answer", []) if i in by_id]
+    if not ids:
+        ids = [f["id"] for f in analysis["findings"] if comparisons(f)][:1] or \
+              [f["id"] for f in analysis["findings"]][:1]
+    chosen = [by_id[i] for i in ids]
+    found_tags = list(dict.fromkeys(t for f in chosen for t in tags(f)))
+    return {"text": " ".join(statement(f) for f in chosen),
+            "confidence": confidence(chosen), "tags": found_tags, "ids": ids}
+
+
+def forest_rows(analysis: dict) -> list[dict]:
+    """Every paired comparison of a study, one row each, the winner's side positive:
+    the label, the metric, the difference and its interval, the level and the verdict."""
+    rows = []
+    for f in analysis["findings"]:
+        for setting, c in comparisons(f):
+            if c.identical:
+                continue  # no interval to draw
+            if c.verdict == "b" or (c.verdict == "tie" and c.diff < 0):
+                c = stats.flipped(c)
+            sign = 1 if c.higher_is_better else -1  # plotted so that right is better
+            label = f"{c.label_a} − {c.label_b}" + (f" ({setting})" if setting else "")
+            rows.append({"finding": f["id"], "label": label, "metric": stats.name(c.metric),
+                         "diff": c.diff, "low": c.low, "high": c.high, "level": c.level,
+                         "verdict": "tie" if c.verdict == "tie" else "differs",
+                         "better": "higher" if sign > 0 else "lower"})
+    return rows

@@ -1,0 +1,107 @@
+"""The report's short statements, answers and forest rows, composed from findings' data:
+each says no more than its verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.report import answers
+
+
+def _c(verdict: str, diff: float, low: float, high: float, level: float = 0.95,
+       higher: bool = True, a: str = "adam", b: str = "sgd", **extra) -> dict:
+    return {"metric": "test_acc", "a": {"opt": a}, "b": {"opt": b}, "label_a": a,
+            "label_b": b, "higher_is_better": higher, "n": 5, "mean_a": 0.9 + diff,
+            "mean_b": 0.9, "diff": diff, "low": low, "high": high, "verdict": verdict,
+            "pair_on": ["seed"], "identical": False, "level": level, **extra}
+
+
+def _comparison(id: str, c: dict, text: str = "A sentence.") -> dict:
+    return {"id": id, "kind": "comparison", "text": text, "data": c}
+
+
+def _best(id: str, top: str, cs: list[dict], text: str = "A sentence.") -> dict:
+    clear = all(c["verdict"] == "a" for c in cs)
+    return {"id": id, "kind": "best", "text": text,
+            "data": {"top": top, "clear": clear, "comparisons": cs, "what": "test accuracy"}}
+
+
+def test_a_tie_is_indistinguishable_and_a_win_names_the_winner_first():
+    tie = answers.statement(_comparison("t", _c("tie", 0.002, -0.004, 0.008)))
+    assert "indistinguishable" in tie and "95% CI -0.0040 to 0.0080" in tie
+    assert "higher" not in tie and "best" not in tie
+    won = answers.statement(_comparison("w", _c("b", -0.03, -0.05, -0.01)))
+    assert won.startswith("Sgd gives higher test accuracy than adam")
+    assert "difference 0.03" in won and "indistinguishable" not in won
+    lower = answers.statement(_comparison("l", _c("a", -0.03, -0.05, -0.01, higher=False)))
+    assert "gives lower" in lower
+
+
+def test_a_best_is_claimed_only_when_it_beats_every_other():
+    clear = _best("b", "adam", [_c("a", 0.03, 0.01, 0.05), _c("a", 0.05, 0.02, 0.08,
+                                                                b="momentum")])
+    assert answers.statement(clear).startswith("Adam gives the best test accuracy")
+    partial = _best("b", "adam", [_c("a", 0.03, 0.01, 0.05, level=0.975),
+                                  _c("tie", 0.01, -0.01, 0.03, level=0.975, b="momentum")])
+    text = answers.statement(partial)
+    assert text.startswith("No single best") and "momentum" in text and "best test" not in text
+    assert answers.confidence([clear]) == "clear"
+    assert answers.confidence([partial]) == "partial"
+    assert answers.tags(partial) == ["family"] and answers.tags(clear) == []
+
+
+def test_confidence_follows_the_verdicts():
+    win = _comparison("w", _c("a", 0.03, 0.01, 0.05))
+    tie = _comparison("t", _c("tie", 0.002, -0.004, 0.008))
+    estimate = {"id": "e", "kind": "estimate", "text": "A number.", "data": {}}
+    assert answers.confidence([win]) == "clear"
+    assert answers.confidence([tie]) == "no difference shown"
+    assert answers.confidence([win, tie]) == "partial"
+    assert answers.confidence([estimate]) == "descriptive"
+    assert answers.confidence([estimate, tie]) == "no difference shown"
+
+
+def test_caveats_become_tags():
+    edge = _comparison("e", _c("a", 0.03, 0.01, 0.05),
+                       "X wins. Learning rates chosen at an edge, where the optimum may lie "
+                       "past it: adam (0.3, the grid's largest).")
+    assert answers.tags(edge) == ["edge"]
+    same = _comparison("s", _c("a", 0.03, 0.03, 0.03) | {"identical": True})
+    assert answers.tags(same) == ["unreplicated"]
+    assert set(answers.TAGS) >= {"edge", "family", "unreplicated", "diverged"}
+
+
+def test_a_long_sentence_is_cut_at_a_clause():
+    long = {"id": "e", "kind": "estimate", "data": {},
+            "text": "A first clause with numbers 1.23 ± 0.04; " + "more words " * 40 + "."}
+    short = answers.statement(long)
+    assert len(short) <= answers.SHORT and short.startswith("A first clause")
+    two = {"id": "e", "kind": "estimate", "data": {}, "text": "One. Two."}
+    assert answers.statement(two) == "One."
+
+
+def test_the_answer_takes_the_named_findings_else_the_first_comparison():
+    estimate = {"id": "e", "kind": "estimate", "text": "A number.", "data": {}}
+    win = _comparison("w", _c("a", 0.03, 0.01, 0.05))
+    tie = _comparison("t", _c("tie", 0.002, -0.004, 0.008))
+    analysis = {"findings": [estimate, win, tie], "answer": ["t"]}
+    got = answers.answer(analysis)
+    assert got["ids"] == ["t"] and got["confidence"] == "no difference shown"
+    assert got["text"] == answers.statement(tie)
+    assert answers.answer({"findings": [estimate, win, tie]})["ids"] == ["w"]
+    assert answers.answer({"findings": [estimate, win], "answer": ["gone"]})["ids"] == ["w"]
+
+
+def test_every_comparison_is_a_forest_row_with_the_winner_first():
+    family = {"id": "f", "kind": "family", "text": "A family.", "data": {"comparisons": [
+        _c("a", 0.03, 0.01, 0.05, level=0.975) | {"setting": "8 units"},
+        _c("b", -0.03, -0.05, -0.01, level=0.975) | {"setting": "16 units"}]}}
+    best = _best("b", "adam", [_c("a", 0.03, 0.01, 0.05), _c("tie", 0.01, -0.01, 0.03)])
+    same = _comparison("s", _c("a", 0.03, 0.03, 0.03) | {"identical": True})
+    rows = answers.forest_rows({"findings": [family, best, same]})
+    assert len(rows) == 4  # the unreplicated one has no interval to draw
+    first, second = rows[0], rows[1]
+    assert first["label"] == "adam − sgd (8 units)" and first["diff"] == pytest.approx(0.03)
+    assert second["label"] == "sgd − adam (16 units)" and second["diff"] == pytest.approx(0.03)
+    assert second["low"] == pytest.approx(0.01) and second["level"] == 0.975
+    assert [r["verdict"] for r in rows] == ["differs", "differs", "differs", "tie"]
