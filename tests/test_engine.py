@@ -4,14 +4,17 @@ do not depend on its group, its position there, the workers or the cache."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import fields
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from pipeline.engine import Arch, EngineOptions, Job, ModelRng, TrainData, TrainSpec, train
+from pipeline.engine.loop import Group
 from pipeline.engine.models import NN_ACTIVATIONS, init_params
 
 
@@ -481,3 +484,66 @@ def test_blas_runs_in_its_reproducible_mode():
     train([Job(TrainSpec(Arch((5, 3)), epochs=1), 0, 0.1)], _classification_data())
     get = blas._mkl()[0]
     assert get(blas.CBWR_ALL) & blas.CBWR_STRICT
+
+
+class _Scalars(TorchDispatchMode):
+    """Under FakeTensorMode: a number read out of a tensor (a bool() or .item() check)
+    is a constant, so that the loop runs on to its next tensor op."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default:
+            t = args[0]
+            return True if t.dtype == torch.bool else 1.0 if t.is_floating_point() else 1
+        return func(*args, **(kwargs or {}))
+
+
+DEVICE_KINDS = {
+    # spec, extra job knobs, data: every kind of tensor a group makes
+    "cross_entropy_adam_full_batch_dropout": (
+        TrainSpec(Arch((5, 16, 3), "relu"), "adam", epochs=1), {"dropout": (0.5,)},
+        _classification_data),
+    "cross_entropy_sgd_minibatch_grad_norms": (
+        TrainSpec(Arch((5, 8, 8, 3), "tanh"), "sgd", epochs=1, batch_size=16, grad_norms=True),
+        {"dropout": (0.2, 0.0), "weight_decay": 1e-3}, _classification_data),
+    "mse_momentum_l2_fold_masked_inputs": (
+        TrainSpec(Arch((5, 1), "none"), "nesterov", loss="half_mse", epochs=1,
+                  batch_size=8), {"momentum": 0.9, "l2_penalty": 0.1, "active_inputs": 3,
+                                  "rows": tuple(range(0, 40, 2))}, _regression_data),
+    "mse_adamw_tied_autoencoder": (
+        TrainSpec(Arch((5, 2, 5), "none", tied=True), "adamw", loss="mse", epochs=1),
+        {"weight_decay": 0.01}, lambda: _autoencoder_data()),
+}
+
+
+def _autoencoder_data() -> TrainData:
+    x = torch.randn(32, 5, generator=torch.Generator().manual_seed(0))
+    return TrainData(x, x, x[:8], x[:8])
+
+
+@pytest.mark.parametrize("kind", DEVICE_KINDS)
+def test_every_tensor_a_group_makes_follows_its_device(kind):
+    """A group trained on a fake CUDA device (FakeTensorMode: no GPU needed): any tensor
+    the loop makes on another device and mixes in fails the step. Each step runs: the
+    init, the batches, dropout masks, loss and gradients, the optimizer (all models, then
+    some frozen), the evaluation and gradient-norm log, the results."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    spec, knobs, make = DEVICE_KINDS[kind]
+    real = make()
+    cuda = torch.device("cuda")
+    jobs = [Job(spec, seed=s, lr=0.01, **knobs) for s in range(3)]
+    with FakeTensorMode(allow_non_fake_inputs=True), _Scalars():
+        data = TrainData(*(None if t is None else
+                           torch.empty(t.shape, dtype=t.dtype, device=cuda)
+                           for t in (getattr(real, f.name) for f in fields(real))))
+        group = Group(jobs, data, cuda)
+        assert all(p.device.type == "cuda" for p in group.params)
+        for idx in group.batches()[:2]:
+            x, y, parts = group.rows_of(idx)
+            loss, grads = group.loss_and_grads(x, y, group.dropout_masks(x.shape[-2]), parts)
+            assert loss.device.type == "cuda" and all(g.device.type == "cuda" for g in grads)
+            group.update(grads)
+        group.all_active = False  # some models frozen: the masked optimizer step
+        group.update(grads)
+        group.log(1)
+        assert len(group.results(0.0)) == len(jobs)

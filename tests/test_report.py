@@ -139,23 +139,38 @@ def test_a_study_result_folder_is_collected_without_naming_it(built, tmp_path):
     assert "A mystery study" in [s.title for s in sections]
 
 
-def test_comparison_without_baseline_results_says_so(tmp_path, monkeypatch):
+def test_the_baseline_comparison_is_what_dvc_diff_prints(tmp_path, monkeypatch):
+    """Read with `dvc params diff` and `dvc metrics diff`: a baseline without the metrics
+    says so, a changed param and a moved metric are listed, a bad revision says so."""
     from pipeline.report.compare import compare
+    from tests.conftest import dvc
 
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    (tmp_path / "params.yaml").write_text("seeds: [0]\n")
+    assert dvc("init", "-q", cwd=tmp_path).returncode == 0
+    (tmp_path / "params.yaml").write_text("seeds: [0]\nlr: 0.1\n")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  s:\n    cmd: 'true'\n    params:\n      - params.yaml:\n"
+        "    metrics:\n      - metrics/a.json:\n          cache: false\n")
     subprocess.run(git + ["add", "-A"], cwd=tmp_path, check=True)
-    subprocess.run(git + ["commit", "-q", "-m", "x"], cwd=tmp_path, check=True)
-    (tmp_path / "params.yaml").write_text("seeds: [0, 1]\n")
+    subprocess.run(git + ["commit", "-q", "-m", "no results"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("seeds: [0, 1]\nlr: 0.1\n")
     (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "a.json").write_text("{}")
+    (tmp_path / "metrics" / "a.json").write_text('{"acc": {"x": 0.5}, "loss": 2.0}')
     monkeypatch.chdir(tmp_path)
     c = compare("HEAD", Path("params.yaml"), Path("metrics"), {})
-    missing = compare("no-such-rev", Path("params.yaml"), Path("metrics"), {})
     assert "has no results" in c.status
-    assert c.params == [{"key": "seeds", "baseline": [0], "current": [0, 1]}]
-    assert "could not be read" in missing.status
+    assert c.params == [{"key": "seeds", "baseline": "[0]", "current": "[0, 1]"}]  # as DVC prints
+    subprocess.run(git + ["add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "results"], cwd=tmp_path, check=True)
+    (tmp_path / "metrics" / "a.json").write_text('{"acc": {"x": 0.75}, "loss": 2.0}')
+    moved = compare("HEAD", Path("params.yaml"), Path("metrics"), {"a.acc.x": 0.1})
+    assert moved.params == []
+    assert moved.metrics == [{"metric": "a.acc.x", "baseline": 0.5, "current": 0.75,
+                              "delta": 0.25, "spread": 0.1, "exceeds": True}]
+    assert "1 of 2 headline metrics changed" in moved.status
+    assert "could not be read" in compare("no-such-rev", Path("params.yaml"),
+                                          Path("metrics"), {}).status
 
 
 def test_report_names_diverged_runs(built):

@@ -127,7 +127,7 @@ def loss_and_delta(kind: str, out: torch.Tensor, block: Block, n: int,
         if not need_delta:
             return loss, None
         delta = logp.exp_()
-        delta.scatter_add_(1, idx, torch.full(idx.shape, -1.0, dtype=delta.dtype))
+        delta.scatter_add_(1, idx, delta.new_full(idx.shape, -1.0))  # on delta's device
         return loss, delta.mul_(w).div_(n)
     diff = (out - block.y).mul_(w)  # (G, o, R)
     scale = n * out.shape[1]  # the mean over rows and outputs

@@ -253,15 +253,17 @@ def write_pdf(html: str, path: Path) -> None:
 
 def build_report(results: Path, reports: Path, runs: Path, html: Path, pdf: Path | None,
                  figures_dir: Path, params_path: Path, config) -> int:
-    from pipeline.report.compare import compare
+    from pipeline.report import compare
 
+    diffs = compare.start(config.report.baseline)  # DVC's diffs run while figures draw
     scorecard = pd.read_csv(reports / "scorecard.csv")
     cache = Path(config.cell_cache) / "figures" if config.cell_cache else None
     sections, svgs = build_sections(results, reports, scorecard, workers=config.workers,
                                     png=pdf is not None, cache=cache)
     spread = {f"{a['study']}.{k}": v for a in load_analyses(results)
               for k, v in a["spread"].items() if v is not None}
-    comparison = compare(config.report.baseline, params_path, reports / "metrics", spread)
+    comparison = compare.compare(config.report.baseline, params_path, reports / "metrics",
+                                 spread, diffs)
     prov = provenance(params_path, runs, config.seeds)
     text = render_html(sections, scorecard, prov, comparison)
     with atomic_dir(figures_dir) as tmp:
