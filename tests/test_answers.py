@@ -105,3 +105,17 @@ def test_every_comparison_is_a_forest_row_with_the_winner_first():
     assert second["label"] == "sgd − adam (16 units)" and second["diff"] == pytest.approx(0.03)
     assert second["low"] == pytest.approx(0.01) and second["level"] == 0.975
     assert [r["verdict"] for r in rows] == ["differs", "differs", "differs", "tie"]
+
+
+def test_an_estimate_drops_its_asides_before_it_is_cut_and_a_count_keeps_its_result():
+    text = ("The fit recovers w within 0.001 ± 0.0002 (norms of the errors); its loss 5e-05 "
+            "is 0.97 times the noise level (the expected loss at the truth), " + "and more "
+            * 14 + "1.01 times the closed form.")
+    short = answers.statement({"id": "e", "kind": "estimate", "data": {}, "text": text})
+    assert "norms of the errors" not in short and "0.97 times the noise" in short
+    assert short.endswith("closed form.") and len(short) <= answers.LONGER
+    count = {"id": "c", "kind": "censored", "text": "long", "data": {
+        "what": "On spiral, sgd (lr 1) reaching loss 0.5 (logged every 5 epochs: late)",
+        "result": "reached in 5 of 5 seeds, after 73.0 ± 8.3 epochs on average over those"}}
+    assert answers.statement(count) == ("On spiral, sgd reaching loss 0.5: reached in 5 of 5 "
+                                        "seeds, after 73.0 ± 8.3 epochs on average over those.")

@@ -17,6 +17,7 @@ from pipeline.stats import Comparison
 
 FIELDS = {f.name for f in dataclasses.fields(Comparison)}
 SHORT = 200  # characters: a statement longer than this is cut at a clause
+LONGER = 280  # an estimate's one sentence, its asides dropped, may run to this
 
 # the caveat tags, explained once in the report's legend
 TAGS = {
@@ -60,10 +61,15 @@ def tags(finding: dict) -> list[str]:
 
 
 def _cut(text: str, limit: int = SHORT) -> str:
-    """The text up to its first sentence end, else its first clause, within limit."""
+    """The text up to its first sentence end; past the limit, without its asides (the
+    parentheses that hold no number), else up to a clause within the limit."""
     first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text.strip(), maxsplit=1)[0]
     if len(first) <= limit:
         return first
+    first = re.sub(r" \([^()\d]*\)", "", first)
+    if len(first) <= limit:
+        return first
+    limit = min(limit, SHORT)
     room = first[:limit - 2]
     for sep in ("; ", ": ", ", "):
         head = room.rsplit(sep, 1)[0]
@@ -124,7 +130,10 @@ def statement(finding: dict) -> str:
                  for who, where in wins.items()]
         return _cut(stats.sentence(f"{c0.label_a} vs {c0.label_b} on {_what(data, c0)}: "
                                    + "; ".join(parts)) + ".")
-    return _cut(finding["text"])
+    if kind == "censored" and "result" in data:  # what (without its asides): the count
+        what = re.sub(r" \([^()]*\)", "", data["what"])
+        return _cut(f"{what}: {data['result']}.")
+    return _cut(finding["text"], LONGER if kind == "estimate" else SHORT)
 
 
 def _listed(items: list[str]) -> str:
