@@ -156,8 +156,7 @@ def _ties(s: Selection) -> str:
 def censored(id: str, c: Censored, what: str) -> Finding:
     return Finding(id, "censored", f"{what}: {c.text(' epochs')}.",
                    {"reached": c.reached, "n": c.n, "mean": stats._clean(c.mean),
-                    "ci95": stats._clean(c.ci95), "what": what,
-                    "result": c.text(" epochs")})
+                    "ci95": stats._clean(c.ci95)})
 
 
 def diverged(id: str, cells: pd.DataFrame, by: list[str], describe, where: str = "") -> Finding:

@@ -47,6 +47,14 @@ def test_a_best_is_claimed_only_when_it_beats_every_other():
     assert text.startswith("No single best") and "momentum" in text and "best test" not in text
     assert answers.confidence([clear]) == "clear"
     assert answers.confidence([partial]) == "partial"
+    level = _best("b", "adam", [_c("tie", 0.01, -0.01, 0.03), _c("tie", 0.0, -0.02, 0.02)])
+    assert answers.confidence([level]) == "no difference shown"
+    chosen = _best("b", "sgd", [_c("b", -0.02, -0.03, -0.01, a="sgd", b="adam"),
+                                _c("a", 0.05, 0.02, 0.08, a="sgd", b="none")])
+    chosen["data"]["chosen_on"] = "val_acc"
+    text = answers.statement(chosen)
+    assert "sgd, the choice on validation accuracy" in text and "leads" not in text
+    assert "ahead of none" in text and "adam does better" in text
     assert answers.tags(partial) == ["family"] and answers.tags(clear) == []
 
 
@@ -76,8 +84,8 @@ def test_a_long_sentence_is_cut_at_a_clause():
             "text": "A first clause with numbers 1.23 ± 0.04; " + "more words " * 40 + "."}
     short = answers.statement(long)
     assert len(short) <= answers.SHORT and short.startswith("A first clause")
-    two = {"id": "e", "kind": "estimate", "data": {}, "text": "One. Two."}
-    assert answers.statement(two) == "One."
+    three = {"id": "e", "kind": "estimate", "data": {}, "text": "One. Two. Three."}
+    assert answers.statement(three) == "One. Two."  # a sentence and its next, at most
 
 
 def test_the_answer_takes_the_named_findings_else_the_first_comparison():
@@ -100,11 +108,19 @@ def test_every_comparison_is_a_forest_row_with_the_winner_first():
     same = _comparison("s", _c("a", 0.03, 0.03, 0.03) | {"identical": True})
     rows = answers.forest_rows({"findings": [family, best, same]})
     assert len(rows) == 4  # the unreplicated one has no interval to draw
-    first, second = rows[0], rows[1]
-    assert first["label"] == "adam − sgd (8 units)" and first["diff"] == pytest.approx(0.03)
-    assert second["label"] == "sgd − adam (16 units)" and second["diff"] == pytest.approx(0.03)
-    assert second["low"] == pytest.approx(0.01) and second["level"] == 0.975
+    first, second = rows[0], rows[1]  # a family keeps its one order in every setting
+    assert first["label"] == "8 units: adam − sgd" and first["diff"] == pytest.approx(0.03)
+    assert second["label"] == "16 units: adam − sgd" and second["diff"] == pytest.approx(-0.03)
+    assert second["low"] == pytest.approx(-0.05) and second["level"] == 0.975
     assert [r["verdict"] for r in rows] == ["differs", "differs", "differs", "tie"]
+    # elsewhere the winner, or in a tie the better mean, comes first: its better side
+    won = _comparison("w", _c("b", -0.03, -0.05, -0.01))
+    tie_low = _comparison("t", _c("tie", 0.004, -0.002, 0.010, higher=False))
+    rows = answers.forest_rows({"findings": [won, tie_low]})
+    assert rows[0]["label"] == "sgd − adam" and rows[0]["diff"] == pytest.approx(0.03)
+    assert rows[1]["label"] == "sgd − adam" and rows[1]["diff"] == pytest.approx(-0.004)
+    aside = _comparison("x", _c("a", 0.03, 0.01, 0.05, a="relu (the network best on val)"))
+    assert answers.forest_rows({"findings": [aside]})[0]["label"] == "relu − sgd"
 
 
 def test_an_estimate_drops_its_asides_before_it_is_cut_and_a_count_keeps_its_result():
@@ -114,8 +130,11 @@ def test_an_estimate_drops_its_asides_before_it_is_cut_and_a_count_keeps_its_res
     short = answers.statement({"id": "e", "kind": "estimate", "data": {}, "text": text})
     assert "norms of the errors" not in short and "0.97 times the noise" in short
     assert short.endswith("closed form.") and len(short) <= answers.LONGER
-    count = {"id": "c", "kind": "censored", "text": "long", "data": {
-        "what": "On spiral, sgd (lr 1) reaching loss 0.5 (logged every 5 epochs: late)",
-        "result": "reached in 5 of 5 seeds, after 73.0 ± 8.3 epochs on average over those"}}
-    assert answers.statement(count) == ("On spiral, sgd reaching loss 0.5: reached in 5 of 5 "
-                                        "seeds, after 73.0 ± 8.3 epochs on average over those.")
+    count = {"id": "c", "kind": "censored", "data": {}, "text": (
+        "On spiral, sgd (lr 1) reaching loss 0.5 (logged every 5 epochs: each count up to 4 "
+        "epochs late): reached in 5 of 5 seeds, after 73.0 ± 8.3 epochs on average.")}
+    assert answers.statement(count) == count["text"]  # its resolution caveat kept
+    two = {"id": "b", "kind": "estimate", "data": {}, "text": (
+        "The mean predictor gives test loss 0.0107. At lambda 300 the fit is indistinguishable "
+        "from it. The validation loss lies below every lambda's.")}
+    assert answers.statement(two).endswith("indistinguishable from it.")  # its conclusion

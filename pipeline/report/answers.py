@@ -61,10 +61,14 @@ def tags(finding: dict) -> list[str]:
 
 
 def _cut(text: str, limit: int = SHORT) -> str:
-    """The text up to its first sentence end; past the limit, without its asides (the
-    parentheses that hold no number), else up to a clause within the limit."""
-    first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text.strip(), maxsplit=1)[0]
-    if len(first) <= limit:
+    """The text's first sentence (and its second, where both fit the limit); past the
+    limit, without its asides (the parentheses that hold no number), else up to a clause
+    within the shorter limit."""
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text.strip())
+    first = sentences[0]
+    if len(first) <= limit:  # and the next sentence too, where it fits (its conclusion)
+        if len(sentences) > 1 and len(first) + 1 + len(sentences[1]) <= limit:
+            return f"{first} {sentences[1]}"
         return first
     first = re.sub(r" \([^()\d]*\)", "", first)
     if len(first) <= limit:
@@ -113,10 +117,17 @@ def statement(finding: dict) -> str:
                 f"{data['top']} gives the best {what}, ahead of every other; the closest, "
                 f"{closest.label_b}: {stats.fmt_difference(closest)}.")
         ties = [c.label_b for c in cs if c.verdict == "tie"]
+        beaten = [c.label_b for c in cs if c.verdict == "a"]
         ahead = [c.label_b for c in cs if c.verdict == "b"]
-        text = f"No single best on {what}: {data['top']} leads"
+        if data.get("chosen_on"):  # the validation choice, not the best on this metric
+            text = (f"No single best on {what}: {data['top']}, the choice on "
+                    f"{stats.name(data['chosen_on'])}")
+        else:
+            text = f"No single best on {what}: {data['top']} has the best mean"
         if ties:
             text += f", indistinguishable from {_listed(ties)}"
+        if beaten:
+            text += f"; it is ahead of {_listed(beaten)}"
         if ahead:
             text += f"; {_listed(ahead)} {'do' if len(ahead) > 1 else 'does'} better"
         return _cut(stats.sentence(text) + ".")
@@ -130,10 +141,7 @@ def statement(finding: dict) -> str:
                  for who, where in wins.items()]
         return _cut(stats.sentence(f"{c0.label_a} vs {c0.label_b} on {_what(data, c0)}: "
                                    + "; ".join(parts)) + ".")
-    if kind == "censored" and "result" in data:  # what (without its asides): the count
-        what = re.sub(r" \([^()]*\)", "", data["what"])
-        return _cut(f"{what}: {data['result']}.")
-    return _cut(finding["text"], LONGER if kind == "estimate" else SHORT)
+    return _cut(finding["text"], LONGER)  # an estimate, a count or a selection
 
 
 def _listed(items: list[str]) -> str:
@@ -148,7 +156,9 @@ def confidence(findings: list[dict]) -> str:
     verdicts = []
     for f in findings:
         if f["kind"] == "best" and f["data"].get("comparisons"):
-            verdicts.append("a" if f["data"].get("clear") else "partial")
+            own = [c.verdict for _, c in comparisons(f)]
+            verdicts.append("a" if f["data"].get("clear") else
+                            "tie" if all(v == "tie" for v in own) else "partial")
         else:
             verdicts += [c.verdict for _, c in comparisons(f)]
     if not verdicts:
@@ -173,19 +183,31 @@ def answer(analysis: dict) -> dict:
 
 
 def forest_rows(analysis: dict) -> list[dict]:
-    """Every paired comparison of a study, one row each, the winner's side positive:
-    the label, the metric, the difference and its interval, the level and the verdict."""
+    """Every paired comparison of a study with an interval, one row each, the winner first
+    (right of zero where higher is better, left where lower is): the label, the metric,
+    the difference and its interval, the level and the verdict."""
     rows = []
     for f in analysis["findings"]:
         for setting, c in comparisons(f):
             if c.identical:
                 continue  # no interval to draw
-            if c.verdict == "b" or (c.verdict == "tie" and c.diff < 0):
+            sign = 1 if c.higher_is_better else -1
+            if f["kind"] != "family" and (c.verdict == "b" or (c.verdict == "tie"
+                                                               and c.diff * sign < 0)):
+                # the winner (or the better mean) first, so that a difference lies on
+                # its better side; a family keeps its one order in every setting
                 c = stats.flipped(c)
-            sign = 1 if c.higher_is_better else -1  # plotted so that right is better
-            label = f"{c.label_a} − {c.label_b}" + (f" ({setting})" if setting else "")
+            label = _label(c.label_a) + " − " + _label(c.label_b)
+            label = f"{setting}: {label}" if setting else label
             rows.append({"finding": f["id"], "label": label, "metric": stats.name(c.metric),
                          "diff": c.diff, "low": c.low, "high": c.high, "level": c.level,
                          "verdict": "tie" if c.verdict == "tie" else "differs",
-                         "better": "higher" if sign > 0 else "lower"})
+                         "better": "higher" if sign > 0 else "lower",
+                         "setting": setting})
     return rows
+
+
+def _label(text: str) -> str:
+    """A side's label without its asides: 'relu with sgd (the network best on
+    validation)' -> 'relu with sgd'."""
+    return re.sub(r" \([^()]*\)", "", text) or text

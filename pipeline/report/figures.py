@@ -326,7 +326,8 @@ def forest(rows: list[dict]):
         part = frame[frame["metric"] == metric].reset_index(drop=True)
         y = np.arange(len(part))[::-1]
         several = part["finding"].nunique() > 1  # name each row's finding, rule between
-        labels = [f"{f}: {v}" if several else v for f, v in zip(part["finding"], part["label"])]
+        labels = [f"{f}: {v}" if several and not setting else v
+                  for f, v, setting in zip(part["finding"], part["label"], part["setting"])]
         for k in range(1, len(part)):
             if part["finding"][k] != part["finding"][k - 1]:
                 ax.axhline(y[k] + 0.5, color="#bbb", lw=0.6, ls=":")
@@ -386,5 +387,5 @@ def stats_level(level: float) -> str:
     return f"{math.floor(10000 * level + 1e-6) / 100:g}%"
 
 
-def _short_label(label: str, limit: int = 60) -> str:
+def _short_label(label: str, limit: int = 72) -> str:
     return label if len(label) <= limit else label[:limit - 1] + "…"

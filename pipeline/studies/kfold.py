@@ -187,7 +187,7 @@ class KFoldStudy(Study):
             c = stats.compare(part, {"selection": selection, "value": sel.chosen, "fold": None},
                               {"selection": selection, "value": on_test, "fold": None},
                               "test_loss",
-                              label_a=f"the CV choice ({sel.chosen:g})",
+                              label_a=f"the CV choice ({selection} {sel.chosen:g})",
                               label_b=f"{selection} {on_test:g} (the lowest mean test loss)",
                               higher_is_better=False)
             a.findings.append(F.comparison(f"{selection}_vs_test", c, "test loss"))

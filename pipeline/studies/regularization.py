@@ -76,7 +76,7 @@ FORMS = {"adam": "Adam + L2", "adamw": "AdamW"}
 class Regularization(Study):
     name = "regularization"
     order = 3
-    answer = ("baseline", "dropout_test_acc")  # the findings the summary gives
+    answer = ("baseline", "adamw_vs_adam")  # the findings the summary gives
     title = "Regularization: weight decay and dropout"
     question = ("How much do weight decay and dropout shrink the model and close the "
                 "train-test gap, and where do the decay forms differ?")
