@@ -138,3 +138,24 @@ def test_an_estimate_drops_its_asides_before_it_is_cut_and_a_count_keeps_its_res
         "The mean predictor gives test loss 0.0107. At lambda 300 the fit is indistinguishable "
         "from it. The validation loss lies below every lambda's.")}
     assert answers.statement(two).endswith("indistinguishable from it.")  # its conclusion
+
+
+def test_a_verdict_that_the_family_level_undoes_is_underpowered_with_the_seeds_it_needs():
+    from pipeline import stats
+
+    # five pairs with spread 0.02 and mean 0.028: the 95% interval excludes zero, the
+    # 98.33% one (a family of three) does not
+    sd, n, diff, level = 0.02, 5, 0.028, stats.family_level(3)
+    half = stats.half_width(sd, n, level)
+    assert stats.half_width(sd, n) < diff < half
+    fragile = _c("tie", diff, diff - half, diff + half, level=level)
+    m = answers.seeds_needed(answers.comparison(fragile))
+    assert m > n and stats.half_width(sd, m, level) < diff <= stats.half_width(sd, m - 1, level)
+    finding = _best("b", "adam", [fragile])
+    assert "underpowered" in answers.tags(finding)
+    assert answers.statement(finding).endswith(f"at this spread, about {m} seeds would settle it.")
+    # a tie at 95% too, a win at the family's level, or a plain 95% comparison: settled
+    for c in (_c("tie", 0.005, 0.005 - half, 0.005 + half, level=level),
+              _c("a", 0.05, 0.05 - half, 0.05 + half, level=level),
+              _c("tie", 0.01, -0.01, 0.03)):
+        assert answers.seeds_needed(answers.comparison(c)) is None

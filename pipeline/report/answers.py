@@ -10,6 +10,7 @@ beside them (folded in the HTML, in the PDF's appendix). Nothing here names a st
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 
 from pipeline import stats
@@ -27,7 +28,11 @@ TAGS = {
               "(Bonferroni) level, so that all hold together at 95%",
     "unreplicated": "every seed gave the same value: one result per side, no interval",
     "diverged": "some runs diverged; they are counted, never averaged",
+    "underpowered": "the verdict at 95% and the one at the family's level differ: the "
+                    "seeds were too few to settle it (the statement gives how many the "
+                    "observed spread would need)",
 }
+MAX_SEEDS = 1000  # a search bound: "more than this" past it
 
 
 def comparison(d: dict) -> Comparison:
@@ -44,6 +49,25 @@ def comparisons(finding: dict) -> list[tuple[str, Comparison]]:
     return []
 
 
+def seeds_needed(c: Comparison) -> int | None:
+    """For a comparison at a family's level (above 95%): where its verdict there differs
+    from the verdict its own spread gives at 95%, the number of paired seeds at which that
+    spread would settle it at the family's level (the interval excluding zero, were the
+    mean difference and the spread the same); None where the two verdicts agree."""
+    if c.identical or c.n < 2 or c.level <= stats.LEVEL + 1e-9:
+        return None
+    sd = (c.high - c.low) / 2 / stats.half_width(1.0, c.n, c.level)  # the pairs' spread
+    if not (math.isfinite(sd) and sd > 0):
+        return None
+    settled_at_95 = abs(c.diff) > stats.half_width(sd, c.n)
+    if settled_at_95 == (c.verdict != "tie"):
+        return None
+    m = c.n
+    while m <= MAX_SEEDS and stats.half_width(sd, m, c.level) >= abs(c.diff):
+        m += 1
+    return m
+
+
 def tags(finding: dict) -> list[str]:
     """The caveats that qualify a finding, as short tags (TAGS)."""
     out = []
@@ -55,6 +79,8 @@ def tags(finding: dict) -> list[str]:
         out.append("family")
     if any(c.identical for _, c in comparisons(finding)):
         out.append("unreplicated")
+    if any(seeds_needed(c) for _, c in comparisons(finding)):
+        out.append("underpowered")
     if re.search(r"\bdiverged\b", text) and finding["kind"] != "estimate":
         out.append("diverged")
     return out
@@ -103,7 +129,17 @@ def _versus(c: Comparison, what: str) -> str:
 
 
 def statement(finding: dict) -> str:
-    """One short sentence that says no more than the finding's verdict."""
+    """One short sentence that says no more than the finding's verdict, and, where the
+    seeds were too few to settle a comparison at its family's level, how many would."""
+    text = _statement(finding)
+    need = [m for _, c in comparisons(finding) if (m := seeds_needed(c))]
+    if need:  # the most any of them needs
+        many = f"about {max(need)}" if max(need) <= MAX_SEEDS else f"more than {MAX_SEEDS}"
+        text += f" Underpowered: at this spread, {many} seeds would settle it."
+    return text
+
+
+def _statement(finding: dict) -> str:
     kind, data = finding["kind"], finding.get("data", {})
     pairs = comparisons(finding)
     if kind == "comparison" and pairs:
