@@ -27,7 +27,7 @@ plt.rcParams["svg.hashsalt"] = "report"  # stable ids: the same numbers give the
 
 
 PNG_DPI = 120  # the PDF's figures, drawn at this resolution
-PDF_SCALE = 0.54  # and shown at this fraction of their size: 222 dpi as printed
+PDF_SCALE = 0.5  # and shown at this fraction of their size: 240 dpi as printed
 
 
 @dataclass(frozen=True)
