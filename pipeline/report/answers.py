@@ -18,7 +18,7 @@ from pipeline.stats import Comparison
 
 FIELDS = {f.name for f in dataclasses.fields(Comparison)}
 SHORT = 200  # characters: a statement longer than this is cut at a clause
-LONGER = 280  # an estimate's one sentence, its asides dropped, may run to this
+LONGER = 280  # an estimate, a count or a choice: up to two sentences within this
 
 # the caveat tags, explained once in the report's legend
 TAGS = {
