@@ -189,6 +189,11 @@ class Reference:
     ours: float  # this run's mean over seeds
     ci95: float
     n: int
+    # what it tests: "recipe" (what the training gives) or "setup" (a quantity the setup
+    # fixes whatever the training does: the noise floor, the init's norm, a share of the
+    # test set); fixed_by names that quantity
+    kind: str = "recipe"
+    fixed_by: str = ""
 
     @property
     def reproduced(self) -> bool:
@@ -207,13 +212,16 @@ class Reference:
 
 def reference(id: str, source: str, claim: str, measure: str, values: pd.Series, *,
               value: float | None = None, low: float | None = None,
-              high: float | None = None, tolerance: float = 0.0) -> Reference:
-    """This run's values (one per seed) against a published value or range."""
+              high: float | None = None, tolerance: float = 0.0,
+              fixed_by: str = "") -> Reference:
+    """This run's values (one per seed) against a published value or range; fixed_by: the
+    quantity of the setup that fixes the number whatever the training does, which makes
+    the reference a check of the setup, not of the training recipe."""
     x = values.dropna().to_numpy(dtype=float)
     low = value if low is None else low
     high = value if high is None else high
     return Reference(id, source, claim, measure, float(low), float(high), tolerance,
-                     *stats.mean_ci(x), len(x))
+                     *stats.mean_ci(x), len(x), "setup" if fixed_by else "recipe", fixed_by)
 
 
 @dataclass

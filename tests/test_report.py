@@ -53,6 +53,27 @@ def test_the_scorecard_lists_every_published_reference(built):
     assert metric["references"] == len(refs)
 
 
+def test_the_scorecard_counts_recipe_results_apart_from_setup_checks(built):
+    """A reference whose number the setup fixes whatever the training does (the noise
+    floor, the init's norm, the test set's minority share, untrained random matrices) is a
+    setup check, named with what fixes it; the headline counts the recipe results apart."""
+    root, html = built
+    card = pd.read_csv(root / "reports" / "scorecard.csv").fillna({"fixed_by": ""})
+    assert set(card["kind"]) == {"recipe", "setup"}
+    assert ((card["kind"] == "setup") == (card["fixed_by"] != "")).all()
+    assert set(card.loc[card["kind"] == "setup", "id"]) == {
+        "d2l_loss_epoch_3", "d2l_weight_norm_0", "wilson_adam", "d2l_exploding_products"}
+    metric = json.loads((root / "reports" / "metrics" / "scorecard.json").read_text())
+    section = re.search(r'<section id="scorecard">(.*?)</section>', html, re.S).group(1)
+    for kind, words in (("recipe", "recipe results reproduced"), ("setup", "setup checks")):
+        part = card[card["kind"] == kind]
+        assert metric[kind] == {"references": len(part),
+                                "reproduced": int(part["reproduced"].sum())}
+        count = f"{int(part['reproduced'].sum())} of {len(part)}"
+        assert re.search(rf"{count}\s+{words}", section), (kind, count)
+    assert metric["recipe"]["references"] + metric["setup"]["references"] == len(card)
+
+
 def test_every_comparative_sentence_is_backed_by_its_interval(built):
     """Each finding in the report is a finding of reports/findings.json, and each verdict
     there is recomputed from data/results/*/cells.csv."""

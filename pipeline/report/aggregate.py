@@ -33,10 +33,14 @@ def aggregate(results: Path, reports: Path) -> tuple[int, int, int]:
                  "tags": answers.tags(f)} for a in analyses for f in a["findings"]]
     write_json(reports / "findings.json", findings)
     rows = scorecard_rows(analyses)
-    columns = ["study", "id", "source", "claim", "measure", "published", "low", "high",
-               "tolerance", "ours", "ci95", "n", "reproduced"]
+    columns = ["study", "id", "source", "claim", "measure", "kind", "fixed_by", "published",
+               "low", "high", "tolerance", "ours", "ci95", "n", "reproduced"]
     write_csv(reports / "scorecard.csv", pd.DataFrame(rows, columns=columns))
     metrics = {"reproduced": sum(bool(r["reproduced"]) for r in rows), "references": len(rows)}
+    for kind in ("recipe", "setup"):  # what the training gives, apart from what the setup fixes
+        of_kind = [r for r in rows if r.get("kind", "recipe") == kind]
+        metrics[kind] = {"reproduced": sum(bool(r["reproduced"]) for r in of_kind),
+                         "references": len(of_kind)}
     for r in rows:  # 1: reproduced; the numbers themselves are in each study's metrics
         metrics.setdefault(r["study"], {})[r["id"]] = int(bool(r["reproduced"]))
     write_json(reports / "metrics" / "scorecard.json", metrics)

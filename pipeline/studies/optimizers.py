@@ -224,7 +224,7 @@ class Optimizers(Study):
                 "class: the test error is the minority fraction, arbitrarily close to half as "
                 f"p nears 1/2 (here {stats.fmt(minority)})", f"test error of {o}",
                 wilson[wilson["optimizer"] == o]["test_error"], value=minority,
-                tolerance=0.01))
+                tolerance=0.01, fixed_by="the test set's minority share"))
 
     def setting(self) -> str:
         p, w = self.p, self.config.data.wilson

@@ -171,7 +171,10 @@ class Regularization(Study):
                 a.references.append(F.reference(
                     f"d2l_weight_norm_{lam:g}", "d2l 4.5 (Weight Decay), from scratch",
                     f"||w|| at lambda {lam:g} between {low} and {high} across the book's builds",
-                    f"||w|| at lambda {lam:g}", values, low=low, high=high))
+                    f"||w|| at lambda {lam:g}", values, low=low, high=high,
+                    # 20 rows move w only within a 20-dimensional subspace: unpenalised, ||w||
+                    # stays near the N(0, 1) init's sqrt(d)
+                    fixed_by="" if lam else "the init's norm, about sqrt(d)"))
         a.plots["weight_decay"] = pd.DataFrame({"lambda": t["lambda"],
                                                 "weight_norm": t["weight_norm_mean"],
                                                 "test_loss": t["test_loss_mean"]})
