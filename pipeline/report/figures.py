@@ -22,6 +22,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from pipeline import stats  # noqa: E402
+
 sns.set_theme(style="whitegrid", context="paper")
 plt.rcParams["svg.hashsalt"] = "report"  # stable ids: the same numbers give the same SVG
 
@@ -315,7 +317,7 @@ def forest(rows: list[dict]):
     """A forest plot of a study's paired comparisons (answers.forest_rows): each
     difference with its interval, one panel per metric, the zero line, the verdict as
     colour, the interval's level beside it where a family's level applies. A panel whose
-    differences span more than two orders of magnitude has a symmetric log axis."""
+    differences span more than three orders of magnitude has a symmetric log axis."""
     frame = pd.DataFrame(rows)
     metrics = list(dict.fromkeys(frame["metric"]))
     heights = [max(1, (frame["metric"] == m).sum()) for m in metrics]
@@ -335,8 +337,8 @@ def forest(rows: list[dict]):
             colour = VERDICT_COLOURS[r.verdict]
             ax.plot([r.low, r.high], [yi, yi], color=colour, lw=2, solid_capstyle="butt")
             ax.plot([r.diff], [yi], "o", color=colour, ms=4)
-            if r.level > 0.9501:
-                ax.annotate(stats_level(r.level), (r.high, yi), xytext=(3, 0),
+            if r.level > stats.LEVEL + 1e-9:  # a family's level
+                ax.annotate(stats.level_text(r.level), (r.high, yi), xytext=(3, 0),
                             textcoords="offset points", va="center", fontsize=6,
                             color="#555")
         ax.axvline(0, color="#333", lw=0.8)
@@ -381,10 +383,6 @@ def _symlog(ax, part: pd.DataFrame, linthresh: float) -> None:
     ax.set_xticklabels(["0" if t == 0 else ("\N{MINUS SIGN}" if t < 0 else "") + "10" +
                         str(round(math.log10(abs(t)))).translate(SUPERSCRIPT)
                         for t in ticks])
-
-
-def stats_level(level: float) -> str:
-    return f"{math.floor(10000 * level + 1e-6) / 100:g}%"
 
 
 def _short_label(label: str, limit: int = 72) -> str:
