@@ -185,6 +185,11 @@ class Config(Section):
     # memory of a GPU) or a size such as "512MiB", "4GiB"
     max_memory: str = "auto"
     seeds: Annotated[list[int], Field(min_length=1)] = [0, 1, 2, 3, 4]
+    # a model has converged when its training loss fell by less than this (relative) over
+    # the last tenth of its training
+    converge_tol: Fraction = 0.01
+    # a choice at the edge of its grid gets at most this many rounds of added values
+    bracket_rounds: Annotated[int, Field(ge=0, le=10)] = 3
     data: DataConfig = DataConfig()
     report: ReportConfig = ReportConfig()
 

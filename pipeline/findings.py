@@ -46,7 +46,9 @@ def family(id: str, comparisons: list[Comparison], what: str, settings: list[str
         verdict = f"{c.winner} {word}" if c.winner else "indistinguishable"
         parts.append(f"{setting}: {verdict} ({stats.fmt_difference(c)})")
     first = comparisons[0]
-    text = (f"{stats.sentence(what)} ({metric}, {first.label_a} minus {first.label_b}; each "
+    pre = stats.caveats(comparisons)
+    text = (f"{pre + ' ' if pre else ''}{stats.sentence(what)} ({metric}, {first.label_a} "
+            f"minus {first.label_b}; each "
             f"interval at {stats.level_text(first.level)}, so that the {len(comparisons)} "
             f"hold together at {stats.level_text(stats.LEVEL)}, Bonferroni): "
             + "; ".join(parts) + ".")
@@ -67,7 +69,9 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
     ties = [c for c in b.comparisons if c.verdict == "tie"]
     beaten = [c.label_b for c in b.comparisons if c.verdict == "a"]
     ahead = [c for c in b.comparisons if c.verdict == "b"]
-    if not b.comparisons:
+    if not b.top:
+        text = f"No run of the {among} finished: every one diverged or collapsed."
+    elif not b.comparisons:
         text = f"{b.top}{chosen} is the only one of the {among} with results."
     elif b.clear:
         closest = min(b.comparisons, key=lambda c: abs(c.diff))
@@ -101,7 +105,8 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
         text += (f" Each interval is at {stats.level_text(b.level)}, so that the "
                  f"{len(b.comparisons)} comparisons hold together at "
                  f"{stats.level_text(stats.LEVEL)} (Bonferroni).")
-    return Finding(id, "best", stats.sentence(text),
+    pre = stats.caveats(b.comparisons)
+    return Finding(id, "best", f"{pre} {stats.sentence(text)}" if pre else stats.sentence(text),
                    {"top": b.top, "clear": b.clear, "chosen_on": b.chosen_on, "what": what,
                     "comparisons": [c.to_dict() for c in b.comparisons]})
 
@@ -130,7 +135,9 @@ def selection(id: str, s: Selection, what: str, after: str = "") -> Finding:
     """A choice made on validation data; `after` gives its test number."""
     chosen = f"{s.chosen:g}" if isinstance(s.chosen, float) else str(s.chosen)
     text = (f"{what} chosen on {stats.name(s.on)} ({fmt(s.value)}): "
-            f"{chosen}{_ties(s)}.{' ' + after if after else ''}")
+            f"{chosen}{_ties(s)}{_stable(s)}.{' ' + after if after else ''}")
+    if s.added:
+        text += f" Bracketing added {_values(s.added)} to the grid."
     if s.edge:
         text += edge_note([edge_item("", s)], what)
     return Finding(id, "selection", text, s.to_dict())
@@ -138,12 +145,25 @@ def selection(id: str, s: Selection, what: str, after: str = "") -> Finding:
 
 def selections(id: str, chosen: dict[str, Selection], what: str) -> Finding:
     """Several choices of one kind (one per configuration), in one sentence."""
-    parts = [f"{label} {stats._value(s.chosen)}{_ties(s)}" for label, s in chosen.items()]
+    parts = [f"{label} {stats._value(s.chosen)}{_ties(s)}{_stable(s)}"
+             for label, s in chosen.items()]
     on = stats.name(next(iter(chosen.values())).on)
     text = f"{what} chosen on {on}: " + "; ".join(parts) + "."
+    added = [f"{label} {_values(s.added)}" for label, s in chosen.items() if s.added]
+    if added:
+        text += f" Bracketing added to the grids: {'; '.join(added)}."
     text += edge_note([edge_item(label, s) for label, s in chosen.items() if s.edge], what)
     return Finding(id, "selection", text,
                    {"choices": {label: s.to_dict() for label, s in chosen.items()}})
+
+
+def _stable(s: Selection) -> str:
+    """Where bracketing ended at the knob's stability limit, in words."""
+    return f" ({s.stop})" if s.stop and not s.edge else ""
+
+
+def _values(values: list) -> str:
+    return ", ".join(stats._value(v) for v in values)
 
 
 def _ties(s: Selection) -> str:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -35,6 +36,22 @@ def half_width(std: float, n: int, level: float = LEVEL) -> float:
     return float(stdtrit(n - 1, 0.5 + level / 2) * std / math.sqrt(n))
 
 
+def combined_half(std: float, n: int, test_var: float = 0.0, points: int = 0,
+                  level: float = LEVEL) -> float:
+    """The half-width of an interval of a mean difference over n paired seeds (their
+    differences' std) that also counts the test points' sampling: test_var, the variance
+    of the mean over `points` test points of the per-point differences (averaged over the
+    seeds). The two variances add; the degrees of freedom are Welch-Satterthwaite's.
+    Without test points, half_width."""
+    if not (points > 1 and test_var > 0):
+        return half_width(std, n, level)
+    seed_var = std * std / n if n > 1 and np.isfinite(std) else 0.0
+    total = seed_var + test_var
+    df = total ** 2 / ((seed_var ** 2 / (n - 1) if seed_var else 0.0)
+                       + test_var ** 2 / (points - 1))
+    return float(stdtrit(df, 0.5 + level / 2) * math.sqrt(total))
+
+
 def _check_columns(cells: pd.DataFrame, columns: list[str], what: str) -> None:
     missing = [c for c in columns if c not in cells.columns]
     if missing:
@@ -42,12 +59,25 @@ def _check_columns(cells: pd.DataFrame, columns: list[str], what: str) -> None:
                        f"(it has {list(cells.columns)})")
 
 
+def _flag(cells: pd.DataFrame, column: str) -> np.ndarray:
+    """A boolean column as an array (False where the table lacks it or a row is empty)."""
+    if column not in cells:
+        return np.zeros(len(cells), dtype=bool)
+    return cells[column].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def failed(cells: pd.DataFrame) -> np.ndarray:
+    """Runs that diverged or collapsed (one class everywhere, a constant output)."""
+    return _flag(cells, "diverged") | _flag(cells, "collapsed")
+
+
 def _ok(cells: pd.DataFrame) -> pd.DataFrame:
-    return cells[~cells["diverged"].astype(bool)] if "diverged" in cells else cells
+    return cells[~failed(cells)]
 
 
 def summarize(cells: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
-    """One row per group of `by`: n, n_diverged, VALUE_mean, VALUE_std, VALUE_ci95."""
+    """One row per group of `by`: n, n_diverged (and n_collapsed where some run
+    collapsed), VALUE_mean, VALUE_std, VALUE_ci95; failed runs are counted, not averaged."""
     _check_columns(cells, by + values, "a summary")
     groups = cells.groupby(by, sort=False, dropna=False)
     size = groups.size()
@@ -57,7 +87,12 @@ def summarize(cells: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataF
     means = ok[values].mean().reindex(size.index)
     stds = ok[values].std(ddof=1).reindex(size.index)
     complete = counts.eq(n, axis=0)  # a NaN left in a finished cell poisons its mean
-    out = pd.DataFrame({"n": n, "n_diverged": size - n}, index=size.index)
+    gone = pd.Series(_flag(cells, "collapsed") & ~_flag(cells, "diverged"), index=cells.index)
+    lost = gone.groupby([cells[c] for c in by], sort=False, dropna=False).sum()
+    lost = lost.reindex(size.index, fill_value=0).astype(int)
+    out = pd.DataFrame({"n": n, "n_diverged": size - n - lost}, index=size.index)
+    if lost.any():
+        out["n_collapsed"] = lost
     for v in values:
         mean = means[v].where(complete[v])
         std = stds[v].where(complete[v])
@@ -112,6 +147,21 @@ class Comparison:
     pair_on: list[str] = field(default_factory=lambda: ["seed"])
     identical: bool = False  # each side gave one value in every seed
     level: float = LEVEL  # of the interval: above 95% where it is one of a family
+    # what the interval covers: "seeds" and, where both sides were scored on one test set
+    # point by point, "test_points" (their number is test_points, test_var the variance
+    # their sampling adds to the mean difference)
+    sources: list[str] = field(default_factory=lambda: ["seeds"])
+    seed_sd: float = math.nan  # the std of the paired differences
+    test_points: int | None = None
+    test_var: float = 0.0
+    null: float | None = None  # the null model's mean on the metric (see outcomes)
+    null_model: str = ""
+    converged_a: float | None = None  # the share of each side's paired runs that converged
+    converged_b: float | None = None
+    collapsed: int = 0  # runs of either side left out because they collapsed
+    # a quantity measured at initialisation: what training did after (a collapse, whether
+    # it converged) is not held against it
+    at_init: bool = False
 
     @property
     def winner(self) -> str | None:
@@ -123,13 +173,19 @@ class Comparison:
 
 def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
             label_b: str, higher_is_better: bool = True,
-            pair_on: list[str] | None = None, level: float = LEVEL) -> Comparison:
+            pair_on: list[str] | None = None, level: float = LEVEL,
+            at_init: bool = False) -> Comparison:
     """Paired difference of `metric` between the cells matching a and those matching b,
     paired on `pair_on` (the seed; the seed and fold for cross-validation); `level`: the
-    interval's coverage, which the verdict follows."""
+    interval's coverage, which the verdict follows; at_init: the metric is measured at
+    initialisation, so runs that collapsed in training still count and convergence is
+    not asked."""
     pair_on = pair_on or ["seed"]
-    ca = _ok(where(cells, a)).set_index(pair_on)[metric]
-    cb = _ok(where(cells, b)).set_index(pair_on)[metric]
+    if at_init:
+        cells = cells.drop(columns=["collapsed", "converged"], errors="ignore")
+    sides = [where(cells, a), where(cells, b)]
+    oks = [_ok(side).set_index(pair_on) for side in sides]
+    ca, cb = oks[0][metric], oks[1][metric]
     for side, values in (("a", ca), ("b", cb)):
         if values.index.has_duplicates:
             raise ValueError(f"compare: {side}={a if side == 'a' else b} matches several "
@@ -138,9 +194,13 @@ def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
     d = (joined["a"] - joined["b"]).to_numpy(dtype=float)
     n = len(d)
     diff = float(d.mean()) if n else math.nan
-    half = half_width(float(d.std(ddof=1)), n, level) if n > 1 else math.nan
+    sd = float(d.std(ddof=1)) if n > 1 else math.nan
     identical = bool(n > 1 and joined["a"].nunique() == 1 and joined["b"].nunique() == 1)
-    if identical:  # one deterministic result per side: no interval to speak of
+    if identical:  # one deterministic result per side: no spread over the seeds
+        sd = 0.0
+    points, test_var = _test_sampling(cells, oks, joined.index, metric)
+    half = combined_half(sd, n, test_var, points, level) if n > 1 or points else math.nan
+    if identical and not points:
         half = 0.0
     low, high = diff - half, diff + half
     scale = float(joined.abs().to_numpy().max()) if n else 0.0
@@ -151,17 +211,66 @@ def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
         verdict = "a" if better_a else "b"
     else:
         verdict = "tie"
+    null, null_model = _null(cells, [o.loc[joined.index] for o in oks], metric)
+    conv = [_share(o.loc[joined.index], "converged") for o in oks]
     return Comparison(metric, a, b, label_a, label_b, higher_is_better, n,
                       float(joined["a"].mean()) if n else math.nan,
                       float(joined["b"].mean()) if n else math.nan,
-                      diff, low, high, verdict, pair_on, identical, level)
+                      diff, low, high, verdict, pair_on, identical, level,
+                      ["seeds", "test_points"] if points else ["seeds"], sd, points or None,
+                      test_var, null, null_model, *conv,
+                      int(sum(_flag(side, "collapsed").sum() for side in sides)), at_init)
+
+
+def _test_sampling(cells: pd.DataFrame, oks: list[pd.DataFrame], pairs, metric: str
+                   ) -> tuple[int, float]:
+    """(test points, the variance their sampling adds to the mean difference) where both
+    sides were scored point by point on one test set (outcomes.Points); (0, 0) otherwise."""
+    store = cells.attrs.get("points")
+    if store is None or "cell" not in cells or len(pairs) == 0:
+        return 0, 0.0
+    a, b = (o.loc[pairs] for o in oks)
+    if "dataset" in cells and set(a["dataset"]) != set(b["dataset"]):
+        return 0, 0.0
+    delta = store.paired(metric, a["cell"].tolist(), b["cell"].tolist())
+    if delta is None or len(delta) < 2:
+        return 0, 0.0
+    return len(delta), float(delta.var(ddof=1) / len(delta))
+
+
+NULL_MODELS = {"acc": "the majority class", "loss": "the training class frequencies"}
+
+
+def _null(cells: pd.DataFrame, sides: list[pd.DataFrame], metric: str) -> tuple:
+    """The null model's mean score on the metric over both sides' paired runs, and its
+    name; (None, "") where the cells carry no null score for this metric."""
+    column = f"null_{metric}"
+    values = pd.concat([side[column] for side in sides if column in side]).dropna() \
+        if column in cells else pd.Series(dtype=float)
+    if values.empty:
+        return None, ""
+    split = metric.split("_", 1)[0]
+    classifier = any(side[f"null_{split}_acc"].notna().any() for side in sides
+                     if f"null_{split}_acc" in side)
+    kind = metric.rsplit("_", 1)[-1]
+    return float(values.mean()), (NULL_MODELS.get(kind, "") if classifier
+                                  else "the training mean")
+
+
+def _share(side: pd.DataFrame, column: str) -> float | None:
+    """The share of the rows where a 0/1 column is 1 (None where it is empty)."""
+    if column not in side:
+        return None
+    values = side[column].dropna()
+    return float(values.mean()) if len(values) else None
 
 
 def flipped(c: Comparison) -> Comparison:
     """The same comparison the other way round: b - a."""
     verdict = {"a": "b", "b": "a"}.get(c.verdict, c.verdict)
     return replace(c, a=c.b, b=c.a, label_a=c.label_b, label_b=c.label_a, mean_a=c.mean_b,
-                   mean_b=c.mean_a, diff=-c.diff, low=-c.high, high=-c.low, verdict=verdict)
+                   mean_b=c.mean_a, diff=-c.diff, low=-c.high, high=-c.low, verdict=verdict,
+                   converged_a=c.converged_b, converged_b=c.converged_a)
 
 
 @dataclass
@@ -228,6 +337,9 @@ def best_of(cells: pd.DataFrame, candidates: dict[str, dict], metric: str, *,
     usable = {k: v for k, v in on.items() if np.isfinite(v)}
     # a candidate where some seed diverged: its mean is over the survivors alone
     usable = {k: v for k, v in usable.items() if k not in unstable} or usable
+    if not usable and any(len(where(cells, m)) for m in candidates.values()) and \
+            not any(len(_ok(where(cells, m))) for m in candidates.values()):
+        return Best("", [])  # every run of every candidate diverged or collapsed
     if not usable:
         raise ValueError(f"best_of: no finished cell of {list(candidates)} has a "
                          f"{choose_on or metric}")
@@ -260,9 +372,15 @@ class Selection:
     edge: bool  # a better value may lie past the chosen one (see `limit`)
     ties: list = field(default_factory=list)  # values equal to it within float32 resolution
     limit: str = ""  # why: "the grid's largest", "next to 10, where runs diverged", ...
+    added: list = field(default_factory=list)  # values bracketing added to the grid
+    stop: str = ""  # why bracketing stopped short of an interior choice, or where it ended
+
+    @property
+    def interior(self) -> bool:
+        return not self.edge
 
     def to_dict(self) -> dict:
-        return _clean(asdict(self))
+        return _clean(asdict(self) | {"interior": self.interior})
 
 
 NAMES = {"val_acc": "validation accuracy", "val_loss": "validation loss",
@@ -312,9 +430,10 @@ def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
     A value where some seed diverged is no candidate while another value trained in every
     seed (its mean would be over the survivors). A choice next to a value where runs
     diverged is an edge as much as the grid's end: the best may lie between the two."""
-    if not is_validation(on):
-        raise ValueError(f"select: {on!r} is not a validation metric; choices are made on "
-                         "validation data (val_*, cv_*), never on test data")
+    if not (is_validation(on) or on.startswith("train_")):
+        raise ValueError(f"select: {on!r} is not a validation or training metric; choices "
+                         "are made on validation data (val_*, cv_*) or, where the question "
+                         "is how fast a model trains, training data; never on test data")
     mine = where(cells, fixed)
     part = _ok(mine)
     means = part.groupby(column)[on].mean().dropna()
@@ -500,7 +619,7 @@ def fmt_like(v: float, ci95: float) -> str:
 
 def fmt_difference(c: Comparison) -> str:
     """'difference a - b, 95% CI low to high', the difference to the interval's digits."""
-    return f"difference {_diff_at(c)}, {fmt_ci(c.low, c.high, c.level)}"
+    return f"difference {_diff_at(c)}{points_text(c)}, {fmt_ci(c.low, c.high, c.level)}"
 
 
 def _diff_at(c: Comparison) -> str:
@@ -508,14 +627,85 @@ def _diff_at(c: Comparison) -> str:
     return "0" if is_residue(c.diff, c.mean_a, c.mean_b) else fmt_at(c.diff, c.low, c.high)
 
 
+def points_text(c: Comparison, form: str = " ({} of {} test points)") -> str:
+    """A test accuracy difference as a number of test points: ' (3.4 of 359 test
+    points)'; '' for other metrics."""
+    if not (c.test_points and c.metric == "test_acc" and np.isfinite(c.diff)):
+        return ""
+    return form.format(f"{abs(c.diff) * c.test_points:.1f}", c.test_points)
+
+
+def beats_null(mean: float, c: Comparison) -> bool | None:
+    """Whether a side's mean is better than the null model's (None: no null)."""
+    if c.null is None or not np.isfinite(mean):
+        return None
+    return mean > c.null if c.higher_is_better else mean < c.null
+
+
+def caveats(comparisons: list[Comparison], short: bool = False,
+            unconverged_too: bool = True) -> str:
+    """What a reader must know before the verdict, said first: the sides that do not beat
+    the null model, and (unconverged_too) those whose runs did not all converge. short: a
+    statement's words."""
+    below, unconverged, seen, runs = [], [], set(), 0
+    for c in comparisons:
+        for label, mean, conv in ((c.label_a, c.mean_a, c.converged_a),
+                                  (c.label_b, c.mean_b, c.converged_b)):
+            label = re.sub(r" \([^()]*\)$", "", label) or label  # without its aside
+            if label in seen:
+                continue
+            seen.add(label)
+            runs += c.n
+            if beats_null(mean, c) is False:
+                below.append((label, c))
+            if conv is not None and conv < 1 and c.n:
+                unconverged.append((label, round((1 - conv) * c.n), c.n))
+    out = []
+    if below:
+        c = below[0][1]
+        null = f"{c.null_model}, {fmt(c.null)}" if c.null_model else fmt(c.null)
+        if len(below) == len(seen) and len(seen) > 1:
+            who = "neither side" if len(seen) == 2 else "none of them"
+        else:
+            who = _and([label for label, _ in below])
+        verb = "beats" if who in ("neither side", "none of them") else \
+            ("does not beat" if len(below) == 1 else "do not beat")
+        out.append(sentence(f"{who} {verb} the null model ({null})" if short else
+                            f"{who} {verb} the null model on {name(c.metric)} ({null})."))
+        if short:
+            out[-1] += "."
+    if not unconverged_too:
+        pass
+    elif unconverged and short:
+        k = sum(u[1] for u in unconverged)
+        out.append(f"Not converged: {k} of the {runs} runs compared." if len(unconverged) > 1
+                   else f"Not converged: {unconverged[0][0]} ({k} of {unconverged[0][2]} "
+                        "runs).")
+    elif unconverged:
+        out.append("Not converged: " + _and([f"{label} ({k} of {n} runs)"
+                                             for label, k, n in unconverged])
+                   + ", still improving over the last tenth of training.")
+    return " ".join(out)
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def comparison_text(c: Comparison, what: str, pairs: str = "paired runs") -> str:
     """A sentence that says no more than the verdict: a winner only when the interval of
     the difference excludes zero, otherwise 'indistinguishable', with the difference.
     pairs: what the paired units are, in words ("paired runs": training seeds)."""
+    pre = caveats([c])
+    body = _comparison_body(c, what, pairs)
+    return f"{pre} {body}" if pre else body
+
+
+def _comparison_body(c: Comparison, what: str, pairs: str) -> str:
     if c.verdict == "b":  # the winner is named first
         c = flipped(c)
     first, second, m1, m2 = c.label_a, c.label_b, c.mean_a, c.mean_b
-    if c.identical:  # every seed gives one value per side: a deterministic result
+    if c.identical and not c.test_points:  # one value per side in every seed
         if c.verdict == "tie":
             return sentence(f"{first} and {second} give the same {what}, {fmt(m1)}, in all "
                             f"{c.n} seeds.")
@@ -524,9 +714,10 @@ def comparison_text(c: Comparison, what: str, pairs: str = "paired runs") -> str
                         f"{fmt(m2)}. The seed changes nothing here (all {c.n} seeds gave these "
                         f"two values): one result per side, without an interval.")
     digits = ci_digits(c.low, c.high)
+    units = f"{c.n} {pairs}" + (f" and {c.test_points} test points" if c.test_points else "")
     numbers = (f"{fmt(m1, max(3, digits), zeros=True)} vs {fmt(m2, max(3, digits), zeros=True)}"
-               f", difference {_diff_at(c)} "
-               f"({fmt_ci(c.low, c.high, c.level)}, {c.n} {pairs})")
+               f", difference {_diff_at(c)}{points_text(c, ', or {} of the {} test points')} "
+               f"({fmt_ci(c.low, c.high, c.level)}, {units})")
     if c.verdict == "tie":
         return sentence(f"{first} and {second} are indistinguishable on {what}: {numbers}.")
     better = "higher" if c.higher_is_better else "lower"

@@ -11,23 +11,33 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import stats
+from pipeline import outcomes, stats
 from pipeline.report import answers
 
 RANKING = re.compile(r"\b(better|worse|wins?|best|higher|lower)\b", re.I)
 
 
 def _recompute(root: Path, study: str, data: dict) -> stats.Comparison:
-    table = pd.read_csv(root / "data" / "results" / study / f"{data.get('table', 'cells')}.csv")
+    folder = root / "data" / "results" / study
+    table = pd.read_csv(folder / f"{data.get('table', 'cells')}.csv")
+    if data.get("table", "cells") == "cells" and (folder / "points.npz").exists():
+        outcomes.attach(table, outcomes.Points.load(folder / "points.npz"))
     return stats.compare(table, data["a"], data["b"], data["metric"], label_a=data["label_a"],
                          label_b=data["label_b"], higher_is_better=data["higher_is_better"],
-                         pair_on=data["pair_on"], level=data["level"])
+                         pair_on=data["pair_on"], level=data["level"],
+                         at_init=data.get("at_init", False))
 
 
 def _check_comparison(root: Path, study: str, data: dict) -> None:
+    assert {"null", "null_model", "converged_a", "converged_b", "sources", "test_points",
+            "collapsed"} <= data.keys()
     c = _recompute(root, study, data)
     assert c.verdict == data["verdict"], (study, data["label_a"], data["label_b"])
     assert c.n == data["n"]
+    assert c.test_points == data.get("test_points")
+    for key in ("low", "high"):
+        if data[key] is not None:
+            assert abs(getattr(c, key) - data[key]) <= 1e-6 * max(1.0, abs(data[key])), key
     if c.verdict != "tie":  # a winner only where the interval excludes zero
         assert c.low > 0 or c.high < 0
 
@@ -63,7 +73,8 @@ def check_findings(root: Path, report_html: str) -> int:
             for c in f["data"]["comparisons"]:
                 _check_comparison(root, f["study"], c)
                 checked += 1
-            clear = all(c["verdict"] == "a" for c in f["data"]["comparisons"])
+            clear = bool(f["data"]["comparisons"]) and all(
+                c["verdict"] == "a" for c in f["data"]["comparisons"])
             assert f["data"]["clear"] == clear
             assert ("no single best" in f["text"].lower()) == (not clear and bool(
                 f["data"]["comparisons"])), f["text"]

@@ -54,7 +54,14 @@ def test_every_study_satisfies_the_interface(outputs, name):
     assert issubclass(cls, Study) and cls.name == name
     assert cls.title and cls.question and cls.datasets
     grid = study.cells()
-    assert len(out.cells) == len(grid) and list(out.cells["cell"]) == list(range(len(grid)))
+    n = len(grid)  # the grid, then the cells bracketing added, round by round
+    assert list(out.cells["cell"]) == list(range(len(out.cells)))
+    if study.brackets():
+        rounds = out.cells["bracket_round"]
+        assert (rounds.iloc[:n] == 0).all() and (rounds.iloc[n:] > 0).all()
+        assert rounds.is_monotonic_increasing
+    else:
+        assert len(out.cells) == n
     for column in grid[0]:
         assert column in out.cells.columns and column in out.curves.columns
     assert {"train_loss", "test_loss", "diverged", "dataset", "seed"} <= set(out.cells.columns)
@@ -216,7 +223,8 @@ def test_a_diverging_learning_rate_is_flagged_not_averaged(outputs):
     _, out, a = outputs["optimizers"]
     sweep = out.cells[out.cells["experiment"] == "lr_sweep"]
     diverged = sweep[sweep["diverged"]]
-    assert len(diverged) and set(diverged["lr"]) == {100.0}
+    assert len(diverged) and 100.0 in set(diverged["lr"])
+    assert (diverged.loc[diverged["lr"] != 100.0, "bracket_round"] > 0).all()  # added
     assert diverged["test_acc"].isna().all() and diverged["diverged_epoch"].notna().all()
     table = summarize(sweep, ["dataset", "optimizer", "lr"], ["test_acc"])
     assert (table[table["lr"] == 100.0]["n_diverged"] > 0).all()

@@ -31,12 +31,22 @@ TAGS = {
     "underpowered": "the verdict at 95% and the one at the family's level differ: the "
                     "seeds were too few to settle it (the statement gives how many the "
                     "observed spread would need)",
+    "null": "a model compared does not beat the null model (the majority class, the "
+            "training class frequencies or the training mean) on this metric",
+    "unconverged": "some runs compared were still improving at the end of training (their "
+                   "training loss fell by more than the tolerance over its last tenth)",
+    "collapsed": "some runs collapsed (one class for every point, or one output whatever "
+                 "the input); they are counted, never averaged",
 }
 MAX_SEEDS = 1000  # a search bound: "more than this" past it
 
 
+NUMBERS = ("mean_a", "mean_b", "diff", "low", "high", "seed_sd")  # JSON's null is NaN
+
+
 def comparison(d: dict) -> Comparison:
-    return Comparison(**{k: v for k, v in d.items() if k in FIELDS})
+    return Comparison(**{k: (math.nan if v is None and k in NUMBERS else v)
+                         for k, v in d.items() if k in FIELDS})
 
 
 def comparisons(finding: dict) -> list[tuple[str, Comparison]]:
@@ -56,14 +66,19 @@ def seeds_needed(c: Comparison) -> int | None:
     mean difference and the spread the same); None where the two verdicts agree."""
     if c.identical or c.n < 2 or c.level <= stats.LEVEL + 1e-9:
         return None
-    sd = (c.high - c.low) / 2 / stats.half_width(1.0, c.n, c.level)  # the pairs' spread
+    sd, points, test_var = c.seed_sd, c.test_points or 0, c.test_var
+    if not math.isfinite(sd) and not points:  # the spread behind a seeds-only interval
+        sd = (c.high - c.low) / 2 / stats.half_width(1.0, c.n, c.level)
     if not (math.isfinite(sd) and sd > 0):
         return None
-    settled_at_95 = abs(c.diff) > stats.half_width(sd, c.n)
+    settled_at_95 = abs(c.diff) > stats.combined_half(sd, c.n, test_var, points)
     if settled_at_95 == (c.verdict != "tie"):
         return None
+    if test_var and stats.combined_half(0.0, c.n, test_var, points, c.level) >= abs(c.diff):
+        return None  # the test set, not the seeds, is too small to settle it
     m = c.n
-    while m <= MAX_SEEDS and stats.half_width(sd, m, c.level) >= abs(c.diff):
+    while m <= MAX_SEEDS and stats.combined_half(sd, m, test_var, points,
+                                                 c.level) >= abs(c.diff):
         m += 1
     return m
 
@@ -77,12 +92,19 @@ def tags(finding: dict) -> list[str]:
     levels = {c.level for _, c in comparisons(finding)}
     if any(level > stats.LEVEL + 1e-9 for level in levels):
         out.append("family")
-    if any(c.identical for _, c in comparisons(finding)):
+    if any(c.identical and not c.test_points for _, c in comparisons(finding)):
         out.append("unreplicated")
     if any(seeds_needed(c) for _, c in comparisons(finding)):
         out.append("underpowered")
     if re.search(r"\bdiverged\b", text) and finding["kind"] != "estimate":
         out.append("diverged")
+    pairs = [c for _, c in comparisons(finding)]
+    if any(stats.beats_null(m, c) is False for c in pairs for m in (c.mean_a, c.mean_b)):
+        out.append("null")
+    if any(v is not None and v < 1 for c in pairs for v in (c.converged_a, c.converged_b)):
+        out.append("unconverged")
+    if any(c.collapsed for c in pairs):
+        out.append("collapsed")
     return out
 
 
@@ -118,7 +140,7 @@ def _versus(c: Comparison, what: str) -> str:
     indistinguishable on metric (...)'."""
     if c.verdict == "b":
         c = stats.flipped(c)
-    if c.identical:
+    if c.identical and not c.test_points:
         return (f"{c.label_a} {stats.fmt(c.mean_a)} vs {c.label_b} {stats.fmt(c.mean_b)} "
                 f"on {what}, in every seed")
     if c.verdict == "tie":
@@ -128,10 +150,14 @@ def _versus(c: Comparison, what: str) -> str:
     return f"{c.label_a} gives {word} {what} than {c.label_b} ({stats.fmt_difference(c)})"
 
 
-def statement(finding: dict) -> str:
-    """One short sentence that says no more than the finding's verdict, and, where the
-    seeds were too few to settle a comparison at its family's level, how many would."""
-    text = _statement(finding)
+def statement(finding: dict, unconverged_too: bool = True) -> str:
+    """One short sentence that says no more than the finding's verdict, after what must be
+    known first (a model that does not beat the null; with unconverged_too, runs still
+    improving), and, where the seeds were too few to settle a comparison at its family's
+    level, how many would."""
+    pre = stats.caveats([c for _, c in comparisons(finding)], short=True,
+                        unconverged_too=unconverged_too)
+    text = f"{pre} {_statement(finding)}" if pre else _statement(finding)
     need = [m for _, c in comparisons(finding) if (m := seeds_needed(c))]
     if need:  # the most any of them needs
         many = f"about {max(need)}" if max(need) <= MAX_SEEDS else f"more than {MAX_SEEDS}"
@@ -214,7 +240,8 @@ def answer(analysis: dict) -> dict:
               [f["id"] for f in analysis["findings"]][:1]
     chosen = [by_id[i] for i in ids]
     found_tags = list(dict.fromkeys(t for f in chosen for t in tags(f)))
-    return {"text": " ".join(statement(f) for f in chosen),
+    # the summary's answer: unconverged runs are its tag (the study's findings say more)
+    return {"text": " ".join(statement(f, unconverged_too=False) for f in chosen),
             "confidence": confidence(chosen), "tags": found_tags, "ids": ids}
 
 
@@ -225,7 +252,7 @@ def forest_rows(analysis: dict) -> list[dict]:
     rows = []
     for f in analysis["findings"]:
         for setting, c in comparisons(f):
-            if c.identical:
+            if c.identical and not c.test_points:
                 continue  # no interval to draw
             sign = 1 if c.higher_is_better else -1
             if f["kind"] != "family" and (c.verdict == "b" or (c.verdict == "tie"

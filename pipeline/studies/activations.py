@@ -106,17 +106,23 @@ class Activations(Study):
     def analyze(self, out: StudyOutput) -> Analysis:
         a = Analysis()
         cells, p = out.cells, self.p
+        # quantities at initialisation hold whatever training did after: a run that
+        # collapsed in training still counts there
+        at_init = cells.drop(columns=["collapsed", "converged"])
         deepest = max(p.depths)
-        t = a.table("gradients", "Gradient norms at initialisation (first and last layer) "
-                    "and accuracy after training, over seeds",
-                    stats.summarize(cells, ["depth", "activation", "init"],
-                                    ["first_grad_init", "last_grad_init",
-                                     "log10_first_to_last", "train_acc", "test_acc"]))
+        by = ["depth", "activation", "init"]
+        init = stats.summarize(at_init, by, ["first_grad_init", "last_grad_init",
+                                             "log10_first_to_last"])
+        trained = stats.summarize(cells, by, ["train_acc", "test_acc"])
+        t = a.table("gradients", "Gradient norms at initialisation (first and last layer; "
+                    "every run) and accuracy after training (collapsed runs counted apart), "
+                    "over seeds", trained.merge(init.drop(columns=["n", "n_diverged"]),
+                                                on=by))
         norms = a.table("grad_norms", "Gradient norm per layer", stats.summarize(
             out.tables["grad_norms"], ["depth", "activation", "init", "when", "layer"],
             ["grad_norm"]), show=False)
         a.plots["grad_flow"] = grad_flow(norms, deepest, p.activations, p.inits)
-        self._vanishing(a, cells, deepest)
+        self._vanishing(a, cells, at_init, deepest)
         self._symmetry(a, cells)
         for r in t[t["depth"] == deepest].itertuples():
             a.metric(f"log10_first_to_last/{r.activation}/{r.init}", r.log10_first_to_last_mean,
@@ -137,14 +143,16 @@ class Activations(Study):
                                 ylabel="test accuracy"))
         return a
 
-    def _vanishing(self, a: Analysis, cells: pd.DataFrame, deepest: int) -> None:
+    def _vanishing(self, a: Analysis, cells: pd.DataFrame, at_init: pd.DataFrame,
+                   deepest: int) -> None:
         p = self.p
-        deep = cells[cells["depth"] == deepest]
+        deep = at_init[at_init["depth"] == deepest]
         if "sigmoid" in p.activations and "relu" in p.activations and \
                 {"torch", "he_normal"} <= set(p.inits):
-            c = stats.compare(cells, {"depth": deepest, "activation": "relu", "init": "he_normal"},
+            c = stats.compare(cells,
+                              {"depth": deepest, "activation": "relu", "init": "he_normal"},
                               {"depth": deepest, "activation": "sigmoid", "init": "torch"},
-                              "first_grad_init",
+                              "first_grad_init", at_init=True,
                               label_a="ReLU with He initialisation",
                               label_b="sigmoid with torch.nn's default initialisation")
             f = F.comparison("vanishing", c, f"first-layer gradient norm at initialisation "

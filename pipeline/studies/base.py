@@ -26,13 +26,16 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from pipeline import bracketing, outcomes
 from pipeline.findings import Analysis, to_json
 from pipeline.io import atomic_dir, write_csv, write_json
 
 
 @dataclass
 class StudyOutput:
-    cells: pd.DataFrame  # one row per cell: config columns, seed, final metrics, diverged
+    # one row per cell: config columns, seed, final metrics, diverged, and what
+    # pipeline.outcomes adds (null scores, collapsed, converged; test points as attrs)
+    cells: pd.DataFrame
     curves: pd.DataFrame  # one row per cell and logged epoch
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # other tidy results
     cached: int = 0  # cells that came from the cell cache
@@ -68,6 +71,14 @@ class Study:
         """The training arrays each cell's "dataset" names, from the loaded datasets
         (by default the datasets themselves; a study may derive variants)."""
         return data
+
+    def brackets(self) -> list:
+        """The choices over ordered grids that grow until interior (bracketing.Bracket)."""
+        return []
+
+    def extend(self, cell: dict, column: str, value) -> dict:
+        """A cell of the grid with `column` set to a value bracketing added."""
+        return cell | {column: value}
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
         """Add columns or tidy tables computed from the trained models (optional)."""
@@ -111,26 +122,46 @@ def check_memory(study: Study, grid: list[dict], jobs: list, data: dict, device)
 
 
 def run_study(study: Study, data: dict, device) -> StudyOutput:
-    """Train every cell, one engine call per dataset, and tidy the results."""
-    from pipeline.engine import TrainData, train
-
+    """Train every cell, one engine call per dataset; then, round by round, the cells
+    bracketing adds (see pipeline.bracketing); tidy the results."""
     grid = study.cells()
     for cell in grid:
         if "dataset" not in cell or "seed" not in cell:
             raise KeyError(f"{study.name}: a cell must name its dataset and seed: {cell}")
-    jobs = [study.job(c, data) for c in grid]
     arrays = study.arrays(data)
+    tol = study.config.converge_tol
+    if study.brackets():
+        grid = bracketing.mark(grid)
+    results = train_cells(study, grid, data, arrays, device)
+    for round_ in range(1, study.config.bracket_rounds + 1):
+        cells = outcomes.add(tidy(grid, results).cells, results, arrays, tol)
+        added = bracketing.extend(study, cells, grid, round_)
+        if not added:
+            break
+        grid += added
+        results += train_cells(study, added, data, arrays, device, f" (bracketing {round_})")
+    out = tidy(grid, results)
+    out.cells = outcomes.add(out.cells, results, arrays, tol)
+    study.extras(out, results, data)
+    return out
+
+
+def train_cells(study: Study, grid: list[dict], data: dict, arrays: dict, device,
+                note: str = "") -> list:
+    """The trained results of these cells, one engine call per dataset."""
+    from pipeline.engine import TrainData, train
+
+    jobs = [study.job(c, data) for c in grid]
     check_memory(study, grid, jobs, arrays, device)
     results: list = [None] * len(grid)
     for name in dict.fromkeys(c["dataset"] for c in grid):
         idx = [i for i, c in enumerate(grid) if c["dataset"] == name]
         trained = train([jobs[i] for i in idx], TrainData.from_arrays(arrays[name], device),
-                        device, engine_options(study.config, f"{study.name}/{name}", device))
+                        device, engine_options(study.config, f"{study.name}/{name}{note}",
+                                               device))
         for i, res in zip(idx, trained):
             results[i] = res
-    out = tidy(grid, results)
-    study.extras(out, results, data)
-    return out
+    return results
 
 
 def tidy(grid: list[dict], results: list) -> StudyOutput:
@@ -177,6 +208,8 @@ def write_study(study: Study, out: StudyOutput, analysis: Analysis, paths: Paths
     }
     with atomic_dir(paths.results) as tmp:
         write_csv(tmp / "cells.csv", out.cells)
+        if "points" in out.cells.attrs:  # each cell's value on every test point
+            out.cells.attrs["points"].save(tmp / "points.npz")
         write_csv(tmp / "curves.csv", out.curves)
         for name, frame in out.tables.items():
             write_csv(tmp / f"{name}.csv", frame)

@@ -54,6 +54,13 @@ class LinearRegression(Study):
         return [{"dataset": "linear", "lr": lr, "batch_size": b, "seed": s}
                 for lr, b, s in itertools.product(self.p.lrs, self.p.batch_sizes, self.seeds)]
 
+    def brackets(self) -> list:
+        """The learning rate that trains fastest, per batch size: the question is how fast
+        each rate optimises, so the choice is made on the training loss itself."""
+        from pipeline.bracketing import Bracket
+
+        return [Bracket("lr", "train_loss", maximize=False, by=("batch_size",))]
+
     def job(self, cell: dict, data: dict):
         from pipeline.engine import Arch, Job, TrainSpec
 
@@ -88,7 +95,7 @@ class LinearRegression(Study):
         noise = self.config.data.linear.noise ** 2 / 2  # the expected loss at the truth
         closed = out.tables["closed_form"].iloc[0]
         t = a.table("grid", f"Errors and loss after {p.epochs} epochs over seeds",
-                    stats.summarize(cells, ["lr", "batch_size"],
+                    stats.summarize(cells, ["lr", "batch_size", "bracket_round"],
                                     ["w_error", "b_error", "train_loss", "test_loss"]))
         a.table("closed_form", "The closed-form least-squares solution on the same rows",
                 out.tables["closed_form"])
@@ -107,15 +114,18 @@ class LinearRegression(Study):
                    f"closed-form solution's {stats.fmt(closed.train_loss)}.",
             ratio_to_noise=row.train_loss_mean / noise))
         for batch in p.batch_sizes:
-            cand = {f"lr {lr:g}": {"lr": lr, "batch_size": batch} for lr in p.lrs}
+            lrs = sorted(cells.loc[cells["batch_size"] == batch, "lr"].unique())
+            cand = {f"lr {lr:g}": {"lr": lr, "batch_size": batch} for lr in lrs}
             b = stats.best_of(cells, cand, "train_loss", higher_is_better=False)
             f = F.best(f"lr_batch_{batch}", b,
                        f"training loss after {p.epochs} epochs at batch {batch}",
                        "learning rates")
-            limit = stats.edge_limit(cand[b.top]["lr"], p.lrs)
-            if limit:
+            sel = self.brackets()[0].select(cells, {"batch_size": batch})
+            if sel.added:
+                f.text += f" Bracketing added lr {F._values(sel.added)} to the grid."
+            if b.top and sel.edge and cand[b.top]["lr"] == sel.chosen:
                 f.text += (f" The lowest mean is at an edge, where the optimum may lie past "
-                           f"it: {b.top} ({limit}).")
+                           f"it: {b.top} ({sel.limit}).")
             a.findings.append(f)
         for r in t.itertuples():
             key = f"lr_{r.lr:g}_batch_{r.batch_size}"

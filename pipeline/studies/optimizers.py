@@ -29,6 +29,7 @@ from pydantic import Field
 
 from pipeline import findings as F
 from pipeline import stats
+from pipeline.bracketing import Bracket
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
 from pipeline.studies.base import Study, StudyOutput
@@ -86,6 +87,11 @@ class Optimizers(Study):
                          "lr": p.wilson.lr, "seed": s}
                         for o, s in itertools.product(p.wilson.optimizers, self.seeds)]
 
+    def brackets(self) -> list[Bracket]:
+        """Each optimizer's learning rate on each dataset."""
+        return [Bracket("lr", "val_acc", maximize=True, where={"experiment": "lr_sweep"},
+                        by=("dataset", "optimizer"))]
+
     def job(self, cell: dict, data: dict):
         from pipeline.engine import Arch, Job, TrainSpec
 
@@ -137,8 +143,9 @@ class Optimizers(Study):
     def analyze(self, out: StudyOutput) -> Analysis:
         a = Analysis()
         sweep = out.cells[out.cells["experiment"] == "lr_sweep"]
-        a.table("lr_sweep", "Learning-rate sweep over seeds",
-                stats.summarize(sweep, ["dataset", "optimizer", "lr"],
+        a.table("lr_sweep", "Learning-rate sweep over seeds (bracket_round: 0 for the grid, k "
+                "for a rate added in round k)",
+                stats.summarize(sweep, ["dataset", "optimizer", "lr", "bracket_round"],
                                 ["val_acc", "test_acc", "test_acc_at_best_val", "train_loss"]))
         chosen_rows = []
         for dataset in ("spiral", "images"):
@@ -168,7 +175,7 @@ class Optimizers(Study):
         return a
 
     def _dataset(self, a: Analysis, sweep: pd.DataFrame, dataset: str) -> list[dict]:
-        chosen = {o: stats.select(sweep, "lr", {"optimizer": o}, "val_acc", maximize=True)
+        chosen = {o: self.brackets()[0].select(sweep, {"dataset": dataset, "optimizer": o})
                   for o in self.p.optimizers}
         a.findings.append(F.selections(f"{dataset}_lrs", chosen,
                                        f"Learning rates on {dataset}"))

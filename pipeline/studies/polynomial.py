@@ -280,6 +280,7 @@ def double_descent(arrays: dict, n_features: list[int], seeds: list[int]) -> pd.
     order of the columns), per p and seed, in float64."""
     x, y = arrays["x_train"].astype(np.float64), arrays["y_train"][:, 0].astype(np.float64)
     xt, yt = arrays["x_test"].astype(np.float64), arrays["y_test"][:, 0].astype(np.float64)
+    null = float(np.mean((yt - y.mean()) ** 2))  # the training mean, the 0-feature fit
     rows = []
     for seed in seeds:
         order = np.random.default_rng(seed).permutation(x.shape[1])
@@ -290,7 +291,8 @@ def double_descent(arrays: dict, n_features: list[int], seeds: list[int]) -> pd.
             test = float(np.mean((at @ w - yt) ** 2))
             rows.append({"seed": seed, "n_features": p, "n_params": p + 1, "n_train": len(x),
                          "train_loss": float(np.mean((a @ w - y) ** 2)), "test_loss": test,
-                         "log10_test_loss": float(np.log10(test))})
+                         "log10_test_loss": float(np.log10(test)),
+                         "null_test_loss": null, "null_log10_test_loss": float(np.log10(null))})
     return pd.DataFrame(rows)
 
 

@@ -26,6 +26,7 @@ from pydantic import Field
 
 from pipeline import findings as F
 from pipeline import stats
+from pipeline.bracketing import Bracket
 from pipeline.config import (
     NonNegFloat,
     PositiveFloat,
@@ -99,6 +100,13 @@ class Regularization(Study):
                                                    seeds)]
         return cells
 
+    def brackets(self) -> list[Bracket]:
+        """Lambda for SGD, and per form for Adam + L2 and AdamW."""
+        return [Bracket("lambda", "val_loss", maximize=False,
+                        where={"experiment": "weight_decay"}),
+                Bracket("lambda", "val_loss", maximize=False,
+                        where={"experiment": "adam_decay"}, by=("optimizer",))]
+
     def job(self, cell: dict, data: dict):
         from pipeline.engine import Arch, Job, TrainSpec
 
@@ -143,9 +151,9 @@ class Regularization(Study):
         wd = cells[cells["experiment"] == "weight_decay"]
         t = a.table("weight_decay", "Weight decay (SGD, d2l) over seeds; losses are "
                     "squared error / 2, as d2l's",
-                    stats.summarize(wd, ["lambda"], ["weight_norm", "train_loss", "val_loss",
-                                                     "test_loss"]))
-        sel = stats.select(wd, "lambda", {}, "val_loss", maximize=False)
+                    stats.summarize(wd, ["lambda", "bracket_round"],
+                                    ["weight_norm", "train_loss", "val_loss", "test_loss"]))
+        sel = self.brackets()[0].select(cells, {})
         row = t[t["lambda"] == sel.chosen].iloc[0]
         test = stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)
         a.findings.append(F.selection("lambda", sel, "Lambda (SGD)", f"Its test loss is {test} "
@@ -189,10 +197,10 @@ class Regularization(Study):
     def _adam_decay(self, a: Analysis, cells: pd.DataFrame) -> None:
         ad = cells[cells["experiment"] == "adam_decay"]
         a.table("adam_decay", "Adam + L2 vs AdamW over seeds; losses are squared error / 2",
-                stats.summarize(ad, ["optimizer", "lambda"],
+                stats.summarize(ad, ["optimizer", "lambda", "bracket_round"],
                                 ["weight_norm", "train_loss", "val_loss", "test_loss"]))
-        chosen = {form: stats.select(ad, "lambda", {"optimizer": form}, "val_loss",
-                                     maximize=False) for form in FORMS}
+        chosen = {form: self.brackets()[1].select(cells, {"optimizer": form})
+                  for form in FORMS}
         a.findings.append(F.selections("adam_lambdas", {FORMS[k]: s for k, s in chosen.items()},
                                        "Lambdas"))
         c = stats.compare(cells, {"experiment": "adam_decay", "optimizer": "adamw",

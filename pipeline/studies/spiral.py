@@ -22,6 +22,7 @@ from pydantic import Field
 
 from pipeline import findings as F
 from pipeline import stats
+from pipeline.bracketing import Bracket
 from pipeline.config import Activation, NonNegFloat, PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
 from pipeline.studies.base import Study, StudyOutput
@@ -112,13 +113,17 @@ class Spiral(Study):
                          decay_bias=True)
         return Job(spec, seed=cell["seed"], lr=cell["lr"], weight_decay=p.course.weight_decay)
 
+    def brackets(self) -> list[Bracket]:
+        """The fair comparison's learning rate, per activation and optimizer."""
+        return [Bracket("lr", "val_acc", maximize=True, where={"experiment": "fair"},
+                        by=("activation", "optimizer"))]
+
     # ---------------------------------------------------------------- after training
 
     def chosen_lrs(self, cells: pd.DataFrame) -> dict[tuple[str, str], stats.Selection]:
         """Per activation and optimizer, the learning rate chosen on validation accuracy."""
-        fair = cells[cells["experiment"] == "fair"]
-        return {(a, o): stats.select(fair, "lr", {"activation": a, "optimizer": o},
-                                     "val_acc", maximize=True)
+        fair = self.brackets()[0]
+        return {(a, o): fair.select(cells, {"activation": a, "optimizer": o})
                 for a, o in itertools.product(self.p.activations, ("sgd", "adam"))}
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
@@ -156,7 +161,7 @@ class Spiral(Study):
         a = Analysis()
         cells = out.cells
         self._course(a, cells, out.curves)
-        self._fair(a, cells, out.tables["choices"])
+        self._fair(a, cells, out.tables["choices"], self.chosen_lrs(cells))
         self._cs231n(a, cells)
         a.figures.append(Figure("Decision boundaries (first seed): the course pair, and every "
                                 "activation with Adam at its chosen learning rate",
@@ -193,16 +198,14 @@ class Spiral(Study):
                                 "over seeds)", "lines", "table/course_curves", x="epoch",
                                 y=["train_acc"], hue="model", ylabel="training accuracy"))
 
-    def _fair(self, a: Analysis, cells: pd.DataFrame, choices: pd.DataFrame) -> None:
+    def _fair(self, a: Analysis, cells: pd.DataFrame, choices: pd.DataFrame,
+              chosen_lrs: dict[tuple[str, str], stats.Selection]) -> None:
         fair = cells[cells["experiment"] == "fair"]
-        a.table("fair", "Every activation, optimizer and learning rate, over seeds",
-                stats.summarize(fair, ["activation", "optimizer", "lr"],
+        a.table("fair", "Every activation, optimizer and learning rate, over seeds "
+                "(bracket_round: 0 for the grid, k for a rate added in round k)",
+                stats.summarize(fair, ["activation", "optimizer", "lr", "bracket_round"],
                                 ["val_acc", "test_acc", "train_acc"]))
-        selections = {f"{r.activation} + {r.optimizer}": stats.Selection(
-            "lr", "val_acc", r.lr, r.val_acc, sorted(fair[
-                (fair["activation"] == r.activation) & (fair["optimizer"] == r.optimizer)
-            ]["lr"].unique().tolist()), bool(_limit(r)), limit=_limit(r))
-            for r in choices.itertuples()}
+        selections = {f"{a_} + {o}": s for (a_, o), s in chosen_lrs.items()}
         a.findings.append(F.selections("fair_lrs", selections, "Learning rates"))
         a.findings.append(F.diverged(
             "fair_diverged", fair, ["activation", "optimizer", "lr"],
@@ -225,8 +228,8 @@ class Spiral(Study):
             f.text += F.edge_note(list(edge.values()), "learning rates")
             a.findings.append(f)
             nonlinear = {k: v for k, v in cand.items() if k != "none"}
-            if nonlinear and "none" in cand:  # the network picked on validation, not test
-                top = stats.best_of(cells, nonlinear, "val_acc").top
+            top = stats.best_of(cells, nonlinear, "val_acc").top if nonlinear else ""
+            if top and "none" in cand:  # the network picked on validation, not test
                 c = stats.compare(cells, cand[top], cand["none"], "test_acc",
                                   label_a=f"{top} with {opt} (the network best on validation)",
                                   label_b=f"the linear model with {opt}")

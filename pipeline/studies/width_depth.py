@@ -59,21 +59,38 @@ class WidthDepth(Study):
 
     def plan(self) -> list[dict]:
         """Per dataset, budget and depth: the matched width and its parameter count."""
-        rows = []
-        for dataset in ("spiral", "images"):
-            n_in, n_out = self._shape(dataset)
-            for budget, depth in itertools.product(getattr(self.p, dataset).budgets,
-                                                   self.p.depths):
-                width = matched_width(n_in, n_out, depth, budget)
-                count = n_params((n_in, *[width] * depth, n_out))
-                rows.append({"dataset": dataset, "budget": budget, "depth": depth,
-                             "width": width, "n_params": count,
-                             "matched": abs(count - budget) <= self.p.tolerance * budget})
-        return rows
+        return [self._matched(dataset, budget, depth) for dataset in ("spiral", "images")
+                for budget, depth in itertools.product(getattr(self.p, dataset).budgets,
+                                                       self.p.depths)]
 
     def cells(self) -> list[dict]:
         return [{k: v for k, v in r.items() if k != "matched"} | {"seed": s}
                 for r in self.plan() if r["matched"] for s in self.seeds]
+
+    def brackets(self) -> list:
+        """The depth per dataset and budget: one hidden layer is the least (a bound), and a
+        deeper net needs a width that matches the budget."""
+        from pipeline.bracketing import Bracket
+
+        return [Bracket("depth", "val_acc", maximize=True, by=("dataset", "budget"),
+                        scale="int", bound=1, low=0, feasible=self._feasible)]
+
+    def _feasible(self, fixed: dict, depth: int) -> str:
+        row = self._matched(fixed["dataset"], fixed["budget"], depth)
+        return "" if row["matched"] else (
+            f"the budget: no width gives {depth} layers {fixed['budget']} parameters within "
+            f"{self.p.tolerance:.0%}")
+
+    def _matched(self, dataset: str, budget: int, depth: int) -> dict:
+        n_in, n_out = self._shape(dataset)
+        width = matched_width(n_in, n_out, depth, budget)
+        count = n_params((n_in, *[width] * depth, n_out))
+        return {"dataset": dataset, "budget": budget, "depth": depth, "width": width,
+                "n_params": count, "matched": abs(count - budget) <= self.p.tolerance * budget}
+
+    def extend(self, cell: dict, column: str, value) -> dict:
+        row = self._matched(cell["dataset"], cell["budget"], value)
+        return cell | {k: v for k, v in row.items() if k != "matched"}
 
     def job(self, cell: dict, data: dict):
         from pipeline.engine import Arch, Job, TrainSpec
@@ -89,8 +106,10 @@ class WidthDepth(Study):
     def analyze(self, out: StudyOutput) -> Analysis:
         a = Analysis()
         cells = out.cells
-        t = a.table("accuracy", "Accuracy by budget and depth over seeds",
-                    stats.summarize(cells, ["dataset", "budget", "depth", "width", "n_params"],
+        t = a.table("accuracy", "Accuracy by budget and depth over seeds (bracket_round: 0 "
+                    "for the grid, k for a depth added in round k)",
+                    stats.summarize(cells, ["dataset", "budget", "depth", "width", "n_params",
+                                            "bracket_round"],
                                     ["train_acc", "val_acc", "test_acc"]))
         for dataset, part in cells.groupby("dataset", sort=False):
             chosen = {}
@@ -99,22 +118,18 @@ class WidthDepth(Study):
                 label = f"{budget} parameters"
                 if len(depths) < 2:
                     continue
-                # one hidden layer is the least a net has: a bound, no edge
-                chosen[label] = stats.select(b_cells, "depth", {}, "val_acc", maximize=True,
-                                             bound=1)
+                chosen[label] = self.brackets()[0].select(
+                    b_cells, {"dataset": dataset, "budget": budget})
                 cand = {f"depth {d}": {"dataset": dataset, "budget": budget, "depth": d}
                         for d in depths}
                 b = stats.best_of(b_cells, cand, "test_acc", choose_on="val_acc")
                 f = F.best(f"{dataset}_{budget}", b,
                            f"test accuracy on {dataset} at {budget} parameters", "depths")
-                top = int(cand[b.top]["depth"])
-                limit = (chosen[label].limit if chosen[label].chosen == top
+                top = int(cand[b.top]["depth"]) if b.top else None
+                limit = ("" if top is None else chosen[label].limit
+                         if chosen[label].chosen == top
                          else stats.edge_limit(top, depths, bound=1))
                 if limit:
-                    unmatched = [d for d in self.p.depths if d > top]
-                    if unmatched and top == max(depths):
-                        limit += (f"; deeper nets of {', '.join(map(str, unmatched))} layers "
-                                  "have no width matching this budget")
                     f.text += F.edge_note([f"{b.top} ({limit})"], "depth")
                 a.findings.append(f)
                 for d in depths:
