@@ -101,7 +101,8 @@ def run_study(args) -> None:
 
     device = resolve_device(config.device)
     study = cls(config)
-    data = {name: load(name, args.data, getattr(config.data, name)) for name in cls.datasets}
+    data = {name: load(name, args.data, getattr(config.data, name), config.seeds)
+            for name in cls.datasets}
     start = time.perf_counter()
     out = run_study(study, data, device)
     analysis = study.analyze(out)

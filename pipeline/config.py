@@ -68,6 +68,9 @@ class SpiralData(Section):
     test_points_per_class: Annotated[int, Field(ge=2)] = 1000
     noise: NonNegFloat = 0.2
     seed: int = 0
+    # each training seed s trains on its own draw of the training points (the generator at
+    # seed + s); validation and test points stay one draw, shared by every model
+    data_seeds: bool = True
 
 
 class LinearData(Section):
@@ -136,6 +139,7 @@ class WilsonData(Section):
     n_test: PositiveInt = 1000
     p_positive: Annotated[float, Field(gt=0.5, lt=1)] = 0.6
     seed: int = 0
+    data_seeds: bool = True  # as SpiralData's
 
 
 class FunctionsData(Section):

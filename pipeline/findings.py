@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
+from scipy.special import stdtr  # Student's t distribution function
 
 from pipeline import stats
 from pipeline.stats import Best, Censored, Comparison, Selection, fmt
@@ -214,11 +215,24 @@ class Reference:
     # test set); fixed_by names that quantity
     kind: str = "recipe"
     fixed_by: str = ""
+    # where each seed trained on its own draw of the data: how many draws, the 95% range
+    # of one draw's value (a prediction interval from their spread), and the percentile
+    # of one draw at which the published value (the middle of its range) lies
+    draws: int = 0
+    draw_low: float = math.nan
+    draw_high: float = math.nan
+    draw_percentile: float = math.nan
 
     @property
     def reproduced(self) -> bool:
-        return (math.isfinite(self.ours)
-                and self.low - self.tolerance <= self.ours <= self.high + self.tolerance)
+        """This run's mean within the published value or range (± the tolerance), or,
+        where the seeds drew their own data, the published value within the range of one
+        draw: a number published from one run on one draw."""
+        if not math.isfinite(self.ours):
+            return False
+        if self.low - self.tolerance <= self.ours <= self.high + self.tolerance:
+            return True
+        return bool(self.draws and self.low <= self.draw_high and self.high >= self.draw_low)
 
     @property
     def published(self) -> str:
@@ -233,15 +247,27 @@ class Reference:
 def reference(id: str, source: str, claim: str, measure: str, values: pd.Series, *,
               value: float | None = None, low: float | None = None,
               high: float | None = None, tolerance: float = 0.0,
-              fixed_by: str = "") -> Reference:
+              fixed_by: str = "", draws: bool = False) -> Reference:
     """This run's values (one per seed) against a published value or range; fixed_by: the
     quantity of the setup that fixes the number whatever the training does, which makes
-    the reference a check of the setup, not of the training recipe."""
+    the reference a check of the setup, not of the training recipe; draws: each seed
+    trained on its own draw of the data, so the values' spread is one of draws too."""
     x = values.dropna().to_numpy(dtype=float)
     low = value if low is None else low
     high = value if high is None else high
+    spread = {}
+    if draws and len(x) >= 3:
+        sd = float(x.std(ddof=1))
+        scale = sd * math.sqrt(1 + 1 / len(x))  # one new draw, beside the mean of n
+        half = stats.half_width(scale * math.sqrt(len(x)), len(x))
+        mean = float(x.mean())
+        at = (0.5 * (low + high) - mean) / scale if scale > 0 else math.nan
+        spread = {"draws": len(x), "draw_low": mean - half, "draw_high": mean + half,
+                  "draw_percentile": 100 * float(stdtr(len(x) - 1, at))
+                  if math.isfinite(at) else math.nan}
     return Reference(id, source, claim, measure, float(low), float(high), tolerance,
-                     *stats.mean_ci(x), len(x), "setup" if fixed_by else "recipe", fixed_by)
+                     *stats.mean_ci(x), len(x), "setup" if fixed_by else "recipe", fixed_by,
+                     **spread)
 
 
 @dataclass

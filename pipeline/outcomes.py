@@ -162,8 +162,11 @@ def add(out_cells: pd.DataFrame, results: list, arrays: dict, tol: float) -> pd.
 
     points = Points()
     rows = []
+    from pipeline.datasets import draw
+
     for cell, res in zip(out_cells["cell"], results):
-        data = arrays[out_cells.loc[out_cells["cell"] == cell, "dataset"].iloc[0]]
+        row_ = out_cells.loc[out_cells["cell"] == cell].iloc[0]
+        data = draw(arrays[row_["dataset"]], int(row_["seed"]))
         job = res.job
         spec = job.spec
         y_train = data["y_train"] if job.rows is None else data["y_train"][list(job.rows)]

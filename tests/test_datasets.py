@@ -162,3 +162,39 @@ def test_npz_records_generating_params(tmp_path):
     arrays, meta = read_npz(path)
     assert meta == {"params": {"seed": 3}} and arrays["a"].tolist() == [0, 1, 2]
     assert [p.name for p in tmp_path.iterdir()] == ["d.npz"]  # no temp file left
+
+
+def test_data_seeds_give_each_training_seed_its_own_draw_and_stay_reproducible(tmp_path):
+    from pipeline.config import ConfigError, parse_config
+    from pipeline.datasets import build, draw, has_draws, load
+
+    params = {"seeds": [0, 3, 7], "data": {"spiral": {"points_per_class": 20,
+                                                       "val_points_per_class": 10,
+                                                       "test_points_per_class": 10,
+                                                       "data_seeds": True}}}
+    config = parse_config(params, studies=())
+    arrays = build("spiral", config, tmp_path / "a.npz")
+    build("spiral", config, tmp_path / "spiral.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "spiral.npz").read_bytes()
+    assert has_draws(arrays)
+    views = {s: draw(arrays, s) for s in (0, 3, 7)}
+    for s, view in views.items():  # the generator at the section's seed + s
+        own = spiral.generate(config.data.spiral.model_copy(update={"seed": s}))
+        assert np.array_equal(view["x_train"], own["x_train"])
+        for key in ("x_val", "y_val", "x_test", "y_test"):  # one draw for every seed
+            assert np.array_equal(view[key], arrays[key])
+    assert not np.array_equal(views[3]["x_train"], views[7]["x_train"])
+    assert np.array_equal(views[0]["x_train"], arrays["x_train"])  # seed 0: the base draw
+    assert draw(arrays, 5) is arrays  # no draw of its own: the arrays as they are
+    # a file drawn for other seeds is refused
+    with pytest.raises(ConfigError, match="other seeds"):
+        load("spiral", tmp_path, config.data.spiral, [0, 1])
+    assert load("spiral", tmp_path, config.data.spiral, [0, 3, 7]).keys() == arrays.keys()
+
+
+def test_without_data_seeds_every_seed_shares_one_draw(tmp_path):
+    from pipeline.config import parse_config
+    from pipeline.datasets import build, has_draws
+
+    config = parse_config({"data": {"spiral": {"points_per_class": 20}}}, studies=())
+    assert not has_draws(build("spiral", config, tmp_path / "a.npz"))

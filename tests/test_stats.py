@@ -345,3 +345,24 @@ def test_a_reference_is_reproduced_within_its_range_or_tolerance():
     assert within.reproduced and not outside.reproduced
     assert F.reference("r", "s", "c", "m", pd.Series([0.94]), value=0.95,
                        tolerance=0.02).reproduced
+
+
+def test_a_published_single_run_is_compared_with_the_spread_of_one_draw():
+    import pandas as pd
+    from scipy.stats import t
+
+    from pipeline import findings as F
+
+    values = pd.Series([0.52, 0.53, 0.525, 0.535, 0.522])  # one data draw per seed
+    mean, sd, n = values.mean(), values.std(ddof=1), len(values)
+    half = t.ppf(0.975, n - 1) * sd * (1 + 1 / n) ** 0.5  # where one new draw falls
+    low = F.reference("r", "src", "claim", "m", values, value=0.49, draws=True)
+    assert low.draws == 5 and abs(low.draw_low - (mean - half)) < 1e-12
+    assert abs(low.draw_high - (mean + half)) < 1e-12
+    at = t.cdf((0.49 - mean) / (sd * (1 + 1 / n) ** 0.5), n - 1) * 100
+    assert abs(low.draw_percentile - at) < 1e-9 and low.draw_percentile < 2.5
+    assert not low.reproduced  # below the range of one draw, and far from the mean
+    inside = F.reference("r", "src", "claim", "m", values, value=0.515, draws=True)
+    assert inside.draw_low < 0.515 and inside.reproduced  # a draw could give it
+    # the same values without draws: only the mean (± tolerance) counts
+    assert not F.reference("r", "src", "claim", "m", values, value=0.515).reproduced

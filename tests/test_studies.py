@@ -12,7 +12,7 @@ import pytest
 
 from pipeline import studies
 from pipeline.config import load_config
-from pipeline.datasets import generate
+from pipeline.datasets import draw, with_draws
 from pipeline.findings import to_json
 from pipeline.studies.base import Study, run_study
 from tests.conftest import TINY
@@ -23,8 +23,7 @@ FIGURE_KINDS = {"lines", "bars", "heatmap", "classmap", "images"}
 @functools.cache
 def _data() -> dict:
     config = load_config(TINY)
-    return {name: generate(name, getattr(config.data, name))
-            for name in type(config.data).model_fields}
+    return {name: with_draws(name, config) for name in type(config.data).model_fields}
 
 
 @pytest.fixture(scope="module")
@@ -377,3 +376,19 @@ def test_a_dropout_pair_at_its_grid_end_says_which_rate_and_how_flat():
                     "from 0.2/0.5 (difference 0.001, 95% CI -0.036 to 0.038)"]
     steep = _pair_edges(cells((0.99, 0.995, 0.985)), 0.2, 0.8, *grids)
     assert steep == ["p2 0.8: the grid's largest"]
+
+
+def test_with_data_seeds_each_seed_trains_on_its_own_draw(outputs):
+    from pipeline.engine import TrainData, train
+
+    study, out, _ = outputs["spiral"]
+    arrays = _data()["spiral"]
+    assert study.config.data.spiral.data_seeds
+    course = out.cells[out.cells["experiment"] == "course"]
+    for seed in study.seeds[1:]:
+        row = course[course["seed"] == seed].iloc[0]
+        job = study.job(row.to_dict(), _data())
+        own = train([job], TrainData.from_arrays(draw(arrays, seed)))[0]
+        shared = train([job], TrainData.from_arrays(arrays))[0]
+        assert own.metrics["train_loss"] == row["train_loss"]  # bit for bit
+        assert shared.metrics["train_loss"] != row["train_loss"]

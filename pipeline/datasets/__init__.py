@@ -37,17 +37,51 @@ def dataset_path(name: str, root: str | Path = "data") -> Path:
     return Path(root) / f"{name}.npz"
 
 
+TRAINING = ("x_train", "y_train")  # the arrays a draw replaces (validation, test stay)
+
+
 def build(name: str, config: Config, out: str | Path) -> dict[str, np.ndarray]:
-    """Generate dataset `name` from its params section and write it atomically to out."""
+    """Generate dataset `name` from its params section and write it atomically to out.
+    With data_seeds, also one draw of the training arrays per training seed s (the
+    generator at the section's seed + s), as KEY@s."""
     section = getattr(config.data, name)
-    arrays = generate(name, section)
-    write_npz(out, {"dataset": name, "params": section.model_dump(mode="json")}, **arrays)
+    arrays = with_draws(name, config)
+    meta = {"dataset": name, "params": section.model_dump(mode="json")}
+    if getattr(section, "data_seeds", False):
+        meta["seeds"] = list(config.seeds)
+    write_npz(out, meta, **arrays)
     return arrays
 
 
-def load(name: str, root: str | Path = "data", expected=None) -> dict[str, np.ndarray]:
-    """A dataset's arrays; with `expected` (its params section), refuse a file that was
-    generated from other params, so a stale file never feeds a study."""
+def with_draws(name: str, config: Config) -> dict[str, np.ndarray]:
+    """Dataset `name`'s arrays and, with data_seeds, its training arrays drawn anew for
+    each training seed s (KEY@s)."""
+    section = getattr(config.data, name)
+    arrays = generate(name, section)
+    if getattr(section, "data_seeds", False):
+        for s in config.seeds:
+            own = generate(name, section.model_copy(update={"seed": section.seed + s}))
+            arrays |= {f"{key}@{s}": own[key] for key in TRAINING}
+    return arrays
+
+
+def draw(arrays: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """The arrays a model of this training seed trains on: its own draw of the training
+    arrays where the dataset has one per seed, else the arrays as they are."""
+    if f"x_train@{seed}" not in arrays:
+        return arrays
+    return arrays | {key: arrays[f"{key}@{seed}"] for key in TRAINING}
+
+
+def has_draws(arrays: dict[str, np.ndarray]) -> bool:
+    return any("@" in key for key in arrays)
+
+
+def load(name: str, root: str | Path = "data", expected=None,
+         seeds: list[int] | None = None) -> dict[str, np.ndarray]:
+    """A dataset's arrays; with `expected` (its params section) and `seeds` (the training
+    seeds), refuse a file that was generated from other params or, with data_seeds, for
+    other seeds, so a stale file never feeds a study."""
     path = dataset_path(name, root)
     if not path.exists():
         raise ConfigError(f"{path} is missing: run `dvc repro data@{name}` first")
@@ -55,4 +89,8 @@ def load(name: str, root: str | Path = "data", expected=None) -> dict[str, np.nd
     if expected is not None and meta.get("params") != expected.model_dump(mode="json"):
         raise ConfigError(f"{path} was generated from other data.{name} params than "
                           f"params.yaml holds: run `dvc repro data@{name}`")
+    if seeds is not None and getattr(expected, "data_seeds", False) and \
+            meta.get("seeds") != list(seeds):
+        raise ConfigError(f"{path} holds draws for other seeds than params.yaml's: run "
+                          f"`dvc repro data@{name}`")
     return arrays

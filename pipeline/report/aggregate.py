@@ -34,7 +34,8 @@ def aggregate(results: Path, reports: Path) -> tuple[int, int, int]:
     write_json(reports / "findings.json", findings)
     rows = scorecard_rows(analyses)
     columns = ["study", "id", "source", "claim", "measure", "kind", "fixed_by", "published",
-               "low", "high", "tolerance", "ours", "ci95", "n", "reproduced"]
+               "low", "high", "tolerance", "ours", "ci95", "n", "draws", "draw_low",
+               "draw_high", "draw_percentile", "reproduced"]
     write_csv(reports / "scorecard.csv", pd.DataFrame(rows, columns=columns))
     metrics = {"reproduced": sum(bool(r["reproduced"]) for r in rows), "references": len(rows)}
     for kind in ("recipe", "setup"):  # what the training gives, apart from what the setup fixes

@@ -227,6 +227,17 @@ def _table_html(frame: pd.DataFrame) -> str:
     return shown.to_html(index=False, border=0, classes="results", escape=True, na_rep="")
 
 
+def percentile(p: float) -> str:
+    """Where a value lies among single draws, in words: 'the 2nd percentile'."""
+    if p is None or pd.isna(p):
+        return ""
+    if p < 1 or p > 99:
+        return "below the 1st percentile" if p < 1 else "above the 99th percentile"
+    k = round(p)
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"the {k}{suffix} percentile"
+
+
 def render_html(sections: list[Section], scorecard: pd.DataFrame, prov: dict,
                 comparison=None, raster: bool = False) -> str:
     """The report as one HTML file; raster: figures as embedded PNG (the PDF's input)
@@ -237,6 +248,7 @@ def render_html(sections: list[Section], scorecard: pd.DataFrame, prov: dict,
     env.filters["table"] = _table_html
     env.filters["num"] = lambda v: "" if v is None or pd.isna(v) else f"{v:.4g}"
     env.filters["b64"] = lambda data: base64.b64encode(data).decode("ascii")
+    env.filters["percentile"] = percentile
     return env.get_template("report.html.j2").render(
         sections=sections, scorecard=scorecard.to_dict("records"), prov=prov,
         comparison=comparison, raster=raster, tags=answers.TAGS, scale=figures.PDF_SCALE)

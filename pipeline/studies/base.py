@@ -149,16 +149,22 @@ def run_study(study: Study, data: dict, device) -> StudyOutput:
 def train_cells(study: Study, grid: list[dict], data: dict, arrays: dict, device,
                 note: str = "") -> list:
     """The trained results of these cells, one engine call per dataset."""
+    from pipeline.datasets import draw, has_draws
     from pipeline.engine import TrainData, train
 
     jobs = [study.job(c, data) for c in grid]
     check_memory(study, grid, jobs, arrays, device)
     results: list = [None] * len(grid)
-    for name in dict.fromkeys(c["dataset"] for c in grid):
-        idx = [i for i, c in enumerate(grid) if c["dataset"] == name]
-        trained = train([jobs[i] for i in idx], TrainData.from_arrays(arrays[name], device),
-                        device, engine_options(study.config, f"{study.name}/{name}{note}",
-                                               device))
+    # one engine call per dataset, and per training seed where each seed has its own draw
+    parts = dict.fromkeys((c["dataset"], c["seed"] if has_draws(arrays[c["dataset"]])
+                           else None) for c in grid)
+    for name, seed in parts:
+        idx = [i for i, c in enumerate(grid) if c["dataset"] == name
+               and (seed is None or c["seed"] == seed)]
+        shown = name if seed is None else f"{name}, draw {seed}"
+        trained = train([jobs[i] for i in idx],
+                        TrainData.from_arrays(draw(arrays[name], seed), device), device,
+                        engine_options(study.config, f"{study.name}/{shown}{note}", device))
         for i, res in zip(idx, trained):
             results[i] = res
     return results
@@ -190,13 +196,24 @@ class Paths:
                    root / "reports" / "tables" / name, root / "reports" / "plots" / name)
 
 
+def draws_text(study: Study) -> str:
+    """A sentence for the Setting where a dataset gives each training seed its own draw."""
+    drawn = [name for name in study.datasets
+             if getattr(getattr(study.config.data, name, None), "data_seeds", False)]
+    if not drawn:
+        return ""
+    return (f" Each seed trains on its own draw of the {' and '.join(drawn)} training data "
+            f"(data_seeds); the validation and test points are one draw, shared by all.")
+
+
 def write_study(study: Study, out: StudyOutput, analysis: Analysis, paths: Paths) -> None:
     """Every file of the study, each folder replaced whole, so that a table the study no
     longer makes does not linger."""
     meta = {
         "study": study.name, "order": study.order, "title": study.title, "question": study.question,
         "answer": list(study.answer),
-        "setting": study.setting(), "params": study.p.model_dump(mode="json"),
+        "setting": study.setting() + draws_text(study),
+        "params": study.p.model_dump(mode="json"),
         "seeds": study.seeds,
         "tables": [{"name": k, "caption": c, "show": k not in analysis.hidden}
                    for k, (c, _) in analysis.tables.items()],

@@ -134,7 +134,9 @@ class Spiral(Study):
             [{"activation": a, "optimizer": o, "lr": s.chosen, "val_acc": s.value,
               "limit": s.limit} for (a, o), s in choices.items()])
         # decision boundaries: first seed; the course pair and every activation with Adam
-        arrays = data["spiral"]
+        from pipeline.datasets import draw
+
+        arrays = draw(data["spiral"], self.seeds[0])  # the first seed's training points
         g0, g1 = boundary_mesh(arrays["x_train"], self.p.boundary_resolution)
         import torch
 
@@ -185,7 +187,7 @@ class Spiral(Study):
                 f"{'linear model' if act == 'none' else 'ReLU MLP'}: training accuracy "
                 f"{published} after 1000 steps", f"training accuracy, course setting, "
                 f"{row['model']}", course[course["activation"] == act]["train_acc"],
-                value=published, tolerance=0.02))
+                value=published, tolerance=0.02, draws=self.config.data.spiral.data_seeds))
         acc = (curves[curves["experiment"] == "course"]
                .groupby(["epoch", "activation"])["train_acc"].mean().unstack("activation"))
         a.plots["course_accuracy"] = pd.DataFrame(
@@ -264,7 +266,8 @@ class Spiral(Study):
                 f"cs231n_{model}", "Stanford CS231n, 'Putting it together: minimal neural "
                 "network case study'", f"{'linear softmax' if model == 'linear' else '2-layer net'}"
                 f": training accuracy {published:.0%}", f"training accuracy, {model}",
-                cs[cs["model"] == model]["train_acc"], value=published, tolerance=0.02))
+                cs[cs["model"] == model]["train_acc"], value=published, tolerance=0.02,
+                draws=self.config.data.spiral_cs231n.data_seeds))
 
     def setting(self) -> str:
         p, d, d2 = self.p, self.config.data.spiral, self.config.data.spiral_cs231n
