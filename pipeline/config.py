@@ -194,6 +194,9 @@ class Config(Section):
     converge_tol: Fraction = 0.01
     # a choice at the edge of its grid gets at most this many rounds of added values
     bracket_rounds: Annotated[int, Field(ge=0, le=10)] = 3
+    # the smallest accuracy difference worth resolving: a tie whose interval still holds
+    # larger differences is underpowered, with the seeds that would resolve it
+    effect_acc: Fraction = 0.01
     data: DataConfig = DataConfig()
     report: ReportConfig = ReportConfig()
 

@@ -15,8 +15,6 @@ curve and its data; `run_study` adds it to every cell:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
@@ -136,22 +134,11 @@ def collapsed(loss: str, out: np.ndarray) -> bool:
 def converged(curve: list[dict], epochs: int, tol: float) -> float:
     """1.0 where the training loss fell by less than tol (relative) over the last tenth of
     training, or (a classifier) its training accuracy moved by less than tol there; 0.0
-    where it still moved more; NaN where the curve has no point there."""
-    if not curve:
-        return math.nan
-    end = curve[-1]
-    earlier = [r for r in curve if r["epoch"] <= end["epoch"] - max(1, epochs // 10)]
-    if not earlier:
-        return math.nan
-    start = earlier[-1]
-    before, last = start.get("train_loss", math.nan), end.get("train_loss", math.nan)
-    if not (np.isfinite(last) and np.isfinite(before)):
-        return math.nan
-    fall = before - last
-    settled = fall <= 0 if last <= 0 else fall / last < tol
-    if "train_acc" in end and np.isfinite(end["train_acc"]):
-        settled = settled or abs(end["train_acc"] - start["train_acc"]) < tol
-    return float(settled)
+    where it still moved more; NaN where the curve has no point there (the engine's rule,
+    by which it stops a model trained until it converges)."""
+    from pipeline.engine.stopping import settled, window
+
+    return settled(curve, window(epochs), tol)
 
 
 def add(out_cells: pd.DataFrame, results: list, arrays: dict, tol: float) -> pd.DataFrame:

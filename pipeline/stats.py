@@ -162,6 +162,10 @@ class Comparison:
     # a quantity measured at initialisation: what training did after (a collapse, whether
     # it converged) is not held against it
     at_init: bool = False
+    # the smallest difference on this metric worth resolving (a study stage sets it from
+    # params: effect_acc for accuracies); a tie whose interval holds larger ones is
+    # underpowered
+    effect: float | None = None
 
     @property
     def winner(self) -> str | None:
@@ -678,7 +682,7 @@ def caveats(comparisons: list[Comparison], short: bool = False,
         pass
     elif unconverged and short:
         k = sum(u[1] for u in unconverged)
-        out.append(f"Not converged: {k} of the {runs} runs compared." if len(unconverged) > 1
+        out.append(f"Not converged: {k} of {runs} runs." if len(unconverged) > 1
                    else f"Not converged: {unconverged[0][0]} ({k} of {unconverged[0][2]} "
                         "runs).")
     elif unconverged:

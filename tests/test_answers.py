@@ -159,3 +159,27 @@ def test_a_verdict_that_the_family_level_undoes_is_underpowered_with_the_seeds_i
               _c("a", 0.05, 0.05 - half, 0.05 + half, level=level),
               _c("tie", 0.01, -0.01, 0.03)):
         assert answers.seeds_needed(answers.comparison(c)) is None
+
+
+def test_a_tie_that_holds_differences_beyond_the_effect_of_interest_is_underpowered():
+    from pipeline import stats
+
+    sd, n = 0.02, 5  # the seeds' spread of the paired differences
+    half = stats.half_width(sd, n)
+    wide = _c("tie", 0.004, 0.004 - half, 0.004 + half, seed_sd=sd, effect=0.01)
+    m, effect = answers.to_resolve(answers.comparison(wide))
+    assert effect == 0.01 and stats.half_width(sd, m) < 0.01 <= stats.half_width(sd, m - 1)
+    finding = _comparison("w", wide)
+    assert "underpowered" in answers.tags(finding)
+    assert answers.statement(finding).endswith(
+        f"Underpowered for ±0.01: about {m} seeds would resolve it.")
+    # a tie whose interval lies within the effect resolves it; no effect, nothing to say
+    narrow = _c("tie", 0.001, -0.004, 0.006, seed_sd=0.004, effect=0.01)
+    assert answers.to_resolve(answers.comparison(narrow)) is None
+    assert answers.to_resolve(answers.comparison(
+        _c("tie", 0.004, 0.004 - half, 0.004 + half, seed_sd=sd))) is None
+    # where the test points alone hold the interval beyond the effect, no seed count helps
+    by_test = _c("tie", 0.004, -0.03, 0.038, seed_sd=0.001, effect=0.01, test_points=300,
+                 test_var=0.0002)
+    assert answers.to_resolve(answers.comparison(by_test)) == (None, 0.01)
+    assert "whatever the seeds" in answers.statement(_comparison("t", by_test))

@@ -196,5 +196,6 @@ def test_without_data_seeds_every_seed_shares_one_draw(tmp_path):
     from pipeline.config import parse_config
     from pipeline.datasets import build, has_draws
 
-    config = parse_config({"data": {"spiral": {"points_per_class": 20}}}, studies=())
+    config = parse_config({"data": {"spiral": {"points_per_class": 20, "data_seeds": False}}},
+                          studies=())
     assert not has_draws(build("spiral", config, tmp_path / "a.npz"))

@@ -4,7 +4,7 @@ do not depend on its group, its position there, the workers or the cache."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -547,3 +547,36 @@ def test_every_tensor_a_group_makes_follows_its_device(kind):
         group.update(grads)
         group.log(1)
         assert len(group.results(0.0)) == len(jobs)
+
+
+def test_a_converged_model_stops_and_its_numbers_do_not_depend_on_its_group():
+    """Trained until converged (stop_tol): each model stops at its own epoch, its curve
+    ends there, and it is the same bit for bit alone, beside faster or slower models, at
+    any position; the group stops once every model has."""
+    from pipeline.engine.stopping import settled, window
+
+    g = torch.Generator().manual_seed(3)  # least squares with noise: a loss floor
+    x = torch.randn(60, 5, generator=g)
+    y = x @ torch.randn(5, 1, generator=g) + 0.5 * torch.randn(60, 1, generator=g)
+    data = TrainData(x, y, x[:20], y[:20])
+    spec = TrainSpec(Arch((5, 1), "none"), "sgd", "mse", epochs=400, log_every=10,
+                     stop_tol=0.01)
+    jobs = [Job(spec, seed=s, lr=lr) for s, lr in [(0, 0.3), (1, 0.002), (2, 0.01)]]
+    alone = [train([j], data)[0] for j in jobs]
+    stops = [r.stopped_epoch for r in alone]
+    # the fast and the middle rate converge at their own epochs, the slow one never does
+    assert stops[0] < stops[2] < spec.epochs and stops[1] is None, stops
+    for r in alone:
+        if r.stopped_epoch is not None:  # converged by the rule the outcomes read
+            assert r.curve[-1]["epoch"] == r.stopped_epoch < spec.epochs
+            assert settled(r.curve, window(spec.epochs), 0.01) == 1.0
+            assert settled(r.curve[:-1], window(spec.epochs), 0.01) != 1.0  # not before
+    for order in ([0, 1, 2], [2, 0, 1], [1, 2, 0]):
+        together = train([jobs[i] for i in order], data)
+        for i, res in zip(order, together):
+            assert res.curve == alone[i].curve and res.stopped_epoch == stops[i]
+            for a, b in zip(res.params, alone[i].params):
+                assert torch.equal(a, b)
+    # without stop_tol every model trains all its epochs
+    full = train([Job(replace(spec, stop_tol=None), seed=0, lr=0.3)], data)[0]
+    assert full.stopped_epoch is None and full.curve[-1]["epoch"] == spec.epochs

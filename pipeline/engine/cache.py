@@ -63,12 +63,14 @@ class CellCache:
         arrays, meta = read_npz(path)
         params = [torch.from_numpy(arrays[f"p{i}"]) for i in range(meta["n_params"])]
         return Result(job, meta["metrics"], meta["curve"], params, meta["diverged"],
-                      meta["diverged_epoch"], meta["seconds"], extra={"cached": True})
+                      meta["diverged_epoch"], meta["seconds"], extra={"cached": True},
+                      stopped_epoch=meta.get("stopped_epoch"))
 
     def put(self, key: str, result: Result) -> None:
         # NaN metrics of diverged cells are fine in this JSON: only this module reads it
         meta = {"metrics": result.metrics, "curve": result.curve, "diverged": result.diverged,
                 "diverged_epoch": result.diverged_epoch, "seconds": result.seconds,
+                "stopped_epoch": result.stopped_epoch,
                 "n_params": len(result.params)}
         write_npz(self._path(key), meta, **{f"p{i}": p.numpy() for i, p in
                                             enumerate(result.params)})

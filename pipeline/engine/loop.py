@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from pipeline.engine import backprop, blas
+from pipeline.engine import backprop, blas, stopping
 from pipeline.engine.models import Arch, init_params
 from pipeline.engine.optim import BatchedOptimizer
 from pipeline.engine.rng import ModelRng
@@ -80,6 +80,7 @@ class Group:
         self.all_active = True
         self.first_loss: torch.Tensor | None = None
         self.diverged_epoch: list[int | None] = [None] * self.G
+        self.stopped_epoch: list[int | None] = [None] * self.G
         self.curves: list[list[dict]] = [[] for _ in range(self.G)]
         self._fixed: dict[str, tuple] = {}
 
@@ -180,6 +181,25 @@ class Group:
             self.active &= finite
             self.all_active = False
 
+    def check_stopping(self, epoch: int) -> None:
+        """Freeze every model that has converged (spec.stop_tol, stopping.settled on its
+        own curve); it logs no more, so its curve ends where it stopped, whatever group
+        it trains in."""
+        tol = self.spec.stop_tol
+        if tol is None:
+            return
+        span = stopping.window(self.spec.epochs)
+        for g in range(self.G):
+            if self.stopped_epoch[g] is None and self.diverged_epoch[g] is None and \
+                    stopping.settled(self.curves[g], span, tol) == 1.0:
+                self.stopped_epoch[g] = epoch
+                self.active[g] = False
+                self.all_active = False
+
+    @property
+    def all_stopped(self) -> bool:
+        return all(e is not None for e in self.stopped_epoch)
+
     def update(self, grads) -> None:
         self.opt.step(grads, None if self.all_active else self.active)
 
@@ -208,6 +228,8 @@ class Group:
         if self.spec.grad_norms:
             m |= self.grad_norms()
         for g in range(self.G):
+            if self.stopped_epoch[g] is not None:
+                continue  # converged and frozen: its curve ended there
             row = {"epoch": epoch, **{k: v[g] for k, v in m.items()}}
             if self.diverged_epoch[g] is not None or not np.isfinite(row["train_loss"]):
                 row = {k: (v if k == "epoch" else float("nan")) for k, v in row.items()}
@@ -223,7 +245,7 @@ class Group:
                    for p, isw in zip(self.params, self.is_weight)]
             out.append(Result(job, final, self.curves[g], own,
                               self.diverged_epoch[g] is not None, self.diverged_epoch[g],
-                              seconds))
+                              seconds, stopped_epoch=self.stopped_epoch[g]))
         return out
 
 
@@ -250,6 +272,11 @@ def train_group(jobs: list[Job], data: TrainData, device: torch.device,
             group.update(grads)
         if epoch % spec.log_every == 0 or epoch == spec.epochs:
             group.log(epoch)
+            group.check_stopping(epoch)
         if bar is not None:
             bar.update(1)
+        if group.all_stopped:  # every model converged: nothing left to train
+            if bar is not None:
+                bar.update(spec.epochs - epoch)
+            break
     return group.results((time.perf_counter() - start) / group.G)

@@ -29,6 +29,10 @@ class TrainSpec:
     # diverged: a loss that is NaN/inf or, when set, above diverge_factor x the model's
     # first loss (cross-entropy blows up to large finite values rather than to inf)
     diverge_factor: float | None = None
+    # train until converged: a model whose training loss fell by less than this
+    # (relative) over the last tenth of `epochs` (see stopping.py) is frozen and logs no
+    # more; `epochs` is then the bound. None: every model trains all its epochs
+    stop_tol: float | None = None
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -96,6 +100,7 @@ class Result:
     diverged_epoch: int | None
     seconds: float  # the group's wall time divided by its size
     extra: dict = field(default_factory=dict)
+    stopped_epoch: int | None = None  # where it converged and stopped (spec.stop_tol)
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,10 @@ TAGS = {
               "(Bonferroni) level, so that all hold together at 95%",
     "unreplicated": "every seed gave the same value: one result per side, no interval",
     "diverged": "some runs diverged; they are counted, never averaged",
-    "underpowered": "the verdict at 95% and the one at the family's level differ: the "
-                    "seeds were too few to settle it (the statement gives how many the "
-                    "observed spread would need)",
+    "underpowered": "the seeds were too few to settle it: the verdict at 95% and the one "
+                    "at the family's level differ, or a tie's interval still holds "
+                    "differences larger than the effect of interest (the statement gives "
+                    "how many seeds the observed spread would need)",
     "null": "a model compared does not beat the null model (the majority class, the "
             "training class frequencies or the training mean) on this metric",
     "unconverged": "some runs compared were still improving at the end of training (their "
@@ -83,6 +84,27 @@ def seeds_needed(c: Comparison) -> int | None:
     return m
 
 
+def to_resolve(c: Comparison) -> tuple[int | None, float] | None:
+    """For a tie whose interval still holds differences larger than the effect of interest
+    (c.effect): the number of paired seeds at which the observed spread would bring the
+    interval's half-width below it (None where the test points alone keep it above: more
+    seeds cannot resolve it), with that effect; None where the tie resolves it."""
+    if c.effect is None or c.verdict != "tie" or c.n < 2 or not math.isfinite(c.high - c.low):
+        return None
+    if (c.high - c.low) / 2 <= c.effect:
+        return None
+    sd, points, test_var = c.seed_sd, c.test_points or 0, c.test_var
+    if not math.isfinite(sd):
+        sd = (c.high - c.low) / 2 / stats.half_width(1.0, c.n, c.level)
+    if test_var and stats.combined_half(0.0, c.n, test_var, points, c.level) >= c.effect:
+        return None, c.effect
+    m = c.n
+    while m <= MAX_SEEDS and stats.combined_half(sd, m, test_var, points,
+                                                 c.level) >= c.effect:
+        m += 1
+    return m, c.effect
+
+
 def tags(finding: dict) -> list[str]:
     """The caveats that qualify a finding, as short tags (TAGS)."""
     out = []
@@ -94,7 +116,7 @@ def tags(finding: dict) -> list[str]:
         out.append("family")
     if any(c.identical and not c.test_points for _, c in comparisons(finding)):
         out.append("unreplicated")
-    if any(seeds_needed(c) for _, c in comparisons(finding)):
+    if any(seeds_needed(c) or to_resolve(c) for _, c in comparisons(finding)):
         out.append("underpowered")
     if re.search(r"\bdiverged\b", text) and finding["kind"] != "estimate":
         out.append("diverged")
@@ -162,6 +184,18 @@ def statement(finding: dict, unconverged_too: bool = True) -> str:
     if need:  # the most any of them needs
         many = f"about {max(need)}" if max(need) <= MAX_SEEDS else f"more than {MAX_SEEDS}"
         text += f" Underpowered: at this spread, {many} seeds would settle it."
+        return text
+    wide = [r for _, c in comparisons(finding) if (r := to_resolve(c))]
+    if wide:
+        effect = wide[0][1]
+        seeds = [m for m, _ in wide]
+        if None in seeds:
+            text += (f" Underpowered for ±{stats.fmt(effect)}: the test set alone keeps the "
+                     "interval wider, whatever the seeds.")
+        else:
+            many = f"about {max(seeds)}" if max(seeds) <= MAX_SEEDS else \
+                f"more than {MAX_SEEDS}"
+            text += f" Underpowered for ±{stats.fmt(effect)}: {many} seeds would resolve it."
     return text
 
 

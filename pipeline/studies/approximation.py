@@ -34,7 +34,7 @@ class Depth(Section):
     depths: grid(PositiveInt) = [1, 2, 3, 4]
     budget: PositiveInt = 200  # parameters
     tolerance: float = Field(default=0.1, gt=0, lt=1)
-    epochs: PositiveInt = 2000
+    epochs: PositiveInt = 6000  # with until_converged, the bound
 
 
 class Params(Section):
@@ -42,7 +42,10 @@ class Params(Section):
     targets: grid(Target) = ["sin", "abs", "step"]
     activation: Literal["relu", "tanh", "sigmoid"] = "relu"
     lr: PositiveFloat = 0.01
-    epochs: PositiveInt = 600  # full-batch Adam steps
+    epochs: PositiveInt = 2400  # full-batch Adam steps; with until_converged, the bound
+    # train each model until it converges (converge_tol), at most its epochs: the question
+    # is about the best fit a width or depth can reach
+    until_converged: bool = True
     depth: Depth = Depth()
 
 
@@ -96,7 +99,9 @@ class Approximation(Study):
         p = self.p
         epochs = p.epochs if cell["experiment"] == "width" else p.depth.epochs
         arch = Arch((1, *[cell["width"]] * cell["depth"], 1), p.activation)
-        spec = TrainSpec(arch, "adam", "mse", epochs=epochs, log_every=max(1, epochs // 10))
+        spec = TrainSpec(arch, "adam", "mse", epochs=epochs,
+                         log_every=max(1, epochs // (40 if p.until_converged else 10)),
+                         stop_tol=self.config.converge_tol if p.until_converged else None)
         return Job(spec, seed=cell["seed"], lr=p.lr)
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
@@ -179,11 +184,16 @@ class Approximation(Study):
         return (f"Targets {targets} on [-{d.interval:g}, {d.interval:g}]: "
                 f"{d.n_train} training points on an even grid, errors on {d.n_test} test "
                 f"points. One hidden {p.activation} layer of width "
-                f"{', '.join(map(str, p.widths))}, Adam at lr {p.lr:g} for {p.epochs} "
-                f"full-batch steps on the squared error. Depth against width: a sawtooth of "
+                f"{', '.join(map(str, p.widths))}, Adam at lr {p.lr:g} for "
+                + (f"at most {p.epochs} full-batch steps (and the depth experiment "
+                   f"{p.depth.epochs}), each model until it converged (its training loss "
+                   f"falling by less than {self.config.converge_tol:.0%} over a tenth of its "
+                   f"bound)" if p.until_converged else f"{p.epochs} full-batch steps")
+                + " on the squared error. Depth against width: a sawtooth of "
                 f"{d.teeth} teeth, depths {', '.join(map(str, p.depth.depths))} at the width "
                 f"whose parameter count is closest to {p.depth.budget} (within "
-                f"{p.depth.tolerance:.0%}), {p.depth.epochs} steps. Means over "
+                f"{p.depth.tolerance:.0%}), {'at most ' if p.until_converged else ''}"
+                f"{p.depth.epochs} steps. Means over "
                 f"{len(self.seeds)} seeds.")
 
 

@@ -33,7 +33,10 @@ class Params(Section):
     tied: grid(bool) = [False, True]
     lr: PositiveFloat = 0.01
     batch_size: PositiveInt = 64
-    epochs: PositiveInt = 30
+    epochs: PositiveInt = 120  # with until_converged, the bound
+    # train each model until it converges (converge_tol), at most `epochs`: the question
+    # is about the optimum (does the linear autoencoder reach PCA?)
+    until_converged: bool = True
     compare_at: PositiveInt = 8  # the bottleneck where models are compared
     shown_images: PositiveInt = 8
 
@@ -74,8 +77,10 @@ class Autoencoder(Study):
 
         n = data["images"]["x_train"].shape[1]
         arch = Arch((n, cell["bottleneck"], n), cell["activation"], tied=cell["tied"])
-        spec = TrainSpec(arch, "adam", "mse", epochs=self.p.epochs,
-                         batch_size=self.p.batch_size, log_every=max(1, self.p.epochs // 10))
+        p = self.p
+        spec = TrainSpec(arch, "adam", "mse", epochs=p.epochs, batch_size=p.batch_size,
+                         log_every=max(1, p.epochs // (40 if p.until_converged else 10)),
+                         stop_tol=self.config.converge_tol if p.until_converged else None)
         return Job(spec, seed=cell["seed"], lr=self.p.lr)
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
@@ -177,7 +182,11 @@ class Autoencoder(Study):
                 f"k -> n with k in {', '.join(map(str, p.bottlenecks))}, encoders "
                 f"{', '.join('linear' if a == 'none' else a for a in p.activations)}, a linear "
                 f"decoder, tied (W' = W^T) and untied; Adam at lr {p.lr:g}, batch "
-                f"{p.batch_size}, {p.epochs} epochs, on the mean squared error per pixel. "
+                f"{p.batch_size}, "
+                + (f"each model until it converged (its training loss falling by less than "
+                   f"{self.config.converge_tol:.0%} over a tenth of {p.epochs} epochs), at "
+                   f"most {p.epochs} epochs" if p.until_converged else f"{p.epochs} epochs")
+                + ", on the mean squared error per pixel. "
                 f"PCA (scikit-learn) with k components on the same training images. Means "
                 f"over {len(self.seeds)} seeds.")
 

@@ -176,9 +176,13 @@ def tidy(grid: list[dict], results: list) -> StudyOutput:
     for i, (cell, res) in enumerate(zip(grid, results)):
         rows.append({"cell": i, **cell, **res.metrics, "diverged": res.diverged,
                      "diverged_epoch": res.diverged_epoch})
+        if res.job.spec.stop_tol is not None:  # trained until converged: where it stopped
+            rows[-1]["stopped_epoch"] = res.stopped_epoch
         curve_rows += [{"cell": i, **cell, **point} for point in res.curve]
     frame = pd.DataFrame(rows)
-    frame["diverged_epoch"] = frame["diverged_epoch"].astype("Int64")
+    for column in ("diverged_epoch", "stopped_epoch"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
     cached = sum(bool(r.extra.get("cached")) for r in results)
     return StudyOutput(frame, pd.DataFrame(curve_rows), cached=cached)
 
@@ -194,6 +198,15 @@ class Paths:
     def default(cls, name: str, root: Path = Path(".")) -> Paths:
         return cls(root / "data" / "results" / name, root / "reports" / "metrics" / f"{name}.json",
                    root / "reports" / "tables" / name, root / "reports" / "plots" / name)
+
+
+def with_effects(finding: dict, config) -> dict:
+    """A finding whose comparisons carry the effect of interest of their metric."""
+    data = finding.get("data", {})
+    for c in ([data] if "diff" in data else []) + data.get("comparisons", []):
+        if c.get("metric", "").endswith("_acc"):
+            c["effect"] = config.effect_acc
+    return finding
 
 
 def draws_text(study: Study) -> str:
@@ -217,7 +230,7 @@ def write_study(study: Study, out: StudyOutput, analysis: Analysis, paths: Paths
         "seeds": study.seeds,
         "tables": [{"name": k, "caption": c, "show": k not in analysis.hidden}
                    for k, (c, _) in analysis.tables.items()],
-        "findings": [to_json(f) for f in analysis.findings],
+        "findings": [with_effects(to_json(f), study.config) for f in analysis.findings],
         "references": [r.to_dict() for r in analysis.references],
         "figures": [to_json(f) for f in analysis.figures],
         "spread": {k: (None if not np.isfinite(v) else float(v))
