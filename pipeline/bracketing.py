@@ -13,7 +13,9 @@ the cell cache makes a re-run free.
 
 A choice next to a diverged value, once the two are within a factor of STABLE of each
 other, is at the knob's stability limit: the best stable value the grid can resolve,
-no longer an edge past which the optimum may lie.
+no longer an edge past which the optimum may lie. So is an integer knob whose next value
+cannot be built (a depth one layer deeper than any width fits the budget): nothing lies
+between the two, and nothing past it exists.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pipeline.stats import Selection
 
 ROUND = "bracket_round"  # the cells' column: 0 for the grid, k for a value added in round k
 STABLE = 2.0  # a choice within this factor of a diverged value is at the stability limit
+HARD = "hard: "  # next_value's reason where the next integer value cannot be built
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,11 @@ class Bracket:
             return sel
         value, why = self.next_value(cells, fixed, raw)
         if why == "stable":
-            return replace(sel, edge=False, limit="", stop=f"the largest stable value found: "
-                           f"runs diverged at {stats._value(value)}")
+            return replace(sel, edge=False, limit="", stop=f"at the stability limit: runs "
+                           f"diverged at {stats._value(value)}")
+        if why.startswith(HARD):
+            return replace(sel, edge=False, limit="", stop=f"the last value that can be built; "
+                           f"past it, {why[len(HARD):]}")
         if not why:
             done = int(rows[ROUND].max()) if ROUND in rows and len(rows) else 0
             why = (f"bracketing stopped after {done} round{'s' * (done != 1)}" if done
@@ -82,8 +88,9 @@ class Bracket:
     def next_value(self, cells: pd.DataFrame, fixed: dict, sel: Selection | None = None
                    ) -> tuple[object, str]:
         """The value to add for a choice at an edge, and "" ; or (None, why not): "" for
-        an interior choice, "stable" (with the diverged value) at the stability limit, or
-        the bound that stops it."""
+        an interior choice, "stable" (with the diverged value) at the stability limit,
+        HARD + why where the next integer value cannot be built, or the bound that stops
+        it."""
         sel = sel or stats.select(cells, self.column, self.where | fixed, self.on,
                                   maximize=self.maximize, bound=self.bound)
         if not sel.edge or isinstance(sel.chosen, str):
@@ -93,16 +100,18 @@ class Bracket:
         failed = stats.diverged_runs(stats.where(cells, self.where | fixed), self.column)
         neighbours = [grid[i] for i in (at + 1, at - 1)
                       if 0 <= i < len(grid) and grid[i] in failed]
-        if neighbours:
+        # an end of the grid is stepped past first: a stability limit on one side says
+        # nothing about the other
+        if len(grid) >= 2 and chosen == grid[-1]:
+            value = self._step(chosen, grid[-2], up=True)
+        elif len(grid) >= 2 and chosen == grid[0] and stats.edge_limit(chosen, grid, self.bound):
+            value = self._step(chosen, grid[1], up=False)
+        elif neighbours:
             other = neighbours[0]
             if self.scale == "log" and chosen > 0 and max(chosen, other) / min(chosen, other) \
                     <= STABLE:
                 return other, "stable"
             value = self._between(chosen, other)
-        elif len(grid) >= 2 and chosen == grid[-1]:
-            value = self._step(chosen, grid[-2], up=True)
-        elif len(grid) >= 2 and chosen == grid[0]:
-            value = self._step(chosen, grid[1], up=False)
         else:
             return None, ""
         if value is None or value in grid:
@@ -111,6 +120,8 @@ class Bracket:
             edge = self.high if value >= self.high else self.low
             return None, f"the bound of {self.column} ({stats._value(edge)})"
         if self.feasible is not None and (why := self.feasible(fixed, value)):
+            if self.scale == "int" and abs(value - chosen) == 1:
+                return None, HARD + why  # no value lies between: nothing past it exists
             return None, why
         return value, ""
 

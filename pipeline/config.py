@@ -89,7 +89,7 @@ class PolynomialData(Section):
 
     n_features: Annotated[int, Field(ge=1, le=40)] = 20  # x^0 .. x^19: degrees 0 .. 19
     n_train: PositiveInt = 100
-    n_val: PositiveInt = 100
+    n_val: PositiveInt = 1000  # a tail point outside the training range weighs 1/1000
     n_test: PositiveInt = 100
     true_w: Annotated[list[float], Field(min_length=1)] = [5.0, 1.2, -3.4, 5.6]
     noise: NonNegFloat = 0.1

@@ -132,8 +132,11 @@ def edge_item(label: str, s: Selection) -> str:
         f"{stats._value(s.chosen)} ({s.limit})"
 
 
-def selection(id: str, s: Selection, what: str, after: str = "") -> Finding:
-    """A choice made on validation data; `after` gives its test number."""
+def selection(id: str, s: Selection, what: str, after: str = "",
+              null: dict | None = None) -> Finding:
+    """A choice made on validation data; `after` gives its test number, `null` how it
+    stands against the null model there (stats.null_check): said first where it does not
+    beat it."""
     chosen = f"{s.chosen:g}" if isinstance(s.chosen, float) else str(s.chosen)
     text = (f"{what} chosen on {stats.name(s.on)} ({fmt(s.value)}): "
             f"{chosen}{_ties(s)}{_stable(s)}.{' ' + after if after else ''}")
@@ -141,7 +144,16 @@ def selection(id: str, s: Selection, what: str, after: str = "") -> Finding:
         text += f" Bracketing added {_values(s.added)} to the grid."
     if s.edge:
         text += edge_note([edge_item("", s)], what)
-    return Finding(id, "selection", text, s.to_dict())
+    if null and not null["beats_null"]:
+        text = null_text(null) + " " + text
+    return Finding(id, "selection", text, s.to_dict() | (null or {}))
+
+
+def null_text(null: dict) -> str:
+    """'The choice does not beat the null model on test loss (the training mean, 0.0107).'"""
+    model = f"{null['null_model']}, " if null["null_model"] else ""
+    return (f"The choice does not beat the null model on {stats.name(null['null_metric'])} "
+            f"({model}{fmt(null['null'])}).")
 
 
 def selections(id: str, chosen: dict[str, Selection], what: str) -> Finding:

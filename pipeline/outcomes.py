@@ -37,15 +37,16 @@ class Points:
         self.values.setdefault(metric, {})[int(cell)] = np.asarray(values, dtype=np.float64)
 
     def paired(self, metric: str, a: list[int], b: list[int]) -> np.ndarray | None:
-        """Per test point, the mean over pairs (a[s], b[s]) of a's value minus b's; None
-        where a cell has no values or the two sides were scored on different test sets."""
+        """The per-point differences, one row per pair (a[s], b[s]) and one column per
+        test point: a's value minus b's; None where a cell has no values or the two sides
+        were scored on different test sets."""
         store = self.values.get(metric, {})
         if not a or any(int(i) not in store for i in [*a, *b]):
             return None
         sizes = {len(store[int(i)]) for i in [*a, *b]}
         if len(sizes) != 1:
             return None
-        return np.mean([store[int(i)] - store[int(j)] for i, j in zip(a, b)], axis=0)
+        return np.array([store[int(i)] - store[int(j)] for i, j in zip(a, b)])
 
     def save(self, path) -> None:
         """One .npz: per metric, the cells, their values end to end and where each ends."""

@@ -166,6 +166,8 @@ class Comparison:
     # params: effect_acc for accuracies); a tie whose interval holds larger ones is
     # underpowered
     effect: float | None = None
+    collapsed_a: int = 0  # of them, each side's
+    collapsed_b: int = 0
 
     @property
     def winner(self) -> str | None:
@@ -203,7 +205,7 @@ def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
     if identical:  # one deterministic result per side: no spread over the seeds
         sd = 0.0
     points, test_var = _test_sampling(cells, oks, joined.index, metric)
-    half = combined_half(sd, n, test_var, points, level) if n > 1 or points else math.nan
+    half = combined_half(sd, n, test_var, points, level) if n > 1 else math.nan  # one pair: none
     if identical and not points:
         half = 0.0
     low, high = diff - half, diff + half
@@ -217,13 +219,14 @@ def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
         verdict = "tie"
     null, null_model = _null(cells, [o.loc[joined.index] for o in oks], metric)
     conv = [_share(o.loc[joined.index], "converged") for o in oks]
+    lost = [int((_flag(side, "collapsed") & ~_flag(side, "diverged")).sum()) for side in sides]
     return Comparison(metric, a, b, label_a, label_b, higher_is_better, n,
                       float(joined["a"].mean()) if n else math.nan,
                       float(joined["b"].mean()) if n else math.nan,
                       diff, low, high, verdict, pair_on, identical, level,
                       ["seeds", "test_points"] if points else ["seeds"], sd, points or None,
                       test_var, null, null_model, *conv,
-                      int(sum(_flag(side, "collapsed").sum() for side in sides)), at_init)
+                      sum(lost), at_init, collapsed_a=lost[0], collapsed_b=lost[1])
 
 
 def _test_sampling(cells: pd.DataFrame, oks: list[pd.DataFrame], pairs, metric: str
@@ -237,9 +240,27 @@ def _test_sampling(cells: pd.DataFrame, oks: list[pd.DataFrame], pairs, metric: 
     if "dataset" in cells and set(a["dataset"]) != set(b["dataset"]):
         return 0, 0.0
     delta = store.paired(metric, a["cell"].tolist(), b["cell"].tolist())
-    if delta is None or len(delta) < 2:
+    if delta is None or delta.shape[1] < 2:
         return 0, 0.0
-    return len(delta), float(delta.var(ddof=1) / len(delta))
+    return delta.shape[1], point_variance(delta)
+
+
+def point_variance(delta: np.ndarray) -> float:
+    """The variance the test points' sampling adds to the mean of a seeds x points table
+    of paired differences, beyond what the seeds' spread already holds. With a seed effect
+    a, a point effect b and their interaction e (a two-way table without replication), the
+    mean's variance is var(a)/n + var(b)/N + var(e)/(nN); the seeds' spread of their row
+    means estimates var(a)/n + var(e)/(nN), the columns' spread var(b)/N + var(e)/(nN), so
+    the interaction's mean square (var(e)) is taken out once: var(column means)/N -
+    MS_interaction/(nN), never below 0. With one seed: var(the points)/N."""
+    n, points = delta.shape
+    cols = delta.mean(axis=0)
+    var = float(cols.var(ddof=1)) / points
+    if n > 1:
+        resid = delta - delta.mean(axis=1, keepdims=True) - cols + delta.mean()
+        ms_int = float((resid ** 2).sum()) / ((n - 1) * (points - 1))
+        var -= ms_int / (n * points)
+    return max(var, 0.0)
 
 
 NULL_MODELS = {"acc": "the majority class", "loss": "the training class frequencies"}
@@ -253,12 +274,24 @@ def _null(cells: pd.DataFrame, sides: list[pd.DataFrame], metric: str) -> tuple:
         if column in cells else pd.Series(dtype=float)
     if values.empty:
         return None, ""
-    split = metric.split("_", 1)[0]
+    split = metric.removeprefix("log10_").split("_", 1)[0]
     classifier = any(side[f"null_{split}_acc"].notna().any() for side in sides
                      if f"null_{split}_acc" in side)
     kind = metric.rsplit("_", 1)[-1]
     return float(values.mean()), (NULL_MODELS.get(kind, "") if classifier
                                   else "the training mean")
+
+
+def null_check(cells: pd.DataFrame, rows: pd.DataFrame, metric: str, mean: float,
+               higher_is_better: bool) -> dict:
+    """For a chosen configuration (its finished `rows`) whose mean on `metric` is `mean`:
+    the null model's score there, its name and whether the choice beats it; {} where the
+    cells carry no null score for the metric."""
+    null, model = _null(cells, [_ok(rows)], metric)
+    if null is None or not np.isfinite(mean):
+        return {}
+    beats = mean > null if higher_is_better else mean < null
+    return {"null": null, "null_model": model, "null_metric": metric, "beats_null": bool(beats)}
 
 
 def _share(side: pd.DataFrame, column: str) -> float | None:
@@ -274,7 +307,8 @@ def flipped(c: Comparison) -> Comparison:
     verdict = {"a": "b", "b": "a"}.get(c.verdict, c.verdict)
     return replace(c, a=c.b, b=c.a, label_a=c.label_b, label_b=c.label_a, mean_a=c.mean_b,
                    mean_b=c.mean_a, diff=-c.diff, low=-c.high, high=-c.low, verdict=verdict,
-                   converged_a=c.converged_b, converged_b=c.converged_a)
+                   converged_a=c.converged_b, converged_b=c.converged_a,
+                   collapsed_a=c.collapsed_b, collapsed_b=c.collapsed_a)
 
 
 @dataclass
@@ -648,32 +682,48 @@ def beats_null(mean: float, c: Comparison) -> bool | None:
 
 def caveats(comparisons: list[Comparison], short: bool = False,
             unconverged_too: bool = True) -> str:
-    """What a reader must know before the verdict, said first: the sides that do not beat
-    the null model, and (unconverged_too) those whose runs did not all converge. short: a
-    statement's words."""
-    below, unconverged, seen, runs = [], [], set(), 0
+    """What a reader must know before the verdict, said first: the sides whose runs
+    collapsed (the pairs left hold only the runs that trained, so a side that collapsed is
+    judged on its survivors), the sides that do not beat the null model, and
+    (unconverged_too) those whose runs did not all converge. Each side is checked in every
+    setting it was compared in, and named once. short: a statement's words."""
+    below, unconverged, lost, seen, runs = [], [], [], set(), 0
     for c in comparisons:
-        for label, mean, conv in ((c.label_a, c.mean_a, c.converged_a),
-                                  (c.label_b, c.mean_b, c.converged_b)):
+        for label, mean, conv, gone, side in (
+                (c.label_a, c.mean_a, c.converged_a, c.collapsed_a, c.a),
+                (c.label_b, c.mean_b, c.converged_b, c.collapsed_b, c.b)):
             label = re.sub(r" \([^()]*\)$", "", label) or label  # without its aside
-            if label in seen:
+            key = (label, tuple(sorted((k, str(v)) for k, v in side.items())))
+            if key in seen:
                 continue
-            seen.add(label)
+            seen.add(key)
             runs += c.n
+            if gone:
+                lost.append((label, gone, c.n + gone))
             if beats_null(mean, c) is False:
                 below.append((label, c))
             if conv is not None and conv < 1 and c.n:
                 unconverged.append((label, round((1 - conv) * c.n), c.n))
+    names = {label for label, _ in seen}
+    lost, unconverged = _by_label(lost), _by_label(unconverged)
     out = []
+    if lost:
+        k, total = sum(g for _, g, _ in lost), sum(t for _, _, t in lost)
+        out.append(f"Collapsed: {k} of {total} runs of {_and([x[0] for x in lost])}, "
+                   "left out." if short else
+                   "Collapsed and left out of the pairs: "
+                   + _and([f"{label} ({g} of {t} runs)" for label, g, t in lost])
+                   + "; the rest compare the runs that trained.")
     if below:
         c = below[0][1]
         null = f"{c.null_model}, {fmt(c.null)}" if c.null_model else fmt(c.null)
-        if len(below) == len(seen) and len(seen) > 1:
-            who = "neither side" if len(seen) == 2 else "none of them"
+        who_below = _once([label for label, _ in below])
+        if len(below) == len(seen) and len(names) > 1:  # in every setting
+            who = "neither side" if len(names) == 2 else "none of them"
         else:
-            who = _and([label for label, _ in below])
+            who = _and(who_below)
         verb = "beats" if who in ("neither side", "none of them") else \
-            ("does not beat" if len(below) == 1 else "do not beat")
+            ("does not beat" if len(who_below) == 1 else "do not beat")
         out.append(sentence(f"{who} {verb} the null model ({null})" if short else
                             f"{who} {verb} the null model on {name(c.metric)} ({null})."))
         if short:
@@ -690,6 +740,20 @@ def caveats(comparisons: list[Comparison], short: bool = False,
                                              for label, k, n in unconverged])
                    + ", still improving over the last tenth of training.")
     return " ".join(out)
+
+
+def _by_label(counts: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """(label, k, of n) rows with the counts of a label's settings summed, in order."""
+    out: dict[str, list[int]] = {}
+    for label, k, n in counts:
+        total = out.setdefault(label, [0, 0])
+        total[0], total[1] = total[0] + k, total[1] + n
+    return [(label, k, n) for label, (k, n) in out.items()]
+
+
+def _once(labels: list[str]) -> list[str]:
+    """The labels in order, each once."""
+    return list(dict.fromkeys(labels))
 
 
 def _and(items: list[str]) -> str:

@@ -19,9 +19,11 @@ RANKING = re.compile(r"\b(better|worse|wins?|best|higher|lower)\b", re.I)
 
 def _recompute(root: Path, study: str, data: dict) -> stats.Comparison:
     folder = root / "data" / "results" / study
-    table = pd.read_csv(folder / f"{data.get('table', 'cells')}.csv")
-    if data.get("table", "cells") == "cells" and (folder / "points.npz").exists():
-        outcomes.attach(table, outcomes.Points.load(folder / "points.npz"))
+    name = data.get("table", "cells")
+    table = pd.read_csv(folder / f"{name}.csv")
+    points = folder / ("points.npz" if name == "cells" else f"{name}.points.npz")
+    if points.exists():
+        outcomes.attach(table, outcomes.Points.load(points))
     return stats.compare(table, data["a"], data["b"], data["metric"], label_a=data["label_a"],
                          label_b=data["label_b"], higher_is_better=data["higher_is_better"],
                          pair_on=data["pair_on"], level=data["level"],

@@ -76,7 +76,15 @@ def test_next_to_a_diverged_value_it_bisects_until_the_stability_limit():
     # 1 is next to 10 (diverged): sqrt(10) = 3.2 trains; next to 10 again: sqrt(32) = 5.7
     # diverges; 3.2 and 5.7 are within a factor of 2: the stability limit, no edge
     assert sel.added == [3.2, 5.7] and sel.chosen == 3.2
-    assert not sel.edge and sel.stop == "the largest stable value found: runs diverged at 5.7"
+    assert not sel.edge and sel.stop == "at the stability limit: runs diverged at 5.7"
+
+
+def test_a_stability_limit_at_an_end_of_the_grid_still_steps_past_that_end():
+    toy = Toy(LR, peak(0.05), diverges=lambda lr: lr > 0.12)
+    _, sel = run(toy, [0.1, 0.15, 10])
+    # 0.1 is the smallest value and next to 0.15 (diverged, within a factor of 2): the
+    # optimum may still lie below it, so the grid steps down by its factor of 1.5
+    assert sel.added == [0.03, 0.045, 0.067] and sel.chosen == 0.045 and sel.interior
 
 
 def test_a_hard_bound_stops_it_and_is_named():
@@ -95,6 +103,19 @@ def test_a_value_that_cannot_be_built_stops_it():
                     feasible=lambda fixed, v: "the budget" if v > 20 else "")
     _, sel = run(Toy(depth, peak(1e6)), [0.1, 1, 10])
     assert sel.added == [] and sel.edge and sel.stop == "bracketing stopped at the budget"
+
+
+def test_an_integer_knob_whose_next_value_cannot_be_built_is_at_a_bound_not_an_edge():
+    depth = Bracket("depth", "val_acc", maximize=True, by=("opt",), scale="int", bound=1,
+                    feasible=lambda fixed, v: "the budget" if v > 4 else "")
+    toy = Toy(depth, lambda d: d)  # deeper is always better
+    grid = bracketing.mark([{"opt": "sgd", "depth": d, "seed": s} for d in (1, 2, 3)
+                            for s in SEEDS])
+    grid += bracketing.extend(toy, toy.frame(grid), grid, 1)
+    assert bracketing.extend(toy, toy.frame(grid), grid, 2) == []
+    sel = depth.select(toy.frame(grid), {"opt": "sgd"})
+    assert sel.chosen == 4 and sel.added == [4] and not sel.edge and sel.limit == ""
+    assert sel.stop == "the last value that can be built; past it, the budget"
 
 
 def test_out_of_rounds_it_stays_an_edge_and_says_how_many():

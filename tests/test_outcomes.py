@@ -15,15 +15,15 @@ N = 359  # the digits' test set
 
 
 def _accuracy_cells(net: list[int], disagree: int = 20, seed: int = 0):
-    """Two models per seed on one test set of N points: in seed s they disagree on
-    `disagree` points, a right on (disagree + net[s]) / 2 of them: a wins by net[s]
-    points."""
+    """Two models per seed on one test set of N points: in every seed they disagree on
+    the same `disagree` points (the hard ones), a right on (disagree + net[s]) / 2 of
+    them: a wins by net[s] points."""
     rng = np.random.default_rng(seed)
     rows, points = [], outcomes.Points()
+    where = rng.choice(N, disagree, replace=False)
     for s, k in enumerate(net):
         a = (rng.random(N) < 0.9).astype(float)
         b = a.copy()
-        where = rng.choice(N, disagree, replace=False)
         a_right = k + (disagree - k) // 2  # and b right on the rest: a ahead by k
         a[where[:a_right]], b[where[:a_right]] = 1.0, 0.0
         a[where[a_right:a_right + a_right - k]] = 0.0
@@ -55,6 +55,27 @@ def test_a_few_test_points_with_a_tight_seed_interval_is_indistinguishable():
     outcomes.attach(cells, points)
     assert stats.compare(cells, {"model": "a"}, {"model": "b"}, "test_acc",
                          label_a="adam", label_b="sgd").verdict == "a"
+
+
+def test_the_seed_by_point_interaction_is_counted_once():
+    """Differences that vary from seed to seed at every point (no point effect) add
+    nothing beyond the seeds' own spread; a point effect adds var(point)/N."""
+    rng = np.random.default_rng(3)
+    n, points = 5, 400
+    noise = rng.normal(size=(n, points))
+    assert stats.point_variance(noise) < 0.2 * noise.mean(axis=0).var(ddof=1) / points
+    effect = noise + rng.normal(size=points)
+    assert 0.8 / points < stats.point_variance(effect) < 1.2 / points
+    one = effect[:1]  # one seed: the points' spread alone
+    assert stats.point_variance(one) == one.var(ddof=1) / points
+
+
+def test_one_pair_gives_no_interval_even_with_test_points():
+    cells, points = _accuracy_cells([15])
+    outcomes.attach(cells, points)
+    c = stats.compare(cells, {"model": "a"}, {"model": "b"}, "test_acc", label_a="a",
+                      label_b="b")
+    assert c.n == 1 and c.verdict == "tie" and math.isnan(c.low) and math.isnan(c.high)
 
 
 def test_test_points_survive_filters_and_concatenation_but_not_other_test_sets():
@@ -127,6 +148,14 @@ def test_unconverged_runs_are_said_first():
     assert "unconverged" in answers.tags(finding)
     flipped = stats.flipped(c)
     assert flipped.converged_a == 0.6 and flipped.converged_b == 1.0
+    # every per-side field swaps with its side
+    import dataclasses
+    marked = dataclasses.replace(c, collapsed_a=1, collapsed_b=2)
+    back = stats.flipped(marked)
+    for f in dataclasses.fields(stats.Comparison):
+        if f.name.endswith("_a"):
+            other = f.name[:-2] + "_b"
+            assert getattr(back, f.name) == getattr(marked, other), f.name
 
 
 def test_collapsed_runs_are_counted_never_averaged():
@@ -165,7 +194,9 @@ def test_convergence_reads_the_last_tenth_of_the_curve():
     assert outcomes.converged(flat, 100, 0.01) == 1.0
     assert math.isnan(outcomes.converged([{"epoch": 100, "train_loss": 0.5}], 100, 0.01))
     rising = [{"epoch": e, "train_loss": 0.5 + 0.01 * e} for e in range(1, 101)]
-    assert outcomes.converged(rising, 100, 0.01) == 1.0  # no longer falling
+    assert outcomes.converged(rising, 100, 0.01) == 0.0  # climbing 0.09 in a tenth: not settled
+    creeping = [r | {"train_loss": 0.5 + 1e-6 * r["epoch"]} for r in rising]
+    assert outcomes.converged(creeping, 100, 0.01) == 1.0
     # a classifier whose cross-entropy still falls but whose accuracy has settled
     settled = [r | {"train_acc": 0.97} for r in falling]
     assert outcomes.converged(settled, 100, 0.01) == 1.0
@@ -184,3 +215,45 @@ def test_null_scores_fit_the_training_rows_alone():
     assert got["null_test_loss"] == 0.5 * (0 + 4) / 2  # the training mean 2
     assert outcomes.null_scores("mse", y, {"test": np.array([[2.0], [4.0]])})[
         "null_test_loss"] == 2.0
+
+
+def test_collapsed_runs_are_said_first_and_each_setting_is_checked():
+    rows = []
+    for dataset, null in (("easy", 0.5), ("hard", 0.9)):
+        for s in range(4):
+            for model, acc in (("a", 0.8), ("b", 0.7 + 0.01 * s)):
+                rows.append({"cell": len(rows), "dataset": dataset, "model": model,
+                             "seed": s, "test_acc": acc, "null_test_acc": null,
+                             "diverged": False, "collapsed": model == "a" and s == 3})
+    cells = pd.DataFrame(rows)
+    pairs = [stats.compare(cells, {"dataset": d, "model": "a"}, {"dataset": d, "model": "b"},
+                           "test_acc", label_a="A", label_b="B") for d in ("easy", "hard")]
+    assert [(c.n, c.collapsed_a, c.collapsed_b) for c in pairs] == [(3, 1, 0), (3, 1, 0)]
+    text = stats.caveats(pairs)
+    assert text.startswith("Collapsed and left out of the pairs: A (2 of 8 runs)")
+    # both sides beat the null on "easy"; on "hard" neither does: said, though the labels
+    # were seen before
+    assert "A and B do not beat the null model on test accuracy" in text
+    short = stats.caveats(pairs, short=True)
+    assert short.startswith("Collapsed: 2 of 8 runs of A, left out.")
+
+
+def test_a_choice_that_loses_to_the_null_says_so_first():
+    from pipeline import findings as F
+
+    rows = [{"cell": i, "lam": lam, "seed": s, "val_loss": 1.0 / (1 + lam) + 0.01 * s,
+             "test_loss": 0.0110 + 0.0001 * s, "null_test_loss": 0.0107, "diverged": False}
+            for i, (lam, s) in enumerate((lam, s) for lam in (1.0, 10.0, 100.0)
+                                         for s in range(3))]
+    cells = pd.DataFrame(rows)
+    sel = stats.select(cells, "lam", {}, "val_loss", maximize=False)
+    chosen = stats.where(cells, {"lam": sel.chosen})
+    null = stats.null_check(cells, chosen, "test_loss", chosen["test_loss"].mean(), False)
+    assert null["beats_null"] is False and null["null_model"] == "the training mean"
+    f = F.to_json(F.selection("lam", sel, "Lambda", "Its test loss is 0.0111.", null))
+    assert f["text"].startswith("The choice does not beat the null model on test loss "
+                                "(the training mean, 0.0107). Lambda chosen")
+    assert "null" in answers.tags(f | {"study": "s"})
+    better = stats.null_check(cells, chosen, "test_loss", 0.0100, False)
+    g = F.to_json(F.selection("lam", sel, "Lambda", "", better))
+    assert g["text"].startswith("Lambda chosen") and "null" not in answers.tags(g)

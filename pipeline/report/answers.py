@@ -19,6 +19,7 @@ from pipeline.stats import Comparison
 FIELDS = {f.name for f in dataclasses.fields(Comparison)}
 SHORT = 200  # characters: a statement longer than this is cut at a clause
 LONGER = 280  # an estimate, a count or a choice: up to two sentences within this
+TOTAL = 300  # a statement with its caveats and its power note
 
 # the caveat tags, explained once in the report's legend
 TAGS = {
@@ -29,8 +30,8 @@ TAGS = {
     "unreplicated": "every seed gave the same value: one result per side, no interval",
     "diverged": "some runs diverged; they are counted, never averaged",
     "underpowered": "the seeds were too few to settle it: the verdict at 95% and the one "
-                    "at the family's level differ, or a tie's interval still holds "
-                    "differences larger than the effect of interest (the statement gives "
+                    "at the family's level differ, or a tie's interval reaches past plus or "
+                    "minus the effect of interest (the statement gives "
                     "how many seeds the observed spread would need)",
     "null": "a model compared does not beat the null model (the majority class, the "
             "training class frequencies or the training mean) on this metric",
@@ -85,22 +86,29 @@ def seeds_needed(c: Comparison) -> int | None:
 
 
 def to_resolve(c: Comparison) -> tuple[int | None, float] | None:
-    """For a tie whose interval still holds differences larger than the effect of interest
-    (c.effect): the number of paired seeds at which the observed spread would bring the
-    interval's half-width below it (None where the test points alone keep it above: more
+    """For a tie whose interval is not inside +-effect (c.effect, the smallest difference
+    worth resolving), so that it neither shows a difference nor rules out one that
+    matters: the number of paired seeds at which the observed spread would do one or the
+    other (the interval excluding zero, or lying inside +-effect, were the mean difference
+    and the spread the same; None where the test points alone keep it from both: more
     seeds cannot resolve it), with that effect; None where the tie resolves it."""
     if c.effect is None or c.verdict != "tie" or c.n < 2 or not math.isfinite(c.high - c.low):
         return None
-    if (c.high - c.low) / 2 <= c.effect:
+    if -c.effect <= c.low and c.high <= c.effect:
         return None
     sd, points, test_var = c.seed_sd, c.test_points or 0, c.test_var
     if not math.isfinite(sd):
         sd = (c.high - c.low) / 2 / stats.half_width(1.0, c.n, c.level)
-    if test_var and stats.combined_half(0.0, c.n, test_var, points, c.level) >= c.effect:
+    diff = abs(c.diff)
+
+    def resolved(half: float) -> bool:
+        return half < diff or diff + half <= c.effect
+
+    if test_var and not resolved(stats.combined_half(0.0, c.n, test_var, points, c.level)):
         return None, c.effect
     m = c.n
-    while m <= MAX_SEEDS and stats.combined_half(sd, m, test_var, points,
-                                                 c.level) >= c.effect:
+    while m <= MAX_SEEDS and not resolved(stats.combined_half(sd, m, test_var, points,
+                                                              c.level)):
         m += 1
     return m, c.effect
 
@@ -121,7 +129,8 @@ def tags(finding: dict) -> list[str]:
     if re.search(r"\bdiverged\b", text) and finding["kind"] != "estimate":
         out.append("diverged")
     pairs = [c for _, c in comparisons(finding)]
-    if any(stats.beats_null(m, c) is False for c in pairs for m in (c.mean_a, c.mean_b)):
+    if any(stats.beats_null(m, c) is False for c in pairs for m in (c.mean_a, c.mean_b)) \
+            or finding.get("data", {}).get("beats_null") is False:
         out.append("null")
     if any(v is not None and v < 1 for c in pairs for v in (c.converged_a, c.converged_b)):
         out.append("unconverged")
@@ -174,17 +183,29 @@ def _versus(c: Comparison, what: str) -> str:
 
 def statement(finding: dict, unconverged_too: bool = True) -> str:
     """One short sentence that says no more than the finding's verdict, after what must be
-    known first (a model that does not beat the null; with unconverged_too, runs still
-    improving), and, where the seeds were too few to settle a comparison at its family's
-    level, how many would."""
+    known first (runs that collapsed, a model that does not beat the null; with
+    unconverged_too, runs still improving), and, where the seeds were too few to settle a
+    comparison, how many would. Within TOTAL characters: past it, the runs still improving
+    are left to the finding's tag."""
+    power = _power(finding)
+    text = _statement(finding) + power
     pre = stats.caveats([c for _, c in comparisons(finding)], short=True,
                         unconverged_too=unconverged_too)
-    text = f"{pre} {_statement(finding)}" if pre else _statement(finding)
+    if unconverged_too and len(pre) + 1 + len(text) > TOTAL:
+        pre = stats.caveats([c for _, c in comparisons(finding)], short=True,
+                            unconverged_too=False)
+    if len(pre) + 1 + len(text) > TOTAL:  # the verdict itself, cut shorter
+        text = _statement(finding, TOTAL - len(pre) - 1 - len(power)) + power
+    return f"{pre} {text}" if pre else text
+
+
+def _power(finding: dict) -> str:
+    """' Underpowered: ...' where the seeds were too few to settle a comparison; ''."""
+    text = ""
     need = [m for _, c in comparisons(finding) if (m := seeds_needed(c))]
     if need:  # the most any of them needs
         many = f"about {max(need)}" if max(need) <= MAX_SEEDS else f"more than {MAX_SEEDS}"
-        text += f" Underpowered: at this spread, {many} seeds would settle it."
-        return text
+        return f" Underpowered: at this spread, {many} seeds would settle it."
     wide = [r for _, c in comparisons(finding) if (r := to_resolve(c))]
     if wide:
         effect = wide[0][1]
@@ -199,19 +220,20 @@ def statement(finding: dict, unconverged_too: bool = True) -> str:
     return text
 
 
-def _statement(finding: dict) -> str:
+def _statement(finding: dict, room: int = SHORT) -> str:
     kind, data = finding["kind"], finding.get("data", {})
     pairs = comparisons(finding)
     if kind == "comparison" and pairs:
-        return _cut(stats.sentence(_versus(pairs[0][1], _what(data, pairs[0][1]))) + ".")
+        return _cut(stats.sentence(_versus(pairs[0][1], _what(data, pairs[0][1]))) + ".", room)
     if kind == "best" and pairs:
         cs = [c for _, c in pairs]
         what = _what(data, cs[0])
         if data.get("clear"):
             closest = min(cs, key=lambda c: abs(c.diff))
-            return stats.sentence(
+            text = stats.sentence(
                 f"{data['top']} gives the best {what}, ahead of every other; the closest, "
                 f"{closest.label_b}: {stats.fmt_difference(closest)}.")
+            return text if room >= SHORT else _cut(text, room)
         ties = [c.label_b for c in cs if c.verdict == "tie"]
         beaten = [c.label_b for c in cs if c.verdict == "a"]
         ahead = [c.label_b for c in cs if c.verdict == "b"]
@@ -226,7 +248,7 @@ def _statement(finding: dict) -> str:
             text += f"; it is ahead of {_listed(beaten)}"
         if ahead:
             text += f"; {_listed(ahead)} {'do' if len(ahead) > 1 else 'does'} better"
-        return _cut(stats.sentence(text) + ".")
+        return _cut(stats.sentence(text) + ".", room)
     if kind == "family" and pairs:
         c0 = pairs[0][1]
         wins = {}
@@ -236,8 +258,9 @@ def _statement(finding: dict) -> str:
         parts = [f"{who if who == 'indistinguishable' else f'{who} {word}'} at {_listed(where)}"
                  for who, where in wins.items()]
         return _cut(stats.sentence(f"{c0.label_a} vs {c0.label_b} on {_what(data, c0)}: "
-                                   + "; ".join(parts)) + ".")
-    return _cut(finding["text"], LONGER)  # an estimate, a count or a selection
+                                   + "; ".join(parts)) + ".", room)
+    # an estimate, a count or a selection
+    return _cut(finding["text"], LONGER if room >= SHORT else room)
 
 
 def _listed(items: list[str]) -> str:

@@ -243,6 +243,8 @@ def write_study(study: Study, out: StudyOutput, analysis: Analysis, paths: Paths
         write_csv(tmp / "curves.csv", out.curves)
         for name, frame in out.tables.items():
             write_csv(tmp / f"{name}.csv", frame)
+            if "points" in frame.attrs:  # a table whose rows were scored point by point
+                frame.attrs["points"].save(tmp / f"{name}.points.npz")
         write_json(tmp / "analysis.json", meta)
     with atomic_dir(paths.tables) as tmp:
         for name, (_, frame) in analysis.tables.items():

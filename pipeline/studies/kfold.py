@@ -179,7 +179,10 @@ class KFoldStudy(Study):
             f"uncertainty). The estimate is {stats.fmt(row.cv_loss_mean / row.test_loss_mean)} "
             f"times the test loss, " + ("but its interval covers the test loss, so the gap is "
                                         "within the folds' spread." if covers else
-                                        "and its interval does not reach the test loss.")))
+                                        "and its interval does not reach the test loss."),
+            stats.null_check(refit, stats.where(refit, {"selection": selection,
+                                                        "value": sel.chosen}),
+                             "test_loss", row.test_loss_mean, False)))
         part = refit[refit["selection"] == selection]
         means = part[~part["diverged"]].groupby("value")["test_loss"].mean()
         on_test = float(means.idxmin())

@@ -8,9 +8,13 @@ for 400 epochs and degree 19 for 1500; here every degree trains as long as degre
 the degree is chosen on a validation draw, and d2l's cubic fit is repeated at 400 epochs.
 
 Closed form: minimum-norm least squares in float64, on the x^i/i! features (the fits too
-ill-conditioned to mean anything are left out, visibly), and, where double descent can
-appear, on the first p features of the d2l weight-decay regression (n = 20 rows, 200
-Gaussian features): the test error peaks when the parameters reach the rows, then falls.
+ill-conditioned to mean anything are left out, visibly), and double descent as Belkin et
+al. (2019, "Reconciling modern machine-learning practice and the classical bias-variance
+trade-off") show it: minimum-norm least squares on p random ReLU features of real images
+(the digits), one-hot targets, p swept through the number of training rows, over draws of
+the rows and of the features. The test error peaks where p reaches the rows and falls
+again past them; the finding says whether the over-parameterised end beats the peak, the
+best fit below the threshold (chosen on validation) and the null model.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ class D2L(Section):
     epochs: PositiveInt = 400
 
 
+class DoubleDescent(Section):
+    train_rows: PositiveInt = 100  # training images drawn per seed (the threshold)
+    features: grid(PositiveInt) = [10, 20, 40, 60, 80, 90, 95, 100, 105, 110, 120, 150,
+                                   200, 300, 500, 1000, 2000, 4000]
+
+
 class Params(Section):
     degrees: grid(Degree) = list(range(20))  # features = degree + 1
     lr: PositiveFloat = 0.01
@@ -48,19 +58,18 @@ class Params(Section):
     d2l: D2L = D2L()
     min_norm_train_sizes: grid(PositiveInt) = [10, 100]
     max_condition: Annotated[float, Field(gt=1)] = 1e12  # beyond: a fit means nothing
-    double_descent_features: grid(PositiveInt) = [
-        1, 2, 5, 10, 15, 17, 18, 19, 20, 21, 22, 25, 30, 40, 60, 100, 150, 200]
+    double_descent: DoubleDescent = DoubleDescent()
 
 
 class Polynomial(Study):
     name = "polynomial"
     order = 2
-    answer = ("degree", "degree_19")  # the findings the summary gives
+    answer = ("degree", "degree_19", "double_descent_best")  # the findings the summary gives
     title = "Polynomial degree vs fit"
     question = ("How does the polynomial degree move a model between under- and "
                 "over-fitting, and what happens past the interpolation threshold?")
     Params = Params
-    datasets = ("polynomial", "highdim")
+    datasets = ("polynomial", "images")
 
     @classmethod
     def check(cls, config) -> None:
@@ -75,9 +84,11 @@ class Polynomial(Study):
             if size > config.data.polynomial.n_train:
                 raise ValueError(f"polynomial.min_norm_train_sizes: {size} exceeds "
                                  f"data.polynomial.n_train ({config.data.polynomial.n_train})")
-        if max(p.double_descent_features) > config.data.highdim.d:
-            raise ValueError(f"polynomial.double_descent_features: {max(p.double_descent_features)}"
-                             f" exceeds data.highdim.d ({config.data.highdim.d})")
+        dd = p.double_descent
+        below = [f for f in dd.features if f < dd.train_rows]
+        if dd.train_rows not in dd.features or not below or max(dd.features) <= dd.train_rows:
+            raise ValueError(f"polynomial.double_descent.features: {dd.features} must hold "
+                             f"train_rows ({dd.train_rows}) and values below and above it")
 
     def cells(self) -> list[dict]:
         p = self.p
@@ -106,13 +117,19 @@ class Polynomial(Study):
                          "seed": c["seed"], "index": k, "weight": float(w[k]),
                          "true_weight": float(true_w[k])} for k in range(c["degree"] + 1)]
         out.cells["gap"] = out.cells["test_loss"] - out.cells["train_loss"]
+        reach = float(np.abs(arrays["raw_x_train"]).max())
+        out.tables["extrapolation"] = pd.DataFrame(
+            [{"split": s, "points": len(arrays[f"raw_x_{s}"]), "train_reach": reach,
+              "outside": int((np.abs(arrays[f"raw_x_{s}"]) > reach).sum()),
+              "max_abs_x": float(np.abs(arrays[f"raw_x_{s}"]).max())}
+             for s in ("val", "test")])
         out.tables["weights"] = pd.DataFrame(weights)
         out.tables["min_norm"] = min_norm_fits(arrays, self.config.data.polynomial.n_features,
                                                self.p.min_norm_train_sizes,
                                                self.p.max_condition)
-        out.tables["double_descent"] = double_descent(data["highdim"],
-                                                      self.p.double_descent_features,
-                                                      self.seeds)
+        dd = self.p.double_descent
+        out.tables["double_descent"] = random_features(data["images"], dd.train_rows,
+                                                       dd.features, self.seeds)
 
     def analyze(self, out: StudyOutput) -> Analysis:
         a = Analysis()
@@ -124,7 +141,10 @@ class Polynomial(Study):
         sel = stats.select(deg, "degree", {}, "val_loss", maximize=False)
         chosen = t[t["degree"] == sel.chosen].iloc[0]
         test = stats.fmt_interval(chosen.test_loss_mean, chosen.test_loss_ci95)
-        a.findings.append(F.selection("degree", sel, "Degree", f"Its test loss is {test}."))
+        null = stats.null_check(deg, stats.where(deg, {"degree": sel.chosen}), "test_loss",
+                                chosen.test_loss_mean, False)
+        a.findings.append(F.selection("degree", sel, "Degree", f"Its test loss is {test}.",
+                                      null))
         a.metric("chosen_degree", sel.chosen)
         a.metric("chosen_test_loss", chosen.test_loss_mean, chosen.test_loss_std)
         low, high = min(self.p.degrees), max(self.p.degrees)
@@ -135,7 +155,8 @@ class Polynomial(Study):
             for r in t[t["degree"].isin([low, sel.chosen, high])].itertuples())
         a.findings.append(F.estimate(
             "gap", f"Train-test gap (test minus train loss) after {self.p.epochs} epochs: "
-                   f"{gaps}.", degrees=[low, sel.chosen, high]))
+                   f"{gaps}.{self._extrapolation(out, t, high)}",
+            degrees=[low, sel.chosen, high]))
         for d in sorted({low, high} - {sel.chosen}):
             c = stats.compare(cells, {"experiment": "degree", "degree": d},
                               {"experiment": "degree", "degree": sel.chosen}, "test_loss",
@@ -194,53 +215,73 @@ class Polynomial(Study):
                     f"({stats.fmt(bad['condition'].min())} and more) exceeds "
                     f"{self.p.max_condition:g}, so those fits are left out.",
                     train_size=n, first_left_out=int(bad["n_features"].min())))
-        dd = out.tables["double_descent"]
-        n = int(dd["n_train"].iloc[0])
-        t = a.table("double_descent", "Minimum-norm least squares on the first p features of "
-                    "the d2l weight-decay data, over random feature orders (mean squared "
-                    "error, where the regularization study prints half of it)",
-                    stats.summarize(dd, ["n_params"],
-                                    ["train_loss", "test_loss", "log10_test_loss"]))
-        last = int(dd["n_params"].max())
-        if n in set(dd["n_params"]) and last > n:
-            c = stats.compare(dd, {"n_params": last}, {"n_params": n},
-                              "log10_test_loss", label_a=f"{last} parameters",
-                              label_b=f"{n} parameters (as many as training rows)",
-                              higher_is_better=False)
-            appeared = c.verdict == "a"
-            f = F.comparison("double_descent", c, "log10 test MSE", table="double_descent",
-                             pairs="random feature orders, paired")
-            f.text += (" The second descent appeared: past the interpolation threshold the "
-                       "test error falls again." if appeared else
-                       " No second descent: the test error does not fall significantly past "
-                       "the interpolation threshold.")
-            row = t.set_index("n_params").loc[last]
-            if row["log10_test_loss_std"] == 0:
-                f.text += (f" At {last} parameters every feature is in, so the order changes "
-                           "nothing: one value, not a spread.")
-            below = t[t["n_params"] < n]
-            if len(below):
-                low = below.loc[below["log10_test_loss_mean"].idxmin()]
-                ci = low["log10_test_loss_ci95"]
-                f.text += (f" Below the threshold the lowest mean is "
-                           f"{stats.fmt_interval(low['log10_test_loss_mean'], ci)}, at "
-                           f"{int(low['n_params'])} parameters; at {last} parameters it is "
-                           f"{stats.fmt_like(row['log10_test_loss_mean'], ci)}.")
-            f.data["appeared"] = appeared
-            a.findings.append(f)
-            a.metric("double_descent/peak_test_loss", float(t[t["n_params"] == n]
-                                                            ["test_loss_mean"].iloc[0]))
-            a.metric("double_descent/last_test_loss", float(t[t["n_params"] == last]
-                                                            ["test_loss_mean"].iloc[0]))
-        a.figures.append(Figure("Double descent: minimum-norm test error against the number of "
-                                f"parameters; {n} training rows (95% interval over feature "
-                                "orders); the training error is zero past the threshold",
-                                "lines", "table/double_descent", x="n_params",
+        self._double_descent(a, out.tables["double_descent"])
+        return a
+
+    @staticmethod
+    def _extrapolation(out: StudyOutput, t: pd.DataFrame, high: int) -> str:
+        """Where the validation and test draws reach past the training points' range, and
+        what the highest degree's validation loss is there against its test loss."""
+        ext = out.tables["extrapolation"].set_index("split")
+        r = t[t["degree"] == high].iloc[0]
+        reach = stats.fmt(float(ext["train_reach"].iloc[0]))
+        return (f" The training points reach |x| = {reach}; past it lie "
+                f"{int(ext.loc['val', 'outside'])} of the {int(ext.loc['val', 'points'])} "
+                f"validation points and {int(ext.loc['test', 'outside'])} of the "
+                f"{int(ext.loc['test', 'points'])} test points, and degree {high}'s "
+                f"validation loss is {stats.fmt(r.val_loss_mean)}, "
+                f"{stats.fmt(r.val_loss_mean / r.train_loss_mean)} times its training loss, "
+                f"against {stats.fmt(r.test_loss_mean)} on test.")
+
+    def _double_descent(self, a: Analysis, dd: pd.DataFrame) -> None:
+        n, last = self.p.double_descent.train_rows, int(dd["n_features"].max())
+        t = a.table("double_descent", "Minimum-norm least squares on p random ReLU features "
+                    f"of {n} training digits per draw, over draws (loss: squared error summed "
+                    "over the 10 one-hot outputs)",
+                    stats.summarize(dd, ["n_features"], ["train_loss", "val_loss",
+                                                         "test_loss", "log10_test_loss",
+                                                         "test_acc"]))
+        sel = stats.select(dd[dd["n_features"] < n], "n_features", {}, "val_loss",
+                           maximize=False)
+        pairs = "draws of the rows and the features, paired"
+        end = f"{last} features"
+        peak = stats.compare(dd, {"n_features": last}, {"n_features": n}, "log10_test_loss",
+                             label_a=end, label_b=f"{n} features (the threshold)",
+                             higher_is_better=False)
+        best = stats.compare(dd, {"n_features": last}, {"n_features": sel.chosen}, "test_loss",
+                             label_a=end, label_b=f"{sel.chosen} features (the best below "
+                             "the threshold on validation)", higher_is_better=False)
+        a.findings.append(F.comparison("double_descent", peak, "log10 test loss",
+                                       table="double_descent", pairs=pairs))
+        f = F.comparison("double_descent_best", best, "test loss", table="double_descent",
+                         pairs=pairs)
+        beats = {"the peak": peak.verdict == "a", "the best fit below the threshold":
+                 best.verdict == "a", "the null model": stats.beats_null(best.mean_a, best)}
+        won = [k for k, v in beats.items() if v]
+        lost = [k for k, v in beats.items() if not v]
+        f.text += (f" Past the threshold, {end} beat " + F._listed(won) + "." if won else
+                   f" {end.capitalize()} beat none of the peak, the best fit below the "
+                   "threshold and the null model.")
+        if won and lost:
+            f.text += " It does not beat " + F._listed(lost) + "."
+        f.data["beats"] = {k: bool(v) for k, v in beats.items()}
+        f.data["appeared"] = all(beats.values())
+        if sel.edge:
+            f.text += F.edge_note([F.edge_item("", sel)], "the number of features")
+        a.findings.append(f)
+        for key, p in (("peak", n), ("best_below", sel.chosen), ("last", last)):
+            rows = t[t["n_features"] == p].iloc[0]
+            a.metric(f"double_descent/{key}_test_loss", rows.test_loss_mean, rows.test_loss_std)
+        a.figures.append(Figure("Double descent: minimum-norm test loss against the number of "
+                                f"random features; {n} training rows (dotted line; 95% "
+                                "interval over draws); the training loss is zero past it",
+                                "lines", "table/double_descent", x="n_features",
                                 y=["test_loss"], logx=True, logy=True,
-                                ylabel="MSE", extra={"vline": n}))
+                                ylabel="test loss", extra={"vline": n}))
 
     def setting(self) -> str:
         p, d = self.p, self.config.data.polynomial
+        dd = p.double_descent
         truth = "".join(f"{' - ' if w < 0 else ' + ' if i else ''}{abs(w) if i else w:g}"
                         f"x^{i}/{i}!" for i, w in enumerate(d.true_w))
         return (
@@ -252,9 +293,11 @@ class Polynomial(Study):
             f"d2l's degree-{p.d2l.degree} fit is repeated at {p.d2l.epochs} epochs. "
             f"Minimum-norm least squares (float64) on the first "
             f"{', '.join(map(str, p.min_norm_train_sizes))} points, fits with a condition "
-            f"number above {p.max_condition:g} left out; double descent on the first p of "
-            f"the {self.config.data.highdim.d} Gaussian features of the weight-decay data "
-            f"({self.config.data.highdim.n_train} rows). Means over {len(self.seeds)} seeds.")
+            f"number above {p.max_condition:g} left out. Double descent (Belkin et al. 2019): "
+            f"minimum-norm least squares on p random ReLU features of the digits "
+            f"(p = {min(dd.features)} to {max(dd.features)}), one-hot targets, "
+            f"{dd.train_rows} training images drawn per seed, each seed with its own draw of "
+            f"the images and of the features. Means over {len(self.seeds)} seeds.")
 
 
 def min_norm_fits(arrays: dict, n_features: int, sizes: list[int],
@@ -275,25 +318,52 @@ def min_norm_fits(arrays: dict, n_features: int, sizes: list[int],
     return pd.DataFrame(rows)
 
 
-def double_descent(arrays: dict, n_features: list[int], seeds: list[int]) -> pd.DataFrame:
-    """Minimum-norm least squares (intercept + the first p features of a seeded random
-    order of the columns), per p and seed, in float64."""
-    x, y = arrays["x_train"].astype(np.float64), arrays["y_train"][:, 0].astype(np.float64)
-    xt, yt = arrays["x_test"].astype(np.float64), arrays["y_test"][:, 0].astype(np.float64)
-    null = float(np.mean((yt - y.mean()) ** 2))  # the training mean, the 0-feature fit
-    rows = []
+def random_features(arrays: dict, rows: int, n_features: list[int], seeds: list[int]
+                    ) -> pd.DataFrame:
+    """Minimum-norm least squares (float64) of one-hot targets on the first p of random
+    ReLU features relu((x - mean) W), W ~ N(0, 1 / (d var(x))), per p and seed: each seed
+    draws its `rows` training images and its W. Losses: the squared error summed over the
+    outputs, averaged over the points; the null model predicts the drawn rows' class
+    frequencies. Each test point's loss and correctness are attached (outcomes.Points)."""
+    from pipeline import outcomes
+
+    x, y = arrays["x_train"].astype(np.float64), arrays["y_train"].astype(int)
+    if rows > len(x):
+        raise ValueError(f"polynomial.double_descent.train_rows: {rows} exceeds the "
+                         f"{len(x)} training images of data.images")
+    k = int(max(y.max(), arrays["y_val"].max(), arrays["y_test"].max())) + 1
+    eye = np.eye(k)
+    splits = {s: (arrays[f"x_{s}"].astype(np.float64), arrays[f"y_{s}"].astype(int))
+              for s in ("val", "test")}
+    out, points = [], outcomes.Points()
     for seed in seeds:
-        order = np.random.default_rng(seed).permutation(x.shape[1])
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(len(x), rows, replace=False))
+        xs, target = x[pick], eye[y[pick]]
+        center = xs.mean(axis=0)
+        w = rng.normal(size=(x.shape[1], max(n_features))) / np.sqrt(x.shape[1] * xs.var())
+        feats = {"train": (np.maximum((xs - center) @ w, 0), target)} | {
+            s: (np.maximum((xv - center) @ w, 0), eye[yv]) for s, (xv, yv) in splits.items()}
+        freq = target.mean(axis=0)
+        null = {s: ((freq - t) ** 2).sum(axis=1).mean() for s, (_, t) in feats.items()}
         for p in n_features:
-            a = np.c_[np.ones(len(x)), x[:, order[:p]]]
-            at = np.c_[np.ones(len(xt)), xt[:, order[:p]]]
-            w = np.linalg.lstsq(a, y, rcond=None)[0]
-            test = float(np.mean((at @ w - yt) ** 2))
-            rows.append({"seed": seed, "n_features": p, "n_params": p + 1, "n_train": len(x),
-                         "train_loss": float(np.mean((a @ w - y) ** 2)), "test_loss": test,
-                         "log10_test_loss": float(np.log10(test)),
-                         "null_test_loss": null, "null_log10_test_loss": float(np.log10(null))})
-    return pd.DataFrame(rows)
+            coef = np.linalg.lstsq(feats["train"][0][:, :p], target, rcond=None)[0]
+            row = {"cell": len(out), "seed": seed, "n_features": p, "n_train": rows}
+            for s, (f, t) in feats.items():
+                pred = f[:, :p] @ coef
+                err = ((pred - t) ** 2).sum(axis=1)
+                row[f"{s}_loss"] = float(err.mean())
+                if s == "test":
+                    right = (pred.argmax(axis=1) == t.argmax(axis=1)).astype(float)
+                    row["test_acc"] = float(right.mean())
+                    points.add(row["cell"], "test_loss", err)
+                    points.add(row["cell"], "test_acc", right)
+            row["log10_test_loss"] = float(np.log10(row["test_loss"]))
+            row |= {f"null_{s}_loss": float(v) for s, v in null.items()}
+            row["null_log10_test_loss"] = float(np.log10(null["test"]))
+            row["null_test_acc"] = float((feats["test"][1].argmax(axis=1) == freq.argmax()).mean())
+            out.append(row)
+    return outcomes.attach(pd.DataFrame(out), points)
 
 
 STUDY = Polynomial

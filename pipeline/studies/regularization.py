@@ -157,7 +157,10 @@ class Regularization(Study):
         row = t[t["lambda"] == sel.chosen].iloc[0]
         test = stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)
         a.findings.append(F.selection("lambda", sel, "Lambda (SGD)", f"Its test loss is {test} "
-                                      f"and ||w|| {stats.fmt(row.weight_norm_mean)}."))
+                                      f"and ||w|| {stats.fmt(row.weight_norm_mean)}.",
+                                      stats.null_check(wd, stats.where(wd, {"lambda": sel.chosen}),
+                                                       "test_loss", row.test_loss_mean,
+                                                       False)))
         a.metric("weight_decay/chosen_lambda", sel.chosen)
         a.metric("weight_decay/chosen_test_loss", row.test_loss_mean, row.test_loss_std)
         if sel.chosen != 0.0 and 0.0 in set(wd["lambda"]):
@@ -238,7 +241,9 @@ class Regularization(Study):
         a.findings.append(F.selection(
             "dropout", sel, "Dropout rates p1/p2",
             f"Test accuracy {stats.fmt_interval(row.test_acc_mean, row.test_acc_ci95)}, "
-            f"train-test gap {stats.fmt_interval(row.gap_mean, row.gap_ci95)}."))
+            f"train-test gap {stats.fmt_interval(row.gap_mean, row.gap_ci95)}.",
+            stats.null_check(dr, stats.where(dr, {"p1": p1, "p2": p2}), "test_acc",
+                             row.test_acc_mean, True)))
         a.metric("dropout/chosen_p1", p1)
         a.metric("dropout/chosen_p2", p2)
         a.metric("dropout/chosen_test_acc", row.test_acc_mean, row.test_acc_std)
