@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import studies
+from pipeline import stats, studies
 from pipeline.config import load_config
 from pipeline.datasets import draw, with_draws
 from pipeline.findings import to_json
@@ -282,6 +282,31 @@ def test_deep_sigmoid_gradients_vanish_and_relu_he_keeps_them(outputs):
     shapes = out.tables["shapes"]
     sig = shapes[shapes["activation"] == "sigmoid"]
     np.testing.assert_allclose(sig["derivative"], sig["value"] * (1 - sig["value"]), atol=1e-12)
+
+
+def test_the_factorial_parts_the_gradient_between_activation_and_init(outputs):
+    """At the deepest depth, the log10 first-layer gradient at init: ReLU over sigmoid
+    averaged over the random inits, He over the default averaged over the activations, and
+    their interaction, each recomputed from the cells."""
+    _, out, a = outputs["activations"]
+    deep = out.cells[(out.cells["depth"] == out.cells["depth"].max())
+                     & (out.cells["init"] != "constant")]
+    kept = [i for i, g in deep.groupby("init") if (g["first_grad_init"] > 0).all()]
+    log = deep[deep["init"].isin(kept)].assign(
+        v=lambda d: np.log10(d["first_grad_init"])).set_index(["activation", "init", "seed"])["v"]
+    by_act = log.groupby(["activation", "seed"]).mean()
+    act = (by_act["relu"] - by_act["sigmoid"]).mean()
+    by_init = log.groupby(["init", "seed"]).mean()
+    init = (by_init["he_normal"] - by_init["torch"]).mean()
+    inter = ((log.xs(("relu", "he_normal"), level=[0, 1])
+              - log.xs(("relu", "torch"), level=[0, 1]))
+             - (log.xs(("sigmoid", "he_normal"), level=[0, 1])
+                - log.xs(("sigmoid", "torch"), level=[0, 1]))).mean()
+    got = {k: _finding(a, f"factor_{k}").data for k in ("activation", "init", "interaction")}
+    assert got["activation"]["diff"] == pytest.approx(act) and act > 1
+    assert got["init"]["diff"] == pytest.approx(init) and init > 1
+    assert got["interaction"]["diff"] == pytest.approx(inter)
+    assert {d["level"] for d in got.values()} == {stats.family_level(3)}
 
 
 def test_constant_initialisation_never_breaks_symmetry(outputs):

@@ -29,6 +29,7 @@ from pipeline.studies.base import Study, StudyOutput
 
 Init = Literal["torch", "normal", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal",
                "constant"]
+ACT_LABELS = {"relu": "ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
 INIT_LABELS = {"torch": "torch.nn default", "normal": "N(0, 0.01^2)", "constant": "constant",
                "xavier_uniform": "Xavier (uniform)", "xavier_normal": "Xavier (normal)",
                "he_uniform": "He (uniform)", "he_normal": "He (normal)"}
@@ -51,7 +52,7 @@ class Params(Section):
 class Activations(Study):
     name = "activations"
     order = 7
-    answer = ("vanishing", "init_relu")  # the findings the summary gives
+    answer = ("factor_activation", "factor_init", "init_relu")  # the findings the summary gives
     title = "Activations, initialisation and gradient flow"
     question = ("How do the activation and the initialisation move the gradient through "
                 "depth: where does it vanish, what restores it, and what never breaks "
@@ -99,6 +100,7 @@ class Activations(Study):
         ratio = out.cells["first_grad_init"] / out.cells["last_grad_init"]
         out.cells["log10_first_to_last"] = np.log10(ratio.where(ratio > 0))
         out.tables["grad_norms"] = pd.DataFrame(rows)
+        out.tables["factorial"] = factorial(out.cells, max(self.p.depths))
         out.tables["shapes"] = activation_shapes()
         out.tables["products"] = exploding_products(self.p.products, self.p.product_size,
                                                     self.seeds)
@@ -123,6 +125,7 @@ class Activations(Study):
             ["grad_norm"]), show=False)
         a.plots["grad_flow"] = grad_flow(norms, deepest, p.activations, p.inits)
         self._vanishing(a, cells, at_init, deepest)
+        self._factorial(a, out.tables["factorial"], deepest)
         self._symmetry(a, cells)
         for r in t[t["depth"] == deepest].itertuples():
             a.metric(f"log10_first_to_last/{r.activation}/{r.init}", r.log10_first_to_last_mean,
@@ -160,7 +163,9 @@ class Activations(Study):
             sig = stats.where(deep, {"activation": "sigmoid", "init": "torch"})
             relu = stats.where(deep, {"activation": "relu", "init": "he_normal"})
             orders = np.log10(relu["first_grad_init"].mean() / sig["first_grad_init"].mean())
-            f.text += f" That is {stats.fmt(orders, 2)} orders of magnitude."
+            f.text += (f" That is {stats.fmt(orders, 2)} orders of magnitude, with both the "
+                       "activation and the initialisation changed: the factorial findings "
+                       "part them.")
             f.data["orders_of_magnitude"] = float(orders)
             a.findings.append(f)
             a.metric("vanishing/orders_of_magnitude", float(orders))
@@ -172,6 +177,50 @@ class Activations(Study):
                 a.findings.append(F.best(f"init_{act}", b, f"test accuracy with {act} at "
                                                            f"depth {deepest}",
                                          "random initialisations (the constant one apart)"))
+
+    def _factorial(self, a: Analysis, table: pd.DataFrame, deepest: int) -> None:
+        """The log10 first-layer gradient at init parted between the activation and the
+        initialisation: each one's effect averaged over the other's levels, and their
+        interaction, paired over seeds; three claims, each at the family's level."""
+        acts = [x for x in ("relu", "sigmoid") if x in self.p.activations] or \
+            [self.p.activations[-1], self.p.activations[0]]
+        inits = [i for i in ("he_normal", "torch") if i in table["init"].unique()]
+        if len(set(acts)) < 2 or len(inits) < 2:
+            return
+        a.table("factorial", f"log10 first-layer gradient norm at initialisation, depth "
+                    f"{deepest}: activation x initialisation (random inits), over seeds",
+                    stats.summarize(table[table["factor"] == "cell"], ["activation", "init"],
+                                    ["log10_first_grad"]))
+        level = stats.family_level(3)
+        hi, lo = (ACT_LABELS.get(x, x) for x in acts)
+        him, lom = INIT_LABELS[inits[0]], INIT_LABELS[inits[1]]
+        kept = table.loc[table["factor"] == "cell", "init"].unique()
+        n_act = table.loc[table["factor"] == "cell", "activation"].nunique()
+        what = "log10 first-layer gradient at initialisation"
+        over = f"averaged over {len(kept)} random inits"
+        pairs = [
+            ("factor_activation", {"factor": "activation", "level": acts[0]},
+             {"factor": "activation", "level": acts[1]}, f"{hi} ({over})", f"{lo}", what),
+            ("factor_init", {"factor": "init", "level": inits[0]},
+             {"factor": "init", "level": inits[1]},
+             f"{him} (averaged over the {n_act} activations)", lom, what),
+            ("factor_interaction", {"factor": "interaction", "level": "effect"},
+             {"factor": "interaction", "level": "none"},
+             f"{him}'s gain over {lom} with {hi}", f"with {lo}", what),
+        ]
+        gone = [INIT_LABELS[i] for i in self.p.inits if i != "constant" and i not in kept]
+        if "interaction" not in set(table["factor"]):
+            pairs = pairs[:2]
+        for id_, ka, kb, la, lb, what in pairs:
+            c = stats.compare(table, ka, kb, "log10_first_grad", label_a=la, label_b=lb,
+                              level=level, at_init=True)
+            f = F.comparison(id_, c, what, table="factorial")
+            if gone and id_ == "factor_activation":
+                f.text += (f" Left out: {', '.join(gone)}, whose first-layer gradient "
+                           f"underflows to 0 in float32 at depth {deepest}.")
+                f.data["left_out"] = gone
+            a.findings.append(f)
+            a.metric(f"factorial/{id_.removeprefix('factor_')}", c.diff)
 
     def _symmetry(self, a: Analysis, cells: pd.DataFrame) -> None:
         if "constant" not in self.p.inits:
@@ -239,6 +288,35 @@ def grad_flow(norms: pd.DataFrame, depth: int, activations: list[str],
             .pivot(index="layer", columns="line", values="log10_grad_norm"))
     columns = [f"{act}_{init}" for act in activations for init in inits]
     return wide.reindex(columns=columns).rename_axis(columns=None).reset_index()
+
+
+def factorial(cells: pd.DataFrame, depth: int) -> pd.DataFrame:
+    """The log10 first-layer gradient norm at init at `depth`, for the random inits: per
+    seed, each cell ("cell"), each activation averaged over the inits ("activation"), each
+    init averaged over the activations ("init"), and the interaction of ReLU / sigmoid
+    with He / torch's default ("interaction": the init's gain with ReLU as "effect", with
+    sigmoid as "none"). An init whose gradient underflows to 0 in any run is left out.
+    """
+    deep = cells[(cells["depth"] == depth) & (cells["init"] != "constant")]
+    under = deep.loc[~(deep["first_grad_init"] > 0), "init"].unique()
+    deep = deep[~deep["init"].isin(under)]  # a gradient that underflows float32 has no log
+    deep = deep.assign(log10_first_grad=np.log10(deep["first_grad_init"]))
+    rows = [{"factor": "cell", "level": f"{r.activation} x {r.init}", "activation": r.activation,
+             "init": r.init, "seed": r.seed, "log10_first_grad": r.log10_first_grad}
+            for r in deep.itertuples()]
+    for factor in ("activation", "init"):
+        means = deep.groupby([factor, "seed"], sort=False)["log10_first_grad"].mean()
+        rows += [{"factor": factor, "level": level, "seed": seed, "log10_first_grad": v}
+                 for (level, seed), v in means.items()]
+    cell = deep.set_index(["activation", "init", "seed"])["log10_first_grad"]
+    if {"relu", "sigmoid"} <= set(deep["activation"]) and \
+            {"he_normal", "torch"} <= set(deep["init"]):
+        for seed in sorted(deep["seed"].unique()):
+            for level, act in (("effect", "relu"), ("none", "sigmoid")):
+                gain = cell[(act, "he_normal", seed)] - cell[(act, "torch", seed)]
+                rows.append({"factor": "interaction", "level": level, "seed": seed,
+                             "log10_first_grad": gain})
+    return pd.DataFrame(rows)
 
 
 def activation_shapes(lo: float = -4.0, hi: float = 4.0, n: int = 161) -> pd.DataFrame:
