@@ -50,10 +50,16 @@ class Bracket:
     high: float = math.inf
     # (fixed, value) -> "" where a cell can be built at that value, else the bound in words
     feasible: Callable[[dict, object], str] | None = None
+    # cells -> the rows the choice is made among (each depth at its own chosen learning
+    # rate, say); None: every row
+    among: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+
+    def rows(self, cells: pd.DataFrame) -> pd.DataFrame:
+        return self.among(cells) if self.among is not None else cells
 
     def groups(self, cells: pd.DataFrame) -> list[dict]:
         """The fixed columns of each choice."""
-        rows = stats.where(cells, self.where)
+        rows = stats.where(self.rows(cells), self.where)
         if not self.by:
             return [dict(self.where)]
         combos = rows[list(self.by)].drop_duplicates().to_dict("records")
@@ -62,11 +68,15 @@ class Bracket:
     def select(self, cells: pd.DataFrame, fixed: dict) -> Selection:
         """The choice among the rows matching `fixed` (where and the by columns), with the
         values bracketing added and why it is still at an edge, where it is."""
+        rows = stats.where(cells, self.where | fixed)  # every row: what the grid held
+        cells = self.rows(cells)
         raw = stats.select(cells, self.column, self.where | fixed, self.on,
                            maximize=self.maximize, bound=self.bound)
-        rows = stats.where(cells, self.where | fixed)
-        added = sorted(stats._py(v) for v in rows.loc[rows[ROUND] > 0, self.column].unique()) \
-            if ROUND in rows else []
+        added = []
+        if ROUND in rows:  # values no round-0 row holds (not rows another bracket added)
+            grid = set(rows.loc[rows[ROUND] == 0, self.column])
+            added = sorted(stats._py(v) for v in rows.loc[rows[ROUND] > 0, self.column].unique()
+                           if v not in grid)
         sel = replace(raw, added=added)
         if not raw.edge:
             return sel
@@ -91,6 +101,7 @@ class Bracket:
         an interior choice, "stable" (with the diverged value) at the stability limit,
         HARD + why where the next integer value cannot be built, or the bound that stops
         it."""
+        cells = self.rows(cells)
         sel = sel or stats.select(cells, self.column, self.where | fixed, self.on,
                                   maximize=self.maximize, bound=self.bound)
         if not sel.edge or isinstance(sel.chosen, str):

@@ -132,3 +132,24 @@ def test_bracketing_adds_nothing_to_an_interior_choice():
                             for lr in (0.1, 1, 10) for s in SEEDS])
     assert bracketing.extend(toy, toy.frame(grid), grid, 1) == []
     assert LR.select(toy.frame(grid), {"opt": "sgd"}).stop == ""
+
+
+def test_a_choice_among_each_values_own_best_rows():
+    """Depth 2 is best at its own learning rate though worse on average over the rates;
+    a learning rate another bracket added does not make its depth 'added'."""
+    score = {(1, 0.1): 0.80, (1, 1.0): 0.80, (2, 0.1): 0.50, (2, 1.0): 0.90}
+    rows = [{"opt": "sgd", "depth": d, "lr": lr, "seed": s, "val_acc": v + 1e-3 * s,
+             "diverged": False, "bracket_round": int(lr == 1.0 and d == 2)}
+            for (d, lr), v in score.items() for s in SEEDS]
+    cells = pd.DataFrame(rows)
+
+    def own(frame):
+        best = frame.groupby(["depth", "lr"])["val_acc"].mean().groupby("depth").idxmax()
+        return frame[[(d, lr) in set(best) for d, lr in zip(frame["depth"], frame["lr"])]]
+
+    plain = Bracket("depth", "val_acc", maximize=True, by=("opt",), scale="int", bound=1)
+    assert plain.select(cells, {"opt": "sgd"}).chosen == 1  # 0.80 against 0.70 on average
+    depth = Bracket("depth", "val_acc", maximize=True, by=("opt",), scale="int", bound=1,
+                    among=own)
+    sel = depth.select(cells, {"opt": "sgd"})
+    assert sel.chosen == 2 and sel.added == []

@@ -259,6 +259,30 @@ def test_parameter_counts_match_the_formula_and_torch(outputs):
         assert abs(row.n_params - row.budget) <= 0.1 * row.budget  # a matched budget
 
 
+def test_width_depth_trains_no_bottleneck_and_each_depth_at_its_own_rate(outputs):
+    study, out, a = outputs["width_depth"]
+    config = load_config(TINY)
+    wide = type(study)(config.model_copy(update={"width_depth": config.width_depth.model_copy(
+        update={"images": config.width_depth.images.model_copy(update={"budgets": [1000]}),
+                "depths": [1, 4]})}))
+    row = wide._matched("images", 1000, 4)
+    assert row["matched"] and row["narrow"] and row["width"] < 10
+    assert all(c["depth"] == 1 for c in wide.cells() if c["dataset"] == "images")
+    assert "narrower than the 10 outputs" in wide._feasible({"dataset": "images",
+                                                            "budget": 1000}, 4)
+    assert (out.cells["width"] >= out.cells["dataset"].map({"spiral": 3, "images": 10})).all()
+    # every depth compared at the learning rate chosen for it on validation accuracy
+    cells = out.cells
+    for f in a.findings:
+        if f.kind != "best":
+            continue
+        for c in f.data["comparisons"]:
+            for side in (c["a"], c["b"]):
+                group = stats.where(cells, {k: v for k, v in side.items() if k != "lr"})
+                means = group.groupby("lr")["val_acc"].mean()
+                assert side["lr"] == means.idxmax(), (f.id, side)
+
+
 def test_linear_regression_recovers_w_and_b_down_to_the_noise(outputs):
     _, out, a = outputs["linear_regression"]
     d2l = out.cells[(out.cells["lr"] == 0.03) & (out.cells["batch_size"] == 10)]

@@ -2,11 +2,13 @@
 shallower-and-wider better?
 
 For each budget and depth, the width whose parameter count is closest to the budget
-(within a tolerance) gives one ReLU MLP, so every depth competes at the same size. Every
-model trains with the same optimizer and budget of steps, on the spiral (full batch) and
-on the default images (minibatch). The depth per budget is chosen on validation
-accuracy, and the depths are compared on test accuracy over seeds (d2l 5.1; Eldan and
-Shamir 2016 on the power of depth).
+(within a tolerance) gives one ReLU MLP, so every depth competes at the same size; a depth
+whose width would be narrower than the outputs is left out (a bottleneck, not depth).
+Every model trains with the same optimizer and budget of steps, on the spiral (full batch)
+and on the default images (minibatch), each depth at its own learning rate, chosen on
+validation accuracy and bracketed. The depth per budget is chosen on validation accuracy
+(each at its learning rate), and the depths are compared on test accuracy over seeds
+(d2l 5.1; Eldan and Shamir 2016 on the power of depth).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import itertools
 from typing import Annotated
 
+import pandas as pd
 from pydantic import Field
 
 from pipeline import findings as F
@@ -36,7 +39,7 @@ class Params(Section):
     tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.1  # |params - budget| / budget
     activation: Activation = "relu"
     optimizer: Optimizer = "adam"
-    lr: PositiveFloat = 0.01
+    lrs: grid(PositiveFloat) = [0.003, 0.01, 0.03]  # each depth chooses its own
     spiral: Part = Part(epochs=150, budgets=[100, 300, 1000])
     images: Part = Part(batch_size=64, epochs=20, log_every=5, budgets=[1000, 5000, 20000])
 
@@ -64,33 +67,65 @@ class WidthDepth(Study):
                                                        self.p.depths)]
 
     def cells(self) -> list[dict]:
-        return [{k: v for k, v in r.items() if k != "matched"} | {"seed": s}
-                for r in self.plan() if r["matched"] for s in self.seeds]
+        return [{k: v for k, v in r.items() if k not in ("matched", "narrow")}
+                | {"lr": lr, "seed": s}
+                for r in self.plan() if r["matched"] and not r["narrow"]
+                for lr in self.p.lrs for s in self.seeds]
 
     def brackets(self) -> list:
-        """The depth per dataset and budget: one hidden layer is the least (a bound), and a
-        deeper net needs a width that matches the budget."""
+        """Each depth's learning rate per dataset and budget; and the depth per dataset and
+        budget, among the depths at their own learning rates: one hidden layer is the
+        least (a bound), and a deeper net needs a width that matches the budget and is no
+        narrower than the outputs."""
         from pipeline.bracketing import Bracket
 
-        return [Bracket("depth", "val_acc", maximize=True, by=("dataset", "budget"),
-                        scale="int", bound=1, low=0, feasible=self._feasible)]
+        return [self._lr_bracket(),
+                Bracket("depth", "val_acc", maximize=True, by=("dataset", "budget"),
+                        scale="int", bound=1, low=0, feasible=self._feasible,
+                        among=self.at_own_lr)]
+
+    @staticmethod
+    def _lr_bracket():
+        from pipeline.bracketing import Bracket
+
+        return Bracket("lr", "val_acc", maximize=True, by=("dataset", "budget", "depth"))
+
+    def at_own_lr(self, cells: pd.DataFrame) -> pd.DataFrame:
+        """The rows of each (dataset, budget, depth) at the learning rate chosen for it on
+        validation accuracy."""
+        keep = []
+        for _, group in cells.groupby(["dataset", "budget", "depth"], sort=False):
+            try:
+                chosen = stats.select(group, "lr", {}, "val_acc", maximize=True).chosen
+            except ValueError:  # every run of the group diverged
+                continue
+            keep.append(group[group["lr"] == chosen])
+        return pd.concat(keep) if keep else cells.iloc[:0]
 
     def _feasible(self, fixed: dict, depth: int) -> str:
         row = self._matched(fixed["dataset"], fixed["budget"], depth)
-        return "" if row["matched"] else (
-            f"the budget: no width gives {depth} layers {fixed['budget']} parameters within "
-            f"{self.p.tolerance:.0%}")
+        if not row["matched"]:
+            return (f"the budget: no width gives {depth} layers {fixed['budget']} parameters "
+                    f"within {self.p.tolerance:.0%}")
+        if row["narrow"]:
+            outputs = self._shape(row["dataset"])[1]
+            return (f"the outputs: {depth} layers at {fixed['budget']} parameters would be "
+                    f"{row['width']} units wide, narrower than the {outputs} outputs")
+        return ""
 
     def _matched(self, dataset: str, budget: int, depth: int) -> dict:
         n_in, n_out = self._shape(dataset)
         width = matched_width(n_in, n_out, depth, budget)
         count = n_params((n_in, *[width] * depth, n_out))
         return {"dataset": dataset, "budget": budget, "depth": depth, "width": width,
-                "n_params": count, "matched": abs(count - budget) <= self.p.tolerance * budget}
+                "n_params": count, "matched": abs(count - budget) <= self.p.tolerance * budget,
+                "narrow": width < n_out}
 
     def extend(self, cell: dict, column: str, value) -> dict:
+        if column != "depth":
+            return cell | {column: value}
         row = self._matched(cell["dataset"], cell["budget"], value)
-        return cell | {k: v for k, v in row.items() if k != "matched"}
+        return cell | {k: v for k, v in row.items() if k not in ("matched", "narrow")}
 
     def job(self, cell: dict, data: dict):
         from pipeline.engine import Arch, Job, TrainSpec
@@ -101,27 +136,37 @@ class WidthDepth(Study):
         arch = Arch((n_in, *[cell["width"]] * cell["depth"], n_out), p.activation)
         spec = TrainSpec(arch, p.optimizer, "cross_entropy", epochs=part.epochs,
                          batch_size=part.batch_size, log_every=part.log_every)
-        return Job(spec, seed=cell["seed"], lr=p.lr)
+        return Job(spec, seed=cell["seed"], lr=cell["lr"])
 
     def analyze(self, out: StudyOutput) -> Analysis:
         a = Analysis()
         cells = out.cells
-        t = a.table("accuracy", "Accuracy by budget and depth over seeds (bracket_round: 0 "
-                    "for the grid, k for a depth added in round k)",
-                    stats.summarize(cells, ["dataset", "budget", "depth", "width", "n_params",
-                                            "bracket_round"],
+        by = ["dataset", "budget", "depth", "width", "n_params"]
+        a.table("grid", "Accuracy by budget, depth and learning rate over seeds "
+                "(bracket_round: 0 for the grid, k for a value added in round k)",
+                stats.summarize(cells, [*by, "lr", "bracket_round"],
+                                ["train_acc", "val_acc", "test_acc"]), show=False)
+        t = a.table("accuracy", "Accuracy by budget and depth, each depth at its learning "
+                    "rate chosen on validation accuracy, over seeds",
+                    stats.summarize(self.at_own_lr(cells), [*by, "lr"],
                                     ["train_acc", "val_acc", "test_acc"]))
+        depth_bracket, lr_bracket = self.brackets()[1], self._lr_bracket()
         for dataset, part in cells.groupby("dataset", sort=False):
-            chosen = {}
+            chosen, lrs = {}, {}
             for budget, b_cells in part.groupby("budget"):
                 depths = sorted(b_cells["depth"].unique())
                 label = f"{budget} parameters"
+                own = {}
+                for d in depths:
+                    own[d] = lr_bracket.select(b_cells, {"dataset": dataset, "budget": budget,
+                                                         "depth": d})
+                    lrs[f"{budget} parameters, depth {d}"] = own[d]
                 if len(depths) < 2:
                     continue
-                chosen[label] = self.brackets()[0].select(
+                chosen[label] = depth_bracket.select(
                     b_cells, {"dataset": dataset, "budget": budget})
-                cand = {f"depth {d}": {"dataset": dataset, "budget": budget, "depth": d}
-                        for d in depths}
+                cand = {f"depth {d}": {"dataset": dataset, "budget": budget, "depth": d,
+                                       "lr": own[d].chosen} for d in depths}
                 b = stats.best_of(b_cells, cand, "test_acc", choose_on="val_acc")
                 f = F.best(f"{dataset}_{budget}", b,
                            f"test accuracy on {dataset} at {budget} parameters", "depths")
@@ -135,15 +180,24 @@ class WidthDepth(Study):
                 for d in depths:
                     v = stats.where(b_cells, cand[f"depth {d}"])["test_acc"]
                     a.metric(f"{dataset}/{budget}/depth_{d}", v.mean(), v.std())
+            if lrs:
+                a.findings.append(F.selections(f"{dataset}_lrs", lrs,
+                                               f"Learning rates on {dataset}"))
             if chosen:
                 a.findings.append(F.selections(f"{dataset}_depths", chosen,
-                                               f"Depths on {dataset}"))
+                                               f"Depths on {dataset} (each at its learning "
+                                               "rate)"))
         skipped = self._unmatched()
         if skipped:
             a.findings.append(F.estimate(
                 "unmatched", "No width matches these budgets within "
                 f"{self.p.tolerance:.0%}, so they are left out: " + ", ".join(skipped) + ".",
                 unmatched=skipped))
+        narrow = self._narrow()
+        if narrow:
+            a.findings.append(F.estimate(
+                "narrow", "Left out as narrower than their outputs (a bottleneck, not "
+                "depth): " + ", ".join(narrow) + ".", narrow=narrow))
         a.plots["spiral_accuracy"] = (t[t["dataset"] == "spiral"]
                                       .pivot_table(index="depth", columns="budget",
                                                    values="test_acc_mean")
@@ -158,6 +212,10 @@ class WidthDepth(Study):
         return [f"{r['dataset']} depth {r['depth']} at {r['budget']}" for r in self.plan()
                 if not r["matched"]]
 
+    def _narrow(self) -> list[str]:
+        return [f"{r['dataset']} depth {r['depth']} at {r['budget']} (width {r['width']})"
+                for r in self.plan() if r["matched"] and r["narrow"]]
+
     def setting(self) -> str:
         p = self.p
         parts = "; ".join(
@@ -166,8 +224,11 @@ class WidthDepth(Study):
             for d, part in (("spiral", p.spiral), ("images", p.images)))
         return (f"Depths {', '.join(map(str, p.depths))}, each at the width whose parameter "
                 f"count is closest to the budget (within {p.tolerance:.0%}); {p.activation} "
-                f"units, {p.optimizer} at lr {p.lr:g}. {parts}. The depth per budget is "
-                f"chosen on validation accuracy. Means over {len(self.seeds)} seeds.")
+                f"units, no hidden layer narrower than the outputs; {p.optimizer}, each depth "
+                f"at its own learning rate, chosen on validation accuracy from "
+                f"{', '.join(f'{lr:g}' for lr in p.lrs)} and bracketed. {parts}. The depth per "
+                f"budget is chosen on validation accuracy, each depth at its learning rate. "
+                f"Means over {len(self.seeds)} seeds.")
 
 
 STUDY = WidthDepth
