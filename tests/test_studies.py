@@ -365,6 +365,24 @@ def test_the_linear_autoencoder_comes_within_ten_percent_of_pca(outputs):
     assert len(tied) and tied["test_loss"].notna().all()
 
 
+def test_the_pca_finding_says_where_training_reached_pca(outputs):
+    """PCA's training error is the linear autoencoder's optimum on its training images:
+    the finding gives the ratio per width and names the widths more than converge_tol
+    above it."""
+    study, out, a = outputs["autoencoder"]
+    pca = out.tables["pca"].set_index("bottleneck")
+    linear = out.cells[out.cells["model"] == "linear"].groupby("bottleneck")["train_loss"]
+    ratio = linear.mean() / pca["pca_train_loss"]
+    assert (ratio > 1 - 1e-3).all()  # nothing fits its training images better than PCA
+    f = _finding(a, "pca")
+    assert f.data["train_ratios"] == pytest.approx(ratio.tolist())
+    tol = study.config.converge_tol
+    assert f.data["reached"] == [int(k) for k, r in ratio.items() if r <= 1 + tol]
+    short = [str(int(k)) for k, r in ratio.items() if r > 1 + tol]
+    assert (f"above it at {', '.join(short)} units" in f.text) if short else \
+        "at every width" in f.text
+
+
 def test_a_study_is_named_only_in_its_own_module():
     """No module of pipeline/ imports a study module, nor names it as a module, but the
     registry, which finds the studies without a list."""
