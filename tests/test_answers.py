@@ -167,13 +167,15 @@ def test_a_tie_that_holds_differences_beyond_the_effect_of_interest_is_underpowe
     sd, n = 0.02, 5  # the seeds' spread of the paired differences
     half = stats.half_width(sd, n)
     wide = _c("tie", 0.004, 0.004 - half, 0.004 + half, seed_sd=sd, effect=0.01)
-    m, effect = answers.to_resolve(answers.comparison(wide))
+    m, effect, how = answers.to_resolve(answers.comparison(wide))
     # resolved where the interval would lie inside +-0.01: 0.004 + half <= 0.01
     assert effect == 0.01 and stats.half_width(sd, m) <= 0.006 < stats.half_width(sd, m - 1)
+    assert how == "within"
     finding = _comparison("w", wide)
     assert "underpowered" in answers.tags(finding)
     assert answers.statement(finding).endswith(
-        f"Underpowered for ±0.01: about {m} seeds would resolve it.")
+        f"Underpowered for ±0.01: at this spread, about {m} seeds would rule out a "
+        "difference of 0.01.")
     # a tie whose interval lies within the effect resolves it; no effect, nothing to say
     narrow = _c("tie", 0.001, -0.004, 0.006, seed_sd=0.004, effect=0.01)
     assert answers.to_resolve(answers.comparison(narrow)) is None
@@ -181,10 +183,14 @@ def test_a_tie_that_holds_differences_beyond_the_effect_of_interest_is_underpowe
         _c("tie", 0.004, 0.004 - half, 0.004 + half, seed_sd=sd))) is None
     # narrower than the effect but off centre: 0.017 is not ruled out, 0.008 not shown
     shifted = answers.comparison(_c("tie", 0.008, -0.001, 0.017, seed_sd=0.0073, effect=0.01))
-    m, _ = answers.to_resolve(shifted)
+    m, _, how = answers.to_resolve(shifted)
     assert stats.half_width(0.0073, m) < 0.008 <= stats.half_width(0.0073, m - 1)
+    assert how == "differs"
+    off_centre = _c("tie", 0.008, -0.001, 0.017, seed_sd=0.0073, effect=0.01)
+    assert answers.statement(_comparison("s", off_centre)).endswith(
+        f"about {m} seeds would show a difference.")
     # where the test points alone hold the interval beyond the effect, no seed count helps
     by_test = _c("tie", 0.004, -0.03, 0.038, seed_sd=0.001, effect=0.01, test_points=300,
                  test_var=0.0002)
-    assert answers.to_resolve(answers.comparison(by_test)) == (None, 0.01)
+    assert answers.to_resolve(answers.comparison(by_test)) == (None, 0.01, "")
     assert "whatever the seeds" in answers.statement(_comparison("t", by_test))

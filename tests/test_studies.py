@@ -333,6 +333,23 @@ def test_the_factorial_parts_the_gradient_between_activation_and_init(outputs):
     assert {d["level"] for d in got.values()} == {stats.family_level(3)}
 
 
+def test_the_interaction_sets_hes_gain_with_relu_against_every_other_activation():
+    """He's gain over torch's default with ReLU against its gain averaged over all the
+    other activations (tanh included, not only sigmoid); each activation's gain kept."""
+    from pipeline.studies.activations import factorial
+
+    gains = {"relu": 6.0, "sigmoid": 2.0, "tanh": 5.0}
+    cells = pd.DataFrame([
+        {"depth": 20, "activation": act, "init": init, "seed": seed,
+         "first_grad_init": 10.0 ** (-10 + (g if init == "he_normal" else 0) + 0.1 * seed)}
+        for act, g in gains.items() for init in ("torch", "he_normal") for seed in range(3)])
+    t = factorial(cells, 20)
+    inter = t[t["factor"] == "interaction"].groupby("level")["log10_first_grad"].mean()
+    assert inter["effect"] == pytest.approx(6.0) and inter["none"] == pytest.approx(3.5)
+    gain = t[t["factor"] == "gain"].groupby("level")["log10_first_grad"].mean()
+    assert gain.to_dict() == pytest.approx(gains)
+
+
 def test_constant_initialisation_never_breaks_symmetry(outputs):
     _, out, a = outputs["activations"]
     const = out.cells[out.cells["init"] == "constant"]
@@ -353,6 +370,29 @@ def test_approximation_error_falls_with_width(outputs):
     by = width.groupby("width")["mean_error"].mean()
     assert by.iloc[-1] < by.iloc[0] / 2
     assert _finding(a, "width_sin").data["verdict"] == "a"
+
+
+def test_the_width_trend_is_judged_on_the_whole_curve(outputs):
+    """Per seed, the rank correlation of width and error over every width, recomputed
+    from the cells; each neighbouring step named where the error does not fall."""
+    _, out, a = outputs["approximation"]
+    w = out.cells[(out.cells["experiment"] == "width") & ~out.cells["collapsed"].astype(bool)]
+    table = w.pivot_table(index="seed", columns="width", values="mean_error")
+    rho = [np.corrcoef(np.arange(len(row.dropna())), row.dropna().rank().to_numpy())[0, 1]
+           for _, row in table.iterrows() if row.notna().sum() >= 3]
+    f = _finding(a, "width_trend_sin")
+    assert len(table.columns) >= 3 and f.data["n"] == len(rho)
+    assert f.data["rho"] == pytest.approx(np.mean(rho))
+    assert f.data["rho"] < 0 and f.data["trend"] in ("falls", "shows no trend")
+    for step in f.data["steps"]:
+        lo = w[w["width"] == step["from"]].set_index("seed")["mean_error"]
+        hi = w[w["width"] == step["to"]].set_index("seed")["mean_error"]
+        assert step["diff"] == pytest.approx((hi - lo).dropna().mean())
+        named = f"{step['from']} to {step['to']}" in f.text
+        shown = step["verdict"] != "tie"
+        assert named == (shown or (step["diff"] is not None and step["diff"] >= 0))
+    falls = sum(s["verdict"] == "falls" for s in f.data["steps"])
+    assert f"at {falls} of {len(f.data['steps'])} steps" in f.text
 
 
 def test_the_linear_autoencoder_comes_within_ten_percent_of_pca(outputs):

@@ -85,13 +85,15 @@ def seeds_needed(c: Comparison) -> int | None:
     return m
 
 
-def to_resolve(c: Comparison) -> tuple[int | None, float] | None:
+def to_resolve(c: Comparison) -> tuple[int | None, float, str] | None:
     """For a tie whose interval is not inside +-effect (c.effect, the smallest difference
     worth resolving), so that it neither shows a difference nor rules out one that
     matters: the number of paired seeds at which the observed spread would do one or the
     other (the interval excluding zero, or lying inside +-effect, were the mean difference
     and the spread the same; None where the test points alone keep it from both: more
-    seeds cannot resolve it), with that effect; None where the tie resolves it."""
+    seeds cannot resolve it), with that effect and which of the two it would do ("differs":
+    the interval would exclude zero; "within": it would lie inside +-effect; "" where no
+    count up to MAX_SEEDS does either); None where the tie resolves it."""
     if c.effect is None or c.verdict != "tie" or c.n < 2 or not math.isfinite(c.high - c.low):
         return None
     if -c.effect <= c.low and c.high <= c.effect:
@@ -105,12 +107,13 @@ def to_resolve(c: Comparison) -> tuple[int | None, float] | None:
         return half < diff or diff + half <= c.effect
 
     if test_var and not resolved(stats.combined_half(0.0, c.n, test_var, points, c.level)):
-        return None, c.effect
+        return None, c.effect, ""
     m = c.n
-    while m <= MAX_SEEDS and not resolved(stats.combined_half(sd, m, test_var, points,
-                                                              c.level)):
+    while m <= MAX_SEEDS and not resolved(half := stats.combined_half(sd, m, test_var, points,
+                                                                      c.level)):
         m += 1
-    return m, c.effect
+    how = "" if m > MAX_SEEDS else "differs" if half < diff else "within"
+    return m, c.effect, how
 
 
 def tags(finding: dict) -> list[str]:
@@ -209,14 +212,21 @@ def _power(finding: dict) -> str:
     wide = [r for _, c in comparisons(finding) if (r := to_resolve(c))]
     if wide:
         effect = wide[0][1]
-        seeds = [m for m, _ in wide]
+        seeds = [m for m, _, _ in wide]
         if None in seeds:
             text += (f" Underpowered for ±{stats.fmt(effect)}: the test set alone keeps the "
                      "interval wider, whatever the seeds.")
         else:
-            many = f"about {max(seeds)}" if max(seeds) <= MAX_SEEDS else \
-                f"more than {MAX_SEEDS}"
-            text += f" Underpowered for ±{stats.fmt(effect)}: {many} seeds would resolve it."
+            m, _, how = max(wide, key=lambda r: r[0])
+            if how == "differs":
+                text += (f" Underpowered for ±{stats.fmt(effect)}: at this spread, about {m} "
+                         "seeds would show a difference.")
+            elif how == "within":
+                text += (f" Underpowered for ±{stats.fmt(effect)}: at this spread, about {m} "
+                         f"seeds would rule out a difference of {stats.fmt(effect)}.")
+            else:
+                text += (f" Underpowered for ±{stats.fmt(effect)}: more than {MAX_SEEDS} "
+                         "seeds would be needed to resolve it.")
     return text
 
 

@@ -196,6 +196,9 @@ class Activations(Study):
         him, lom = INIT_LABELS[inits[0]], INIT_LABELS[inits[1]]
         kept = table.loc[table["factor"] == "cell", "init"].unique()
         n_act = table.loc[table["factor"] == "cell", "activation"].nunique()
+        others = [ACT_LABELS.get(x, x) for x in
+                  table.loc[(table["factor"] == "gain") & (table["level"] != "relu"), "level"]
+                  .unique()]
         what = "log10 first-layer gradient at initialisation"
         over = f"averaged over {len(kept)} random inits"
         pairs = [
@@ -206,11 +209,17 @@ class Activations(Study):
              f"{him} (averaged over the {n_act} activations)", lom, what),
             ("factor_interaction", {"factor": "interaction", "level": "effect"},
              {"factor": "interaction", "level": "none"},
-             f"{him}'s gain over {lom} with {hi}", f"with {lo}", what),
+             f"{him}'s gain over {lom} with {ACT_LABELS.get('relu', 'relu')}",
+             f"averaged over {' and '.join(others)}", what),
         ]
         gone = [INIT_LABELS[i] for i in self.p.inits if i != "constant" and i not in kept]
         if "interaction" not in set(table["factor"]):
             pairs = pairs[:2]
+        else:
+            a.table("init_gain", f"{him}'s gain over {lom} in log10 first-layer gradient at "
+                                 f"initialisation, depth {deepest}, per activation, over seeds",
+                    stats.summarize(table[table["factor"] == "gain"], ["level"],
+                                    ["log10_first_grad"]))
         for id_, ka, kb, la, lb, what in pairs:
             c = stats.compare(table, ka, kb, "log10_first_grad", label_a=la, label_b=lb,
                               level=level, at_init=True)
@@ -293,9 +302,10 @@ def grad_flow(norms: pd.DataFrame, depth: int, activations: list[str],
 def factorial(cells: pd.DataFrame, depth: int) -> pd.DataFrame:
     """The log10 first-layer gradient norm at init at `depth`, for the random inits: per
     seed, each cell ("cell"), each activation averaged over the inits ("activation"), each
-    init averaged over the activations ("init"), and the interaction of ReLU / sigmoid
-    with He / torch's default ("interaction": the init's gain with ReLU as "effect", with
-    sigmoid as "none"). An init whose gradient underflows to 0 in any run is left out.
+    init averaged over the activations ("init"), He's gain over torch's default with each
+    activation ("gain"), and their interaction: He's gain with ReLU, the activation He is
+    derived for ("effect"), against its gain averaged over the other activations ("none").
+    An init whose gradient underflows to 0 in any run is left out.
     """
     deep = cells[(cells["depth"] == depth) & (cells["init"] != "constant")]
     under = deep.loc[~(deep["first_grad_init"] > 0), "init"].unique()
@@ -309,13 +319,17 @@ def factorial(cells: pd.DataFrame, depth: int) -> pd.DataFrame:
         rows += [{"factor": factor, "level": level, "seed": seed, "log10_first_grad": v}
                  for (level, seed), v in means.items()]
     cell = deep.set_index(["activation", "init", "seed"])["log10_first_grad"]
-    if {"relu", "sigmoid"} <= set(deep["activation"]) and \
-            {"he_normal", "torch"} <= set(deep["init"]):
+    acts = list(dict.fromkeys(deep["activation"]))
+    if "relu" in acts and len(acts) > 1 and {"he_normal", "torch"} <= set(deep["init"]):
+        others = [x for x in acts if x != "relu"]
         for seed in sorted(deep["seed"].unique()):
-            for level, act in (("effect", "relu"), ("none", "sigmoid")):
-                gain = cell[(act, "he_normal", seed)] - cell[(act, "torch", seed)]
-                rows.append({"factor": "interaction", "level": level, "seed": seed,
-                             "log10_first_grad": gain})
+            gain = {x: cell[(x, "he_normal", seed)] - cell[(x, "torch", seed)] for x in acts}
+            rows += [{"factor": "gain", "level": x, "seed": seed, "log10_first_grad": g}
+                     for x, g in gain.items()]
+            rows += [{"factor": "interaction", "level": "effect", "seed": seed,
+                      "log10_first_grad": gain["relu"]},
+                     {"factor": "interaction", "level": "none", "seed": seed,
+                      "log10_first_grad": float(np.mean([gain[x] for x in others]))}]
     return pd.DataFrame(rows)
 
 

@@ -14,6 +14,7 @@ sawtooth, and the finding says which one wins, if any.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Literal
 
 import numpy as np
@@ -145,6 +146,11 @@ class Approximation(Study):
             for r in t[t["target"] == target].itertuples():
                 a.metric(f"{target}/mean_error/{r.width}", r.mean_error_mean,
                          r.mean_error_std)
+            if len(p.widths) > 2:
+                f = width_trend(cells, target)
+                a.findings.append(f)
+                if f.data["n"]:
+                    a.metric(f"{target}/width_trend", f.data["rho"])
         depth = cells[cells["experiment"] == "depth"]
         if depth["depth"].nunique() > 1:
             a.table("depth", f"Sawtooth, depth against width at about {p.depth.budget} "
@@ -198,3 +204,67 @@ class Approximation(Study):
 
 
 STUDY = Approximation
+
+
+def width_trend(cells: pd.DataFrame, target: str):
+    """Whether the mean absolute error on `target` falls with width over the whole curve:
+    per seed, the rank correlation of width and error over the widths that trained in it
+    (a collapsed run left out; a seed with fewer than three left, too), its mean with a
+    95% interval over seeds; and
+    each step between neighbouring widths compared paired, at the family's level over
+    the steps: the steps where it falls beyond that interval, where it rises beyond it,
+    and where its mean does not fall, named."""
+    w = cells[(cells["experiment"] == "width") & (cells["target"] == target)]
+    kept = w[~w["collapsed"].astype(bool)] if "collapsed" in w else w
+    table = kept.pivot_table(index="seed", columns="width", values="mean_error")
+    widths = sorted(w["width"].unique())
+    rho = []
+    for _, row in table.iterrows():
+        row = row.dropna()  # the widths that trained in this seed
+        if len(row) >= 3:
+            r = row.rank().to_numpy()
+            rho.append(np.corrcoef(np.arange(len(r)), r)[0, 1] if r.std() > 0 else 0.0)
+    rho = np.array(rho)
+    n = len(rho)
+    mean = float(rho.mean()) if n else math.nan
+    half = stats.half_width(float(rho.std(ddof=1)), n) if n > 1 else math.nan
+    level = stats.family_level(len(widths) - 1)
+    steps = []
+    for lo, hi in zip(widths, widths[1:]):
+        c = stats.compare(cells, {"experiment": "width", "target": target, "width": hi},
+                          {"experiment": "width", "target": target, "width": lo},
+                          "mean_error", label_a=f"width {hi}", label_b=f"width {lo}",
+                          higher_is_better=False, level=level)
+        steps.append({"from": lo, "to": hi, "diff": c.diff, "low": c.low, "high": c.high,
+                      "verdict": {"a": "falls", "b": "rises"}.get(c.verdict, "tie")})
+    if not (n > 1 and math.isfinite(half)):
+        trend = "cannot be judged"
+    elif mean + half < 0:
+        trend = "falls"
+    elif mean - half > 0:
+        trend = "rises"
+    else:
+        trend = "shows no trend"
+    text = (f"Over the {len(widths)} widths from {widths[0]} to {widths[-1]}, the error on "
+            f"{target} {trend} with width: rank correlation of width and mean absolute error "
+            f"{stats.fmt(mean, 2)}" + (f" (95% CI {stats.fmt(mean - half, 2)} to "
+                                       f"{stats.fmt(mean + half, 2)}, {n} seeds)"
+                                       if math.isfinite(half) else f" ({n} seeds)") + ".")
+    def named(group: list[dict]) -> str:
+        return ", ".join(f"{s['from']} to {s['to']}" for s in group)
+
+    falls = [s for s in steps if s["verdict"] == "falls"]
+    rise = [s for s in steps if s["verdict"] == "rises"]
+    up = [s for s in steps if s["verdict"] == "tie" and s["diff"] >= 0]  # nan: no pair
+    text += (f" Step by step, it falls beyond its {stats.level_text(level)} interval at "
+             f"{len(falls)} of {len(steps)} steps" + (f" ({named(falls)})" if falls else "")
+             + ".")
+    if rise:
+        text += (" It rises beyond it from " + "; ".join(
+            f"{s['from']} to {s['to']} ({stats.fmt(s['diff'], 2)}, "
+            f"{stats.fmt_ci(s['low'], s['high'], level)})" for s in rise) + ".")
+    if up:
+        text += (" Its mean does not fall from " + named(up)
+                 + ("" if rise else " (no step rises beyond its interval)") + ".")
+    return F.estimate(f"width_trend_{target}", text, rho=mean, low=mean - half,
+                      high=mean + half, n=n, trend=trend, level=level, steps=steps)

@@ -331,7 +331,11 @@ def random_features(arrays: dict, rows: int, n_features: list[int], seeds: list[
     if rows > len(x):
         raise ValueError(f"polynomial.double_descent.train_rows: {rows} exceeds the "
                          f"{len(x)} training images of data.images")
-    k = int(max(y.max(), arrays["y_val"].max(), arrays["y_test"].max())) + 1
+    k = int(y.max()) + 1  # the classes are the training labels'
+    for s in ("val", "test"):
+        if int(arrays[f"y_{s}"].max()) >= k:
+            raise ValueError(f"data.images: the {s} labels hold a class that no training "
+                             "image has")
     eye = np.eye(k)
     splits = {s: (arrays[f"x_{s}"].astype(np.float64), arrays[f"y_{s}"].astype(int))
               for s in ("val", "test")}
