@@ -53,7 +53,7 @@ class Params(Section):
 class Approximation(Study):
     name = "approximation"
     order = 8
-    answer = ("width_sin", "depth")  # the findings the summary gives
+    answer = ("width_trend_sin", "depth")  # the findings the summary gives
     title = "Universal approximation: width, and depth against width"
     question = ("Does the error of one hidden layer fall as it widens, and at an equal "
                 "parameter count, does depth beat width on a function with many teeth?")
