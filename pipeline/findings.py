@@ -126,6 +126,15 @@ def edge_note(items: list[str], what: str) -> str:
             f"it: {', '.join(items)}.")
 
 
+def add_edge(f: Finding, items: list[str], what: str, then: str = "") -> Finding:
+    """Appends the edge note (with `then` after it) to f's text and records the choices at
+    an edge in its data ("edge"), where the report's tags read them."""
+    if items:
+        f.text += edge_note(items, what) + then
+        f.data["edge"] = items
+    return f
+
+
 def edge_item(label: str, s: Selection) -> str:
     """'label (value, which edge)' for edge_note."""
     return f"{label} ({stats._value(s.chosen)}, {s.limit})" if label else \

@@ -73,7 +73,22 @@ def test_caveats_become_tags():
     edge = _comparison("e", _c("a", 0.03, 0.01, 0.05),
                        "X wins. Learning rates chosen at an edge, where the optimum may lie "
                        "past it: adam (0.3, the grid's largest).")
-    assert answers.tags(edge) == ["edge"]
+    assert answers.tags(edge) == []  # the tag reads the data, not the words
+    from pipeline import findings as F
+    from pipeline.stats import Selection
+
+    sel = Selection("lr", "val_acc", 0.3, 0.9, [0.01, 0.1, 0.3], True,
+                    limit="the grid's largest")
+    f = F.Finding("e", "comparison", "X wins.", dict(edge["data"]))
+    F.add_edge(f, [F.edge_item("adam", sel)], "Learning rates")
+    assert "chosen at an edge" in f.text and f.data["edge"]
+    assert answers.tags({"id": "e", "kind": "comparison", "text": f.text,
+                         "data": f.data}) == ["edge"]
+    one = F.selection("s", sel, "Learning rate")
+    many = F.selections("m", {"adam": sel}, "Learning rates")
+    for g in (one, many):
+        assert answers.tags({"id": g.id, "kind": g.kind, "text": g.text,
+                             "data": g.data}) == ["edge"]
     same = _comparison("s", _c("a", 0.03, 0.03, 0.03) | {"identical": True})
     assert answers.tags(same) == ["unreplicated"]
     assert set(answers.TAGS) >= {"edge", "family", "unreplicated", "diverged"}

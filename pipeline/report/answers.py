@@ -119,9 +119,12 @@ def to_resolve(c: Comparison) -> tuple[int | None, float, str] | None:
 def tags(finding: dict) -> list[str]:
     """The caveats that qualify a finding, as short tags (TAGS)."""
     out = []
-    text = finding["text"]
-    if "at an edge" in text:
-        out.append("edge")
+    text, data = finding["text"], finding.get("data", {})
+    choices = data.get("choices")
+    if data.get("edge") is True or isinstance(data.get("edge"), list) and data["edge"] or \
+            isinstance(choices, dict) and any(isinstance(c, dict) and c.get("edge") is True
+                                              for c in choices.values()):
+        out.append("edge")  # a choice at an edge: its selection's data, or add_edge's
     levels = {c.level for _, c in comparisons(finding)}
     if any(level > stats.LEVEL + 1e-9 for level in levels):
         out.append("family")

@@ -126,6 +126,7 @@ class LinearRegression(Study):
             if b.top and sel.edge and cand[b.top]["lr"] == sel.chosen:
                 f.text += (f" The lowest mean is at an edge, where the optimum may lie past "
                            f"it: {b.top} ({sel.limit}).")
+                f.data["edge"] = [f"{b.top} ({sel.limit})"]
             a.findings.append(f)
         for r in t.itertuples():
             key = f"lr_{r.lr:g}_batch_{r.batch_size}"

@@ -169,11 +169,11 @@ class Regularization(Study):
                               label_a=f"lambda {sel.chosen:g}", label_b="no weight decay",
                               higher_is_better=False)
             f = F.comparison("lambda_vs_none", c, "test loss")
-            f.text += F.edge_note([F.edge_item("", sel)] if sel.edge else [], "Lambda")
+            F.add_edge(f, [F.edge_item("", sel)] if sel.edge else [], "Lambda")
             a.findings.append(f)
         if "baseline" in out_tables:
             f = _baseline(out_tables["baseline"].iloc[0], t, sel.chosen)
-            f.text += F.edge_note([F.edge_item("", sel)] if sel.edge else [], "Lambda")
+            F.add_edge(f, [F.edge_item("", sel)] if sel.edge else [], "Lambda")
             a.findings.append(f)
         for lam, low, high in ((0.0, 11.5, 15.3), (3.0, 0.33, 0.42)):
             values = wd[wd["lambda"] == lam]["weight_norm"]
@@ -215,9 +215,8 @@ class Regularization(Study):
                           higher_is_better=False)
         finding = F.comparison("adamw_vs_adam", c, "test loss at the chosen lambdas")
         edges = [F.edge_item(FORMS[k], s) for k, s in chosen.items() if s.edge]
-        if edges:
-            finding.text += (F.edge_note(edges, "lambdas") + " So this may not compare the "
-                             "two forms at their optima.")
+        F.add_edge(finding, edges, "lambdas",
+                   " So this may not compare the two forms at their optima.")
         a.findings.append(finding)
         for form, s in chosen.items():
             v = stats.where(ad, {"optimizer": form, "lambda": s.chosen})["test_loss"]
@@ -255,8 +254,8 @@ class Regularization(Study):
                                   label_a=f"dropout {p1:g}/{p2:g}", label_b="no dropout",
                                   higher_is_better=hib)
                 f = F.comparison(f"dropout_{metric}", c, what)
-                f.text += F.edge_note([F.edge_item("", sel)] if sel.edge else [],
-                                      "Dropout rates p1/p2")
+                F.add_edge(f, [F.edge_item("", sel)] if sel.edge else [],
+                           "Dropout rates p1/p2")
                 a.findings.append(f)
         a.figures.append(Figure("Dropout p1 (rows) x p2 (columns): mean over seeds", "heatmap",
                                 "table/dropout", x="p2", y=["test_acc", "gap"],
