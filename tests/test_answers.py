@@ -204,6 +204,9 @@ def test_a_tie_that_holds_differences_beyond_the_effect_of_interest_is_underpowe
     off_centre = _c("tie", 0.008, -0.001, 0.017, seed_sd=0.0073, effect=0.01)
     assert answers.statement(_comparison("s", off_centre)).endswith(
         f"about {m} seeds would show a difference.")
+    # two ties that more seeds would resolve different ways: no one direction is claimed
+    both = answers.statement(_best("b", "adam", [wide, off_centre]))
+    assert both.endswith("seeds would resolve it, one way or the other.")
     # where the test points alone hold the interval beyond the effect, no seed count helps
     by_test = _c("tie", 0.004, -0.03, 0.038, seed_sd=0.001, effect=0.01, test_points=300,
                  test_var=0.0002)

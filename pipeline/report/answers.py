@@ -140,7 +140,8 @@ def tags(finding: dict) -> list[str]:
         out.append("null")
     if any(v is not None and v < 1 for c in pairs for v in (c.converged_a, c.converged_b)):
         out.append("unconverged")
-    if any(c.collapsed for c in pairs):
+    if any(c.collapsed for c in pairs) or not pairs and finding["kind"] == "estimate" and \
+            isinstance(data.get("collapsed"), int) and data["collapsed"] > 0:
         out.append("collapsed")
     return out
 
@@ -221,15 +222,20 @@ def _power(finding: dict) -> str:
                      "interval wider, whatever the seeds.")
         else:
             m, _, how = max(wide, key=lambda r: r[0])
+            if len({h for *_, h in wide}) > 1:
+                how = ""  # the ties go different ways: one count for either
             if how == "differs":
                 text += (f" Underpowered for ±{stats.fmt(effect)}: at this spread, about {m} "
                          "seeds would show a difference.")
             elif how == "within":
                 text += (f" Underpowered for ±{stats.fmt(effect)}: at this spread, about {m} "
                          f"seeds would rule out a difference of {stats.fmt(effect)}.")
-            else:
+            elif m > MAX_SEEDS:
                 text += (f" Underpowered for ±{stats.fmt(effect)}: more than {MAX_SEEDS} "
                          "seeds would be needed to resolve it.")
+            else:
+                text += (f" Underpowered for ±{stats.fmt(effect)}: at this spread, about {m} "
+                         "seeds would resolve it, one way or the other.")
     return text
 
 

@@ -209,8 +209,9 @@ class Activations(Study):
              f"{him} (averaged over the {n_act} activations)", lom, what),
             ("factor_interaction", {"factor": "interaction", "level": "effect"},
              {"factor": "interaction", "level": "none"},
-             f"{him}'s gain over {lom} with {ACT_LABELS.get('relu', 'relu')}",
-             f"averaged over {' and '.join(others)}", what),
+             f"{ACT_LABELS.get('relu', 'relu')}",
+             f"{' and '.join(others)} (averaged)",
+             f"gain of {him} over {lom} in log10 first-layer gradient at initialisation"),
         ]
         gone = [INIT_LABELS[i] for i in self.p.inits if i != "constant" and i not in kept]
         if "interaction" not in set(table["factor"]):
@@ -223,7 +224,7 @@ class Activations(Study):
         for id_, ka, kb, la, lb, what in pairs:
             c = stats.compare(table, ka, kb, "log10_first_grad", label_a=la, label_b=lb,
                               level=level, at_init=True)
-            f = F.comparison(id_, c, what, table="factorial")
+            f = F.comparison(id_, c, what, table="factorial")  # the per-seed rows
             if gone and id_ == "factor_activation":
                 f.text += (f" Left out: {', '.join(gone)}, whose first-layer gradient "
                            f"underflows to 0 in float32 at depth {deepest}.")

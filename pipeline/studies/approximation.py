@@ -209,14 +209,14 @@ STUDY = Approximation
 def width_trend(cells: pd.DataFrame, target: str):
     """Whether the mean absolute error on `target` falls with width over the whole curve:
     per seed, the rank correlation of width and error over the widths that trained in it
-    (a collapsed run left out; a seed with fewer than three left, too), its mean with a
-    95% interval over seeds; and
-    each step between neighbouring widths compared paired, at the family's level over
-    the steps: the steps where it falls beyond that interval, where it rises beyond it,
-    and where its mean does not fall, named."""
+    (a collapsed run left out and counted; a seed with fewer than three widths left, too),
+    its mean with a 95% interval over seeds; and each step between neighbouring widths
+    compared paired, at the family's level over the steps that have two pairs or more:
+    the steps where it falls beyond that interval, where it rises beyond it, where its
+    mean does not fall, and those that could not be compared, named."""
     w = cells[(cells["experiment"] == "width") & (cells["target"] == target)]
-    kept = w[~w["collapsed"].astype(bool)] if "collapsed" in w else w
-    table = kept.pivot_table(index="seed", columns="width", values="mean_error")
+    gone = w["collapsed"].astype(bool) if "collapsed" in w else pd.Series(False, w.index)
+    table = w[~gone].pivot_table(index="seed", columns="width", values="mean_error")
     widths = sorted(w["width"].unique())
     rho = []
     for _, row in table.iterrows():
@@ -228,37 +228,56 @@ def width_trend(cells: pd.DataFrame, target: str):
     n = len(rho)
     mean = float(rho.mean()) if n else math.nan
     half = stats.half_width(float(rho.std(ddof=1)), n) if n > 1 else math.nan
-    level = stats.family_level(len(widths) - 1)
-    steps = []
+    pairs = []
     for lo, hi in zip(widths, widths[1:]):
+        both = table[[lo, hi]].dropna() if {lo, hi} <= set(table.columns) else []
+        pairs.append((lo, hi, len(both)))
+    level = stats.family_level(max(1, sum(k >= 2 for *_, k in pairs)))
+    steps = []
+    for lo, hi, k in pairs:
+        if k < 2:
+            steps.append({"from": lo, "to": hi, "n": k, "diff": math.nan, "low": math.nan,
+                          "high": math.nan, "verdict": "not compared"})
+            continue
         c = stats.compare(cells, {"experiment": "width", "target": target, "width": hi},
                           {"experiment": "width", "target": target, "width": lo},
                           "mean_error", label_a=f"width {hi}", label_b=f"width {lo}",
                           higher_is_better=False, level=level)
-        steps.append({"from": lo, "to": hi, "diff": c.diff, "low": c.low, "high": c.high,
+        steps.append({"from": lo, "to": hi, "n": c.n, "diff": c.diff, "low": c.low,
+                      "high": c.high,
                       "verdict": {"a": "falls", "b": "rises"}.get(c.verdict, "tie")})
+    where = f"Over the {len(widths)} widths from {widths[0]} to {widths[-1]}"
     if not (n > 1 and math.isfinite(half)):
         trend = "cannot be judged"
-    elif mean + half < 0:
-        trend = "falls"
-    elif mean - half > 0:
-        trend = "rises"
+        text = (f"{where}, whether the error on {target} falls with width cannot be judged: "
+                f"{n} {'seed has' if n == 1 else 'seeds have'} three trained widths or more.")
     else:
-        trend = "shows no trend"
-    text = (f"Over the {len(widths)} widths from {widths[0]} to {widths[-1]}, the error on "
-            f"{target} {trend} with width: rank correlation of width and mean absolute error "
-            f"{stats.fmt(mean, 2)}" + (f" (95% CI {stats.fmt(mean - half, 2)} to "
-                                       f"{stats.fmt(mean + half, 2)}, {n} seeds)"
-                                       if math.isfinite(half) else f" ({n} seeds)") + ".")
+        trend = ("falls" if mean + half < 0 else "rises" if mean - half > 0
+                 else "no monotone trend shown")
+        said = {"falls": f"the error on {target} falls with width",
+                "rises": f"the error on {target} rises with width",
+                "no monotone trend shown": f"no monotone trend of the error on {target} "
+                                           f"with width is shown (the interval holds 0)"}
+        text = (f"{where}, {said[trend]}: rank correlation of width and mean absolute error "
+                f"{stats.fmt(mean, 2)} (95% CI {stats.fmt(mean - half, 2)} to "
+                f"{stats.fmt(mean + half, 2)}, {n} seeds).")
+    n_gone = int(gone.sum())
+    if n_gone:
+        at = ", ".join(str(x) for x in sorted(w.loc[gone, "width"].unique()))
+        text += f" Collapsed and left out: {n_gone} of {len(w)} runs (width {at})."
+
     def named(group: list[dict]) -> str:
         return ", ".join(f"{s['from']} to {s['to']}" for s in group)
 
-    falls = [s for s in steps if s["verdict"] == "falls"]
-    rise = [s for s in steps if s["verdict"] == "rises"]
-    up = [s for s in steps if s["verdict"] == "tie" and s["diff"] >= 0]  # nan: no pair
-    text += (f" Step by step, it falls beyond its {stats.level_text(level)} interval at "
-             f"{len(falls)} of {len(steps)} steps" + (f" ({named(falls)})" if falls else "")
-             + ".")
+    judged = [s for s in steps if s["verdict"] != "not compared"]
+    falls = [s for s in judged if s["verdict"] == "falls"]
+    rise = [s for s in judged if s["verdict"] == "rises"]
+    up = [s for s in judged if s["verdict"] == "tie" and s["diff"] >= 0]
+    unpaired = [s for s in steps if s["verdict"] == "not compared"]
+    if judged:
+        text += (f" Step by step, it falls beyond its {stats.level_text(level)} interval at "
+                 f"{len(falls)} of {len(judged)} steps"
+                 + (f" ({named(falls)})" if falls else "") + ".")
     if rise:
         text += (" It rises beyond it from " + "; ".join(
             f"{s['from']} to {s['to']} ({stats.fmt(s['diff'], 2)}, "
@@ -266,5 +285,9 @@ def width_trend(cells: pd.DataFrame, target: str):
     if up:
         text += (" Its mean does not fall from " + named(up)
                  + ("" if rise else " (no step rises beyond its interval)") + ".")
+    if unpaired:
+        text += (" Not compared, with fewer than two seeds trained at both widths: "
+                 + named(unpaired) + ".")
     return F.estimate(f"width_trend_{target}", text, rho=mean, low=mean - half,
-                      high=mean + half, n=n, trend=trend, level=level, steps=steps)
+                      high=mean + half, n=n, trend=trend, level=level, steps=steps,
+                      collapsed=n_gone)

@@ -184,8 +184,8 @@ class Optimizers(Study):
         b = stats.best_of(sweep, cand, "test_acc", choose_on="val_acc")
         f = F.best(f"{dataset}_best", b, f"test accuracy on {dataset}",
                    "optimizers at their chosen learning rates")
-        f.text += F.edge_note([F.edge_item(o, s) for o, s in chosen.items() if s.edge],
-                              "learning rates")
+        F.add_edge(f, [F.edge_item(o, s) for o, s in chosen.items() if s.edge],
+                   "learning rates")
         a.findings.append(f)
         every = getattr(self.p, dataset).log_every
         resolution = (f" (the loss is logged every {every} epochs: each count is the first "

@@ -267,7 +267,7 @@ class Polynomial(Study):
         f.data["beats"] = {k: bool(v) for k, v in beats.items()}
         f.data["appeared"] = all(beats.values())
         if sel.edge:
-            f.text += F.edge_note([F.edge_item("", sel)], "the number of features")
+            F.add_edge(f, [F.edge_item("", sel)], "the number of features")
         a.findings.append(f)
         for key, p in (("peak", n), ("best_below", sel.chosen), ("last", last)):
             rows = t[t["n_features"] == p].iloc[0]

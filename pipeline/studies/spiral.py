@@ -227,7 +227,7 @@ class Spiral(Study):
             mine = choices[choices["optimizer"] == opt]
             edge = {r.activation: f"{LABELS.get(r.activation, r.activation)} ({r.lr:g}, "
                                   f"{_limit(r)})" for r in mine.itertuples() if _limit(r)}
-            f.text += F.edge_note(list(edge.values()), "learning rates")
+            F.add_edge(f, list(edge.values()), "learning rates")
             a.findings.append(f)
             nonlinear = {k: v for k, v in cand.items() if k != "none"}
             top = stats.best_of(cells, nonlinear, "val_acc").top if nonlinear else ""
@@ -236,8 +236,7 @@ class Spiral(Study):
                                   label_a=f"{top} with {opt} (the network best on validation)",
                                   label_b=f"the linear model with {opt}")
                 f = F.comparison(f"fair_linear_{opt}", c, "test accuracy")
-                f.text += F.edge_note([edge[k] for k in (top, "none") if k in edge],
-                                      "learning rates")
+                F.add_edge(f, [edge[k] for k in (top, "none") if k in edge], "learning rates")
                 a.findings.append(f)
             for act, match in cand.items():
                 v = stats.where(cells, match)["test_acc"]

@@ -175,7 +175,7 @@ class WidthDepth(Study):
                          if chosen[label].chosen == top
                          else stats.edge_limit(top, depths, bound=1))
                 if limit:
-                    f.text += F.edge_note([f"{b.top} ({limit})"], "depth")
+                    F.add_edge(f, [f"{b.top} ({limit})"], "depth")
                 a.findings.append(f)
                 for d in depths:
                     v = stats.where(b_cells, cand[f"depth {d}"])["test_acc"]
