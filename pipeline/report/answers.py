@@ -120,11 +120,9 @@ def tags(finding: dict) -> list[str]:
     """The caveats that qualify a finding, as short tags (TAGS)."""
     out = []
     text, data = finding["text"], finding.get("data", {})
-    choices = data.get("choices")
-    if data.get("edge") is True or isinstance(data.get("edge"), list) and data["edge"] or \
-            isinstance(choices, dict) and any(isinstance(c, dict) and c.get("edge") is True
-                                              for c in choices.values()):
-        out.append("edge")  # a choice at an edge: its selection's data, or add_edge's
+    # a choice at an edge: a selection's own flag, one of several selections', or add_edge's
+    if data.get("edge") or any(c["edge"] for c in data.get("choices", {}).values()):
+        out.append("edge")
     levels = {c.level for _, c in comparisons(finding)}
     if any(level > stats.LEVEL + 1e-9 for level in levels):
         out.append("family")
@@ -140,8 +138,8 @@ def tags(finding: dict) -> list[str]:
         out.append("null")
     if any(v is not None and v < 1 for c in pairs for v in (c.converged_a, c.converged_b)):
         out.append("unconverged")
-    if any(c.collapsed for c in pairs) or not pairs and finding["kind"] == "estimate" and \
-            isinstance(data.get("collapsed"), int) and data["collapsed"] > 0:
+    if any(c.collapsed for c in pairs) or finding["kind"] == "estimate" and \
+            data.get("collapsed", 0) > 0:
         out.append("collapsed")
     return out
 
@@ -224,18 +222,12 @@ def _power(finding: dict) -> str:
             m, _, how = max(wide, key=lambda r: r[0])
             if len({h for *_, h in wide}) > 1:
                 how = ""  # the ties go different ways: one count for either
-            if how == "differs":
-                text += (f" Underpowered for ±{stats.fmt(effect)}: at this spread, about {m} "
-                         "seeds would show a difference.")
-            elif how == "within":
-                text += (f" Underpowered for ±{stats.fmt(effect)}: at this spread, about {m} "
-                         f"seeds would rule out a difference of {stats.fmt(effect)}.")
-            elif m > MAX_SEEDS:
-                text += (f" Underpowered for ±{stats.fmt(effect)}: more than {MAX_SEEDS} "
-                         "seeds would be needed to resolve it.")
-            else:
-                text += (f" Underpowered for ±{stats.fmt(effect)}: at this spread, about {m} "
-                         "seeds would resolve it, one way or the other.")
+            does = {"differs": "would show a difference",
+                    "within": f"would rule out a difference of {stats.fmt(effect)}"}
+            text += f" Underpowered for ±{stats.fmt(effect)}: " + (
+                f"more than {MAX_SEEDS} seeds would be needed to resolve it." if m > MAX_SEEDS
+                else f"at this spread, about {m} seeds "
+                     f"{does.get(how, 'would resolve it, one way or the other')}.")
     return text
 
 

@@ -224,10 +224,8 @@ def width_trend(cells: pd.DataFrame, target: str):
         if len(row) >= 3:
             r = row.rank().to_numpy()
             rho.append(np.corrcoef(np.arange(len(r)), r)[0, 1] if r.std() > 0 else 0.0)
-    rho = np.array(rho)
     n = len(rho)
-    mean = float(rho.mean()) if n else math.nan
-    half = stats.half_width(float(rho.std(ddof=1)), n) if n > 1 else math.nan
+    mean, half = stats.mean_ci(np.array(rho))
     pairs = []
     for lo, hi in zip(widths, widths[1:]):
         both = table[[lo, hi]].dropna() if {lo, hi} <= set(table.columns) else []
