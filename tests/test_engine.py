@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import fields, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from pipeline.engine import Arch, EngineOptions, Job, ModelRng, TrainData, TrainSpec, train
+from pipeline.engine import Arch, EngineOptions, Job, ModelRng, TrainData, TrainSpec, Weights, train
 from pipeline.engine.loop import Group
 from pipeline.engine.models import NN_ACTIVATIONS, init_params
 
@@ -55,6 +56,13 @@ def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
     if job.active_inputs is not None:
         sizes[0] = job.active_inputs  # a degree-d polynomial is the smaller model itself
     linears = [_linear(a, b, arch.bias, spec, g_init) for a, b in zip(sizes, sizes[1:])]
+    if job.start is not None:  # a pre-trained model: its given weights, W as (in, out)
+        given = iter(job.start.tensors())
+        with torch.no_grad():
+            for lin in linears:
+                lin.weight.copy_(next(given).T)
+                if arch.bias:
+                    lin.bias.copy_(next(given))
     act = NN_ACTIVATIONS[arch.activation]()
     if arch.tied:  # the decoder uses the encoder's weight, transposed; its own is unused
         linears[1].weight = None
@@ -580,3 +588,31 @@ def test_a_converged_model_stops_and_its_numbers_do_not_depend_on_its_group():
     # without stop_tol every model trains all its epochs
     full = train([Job(replace(spec, stop_tol=None), seed=0, lr=0.3)], data)[0]
     assert full.stopped_epoch is None and full.curve[-1]["epoch"] == spec.epochs
+
+
+def test_a_job_started_from_given_weights_trains_as_from_its_own_draw():
+    """Weights equal to the model's own init give the same bits; other weights give the
+    reference model trained alone from them; the cache key names the weights."""
+    from pipeline.engine.cache import CellCache
+
+    data = _classification_data()
+    arch = Arch((5, 6, 4, 3), "sigmoid")
+    spec = TrainSpec(arch, "adam", "cross_entropy", epochs=3, batch_size=8)
+    drawn = [Job(spec, seed=s, lr=0.01) for s in range(2)]
+    own = [replace(j, start=Weights(tuple(p.numpy() for p in init_params(
+        arch, ModelRng(j.seed).init)))) for j in drawn]
+    for a, b in zip(train(drawn, data), train(own, data)):
+        assert a.curve == b.curve
+        assert all(torch.equal(pa, pb) for pa, pb in zip(a.params, b.params))
+    gen = torch.Generator().manual_seed(7)
+    other = replace(drawn[0], start=Weights(tuple(
+        p.numpy() for p in init_params(arch, gen, "normal", 0.5))))
+    (res,) = train([other], data)
+    for got, want in zip(res.params, reference_train(other, data)):
+        torch.testing.assert_close(got, want, rtol=2e-5, atol=2e-6)
+    cache = CellCache(Path("unused"))
+    assert cache.key(own[0], "d", "cpu") != cache.key(other, "d", "cpu")
+    assert cache.key(other, "d", "cpu") == cache.key(replace(other), "d", "cpu")
+    wrong = replace(drawn[0], start=Weights((np.zeros((5, 6)),)))
+    with pytest.raises(ValueError, match="given weights have shapes"):
+        train([wrong], data)

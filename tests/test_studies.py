@@ -448,6 +448,52 @@ def test_the_pca_finding_says_where_training_reached_pca(outputs):
         "at every width" in f.text
 
 
+def test_rbm_features_beat_raw_pixels_as_scikit_learn_reports(outputs):
+    """The example's comparison: RBM features ahead of raw pixels on its one test set,
+    scored point by point; raw pixels' logistic regression is one fit for every seed."""
+    _, out, a = outputs["rbm"]
+    ex = out.tables["example"]
+    raw = ex[ex["model"] == "raw"]
+    assert raw["test_acc"].nunique() == 1 and len(raw) == len(out.cells["seed"].unique())
+    c = _finding(a, "rbm_vs_raw").data
+    assert c["verdict"] == "a" and c["test_points"] == len(out.tables["example"].attrs[
+        "points"].values["test_acc"][0])
+    assert c["mean_a"] > c["null"] and c["mean_b"] > c["null"]
+    # the published tolerance is met before the solver moves: every class alike
+    tol = out.tables["published_tol"]
+    assert (tol["test_acc"] < 0.2).all()
+    assert stats.fmt(tol["test_acc"].min()) in _finding(a, "published_tol").text
+
+
+def test_the_dbn_starts_from_its_rbms_and_shares_the_random_models_top_layer(outputs):
+    """A pre-trained model's hidden layers are its seed's RBMs (W as (in, out)); its top
+    layer is the random-init model's own draw; each seed fine-tunes on its own stratified
+    labelled subset, the same for both inits."""
+    import torch
+
+    from pipeline.engine import ModelRng, init_params
+
+    study, out, a = outputs["rbm"]
+    data = study.arrays(_data())["mnist/flat"]
+    cell = {"dataset": "mnist/flat", "labelled": study.p.dbn.labelled[0],
+            "lr": study.p.dbn.lrs[0], "seed": study.seeds[1]}
+    dbn = study.job(cell | {"init": "dbn"}, _data())
+    rand = study.job(cell | {"init": "random"}, _data())
+    assert rand.start is None and dbn.rows == rand.rows and len(dbn.rows) == cell["labelled"]
+    counts = np.bincount(data["y_train"][list(dbn.rows)], minlength=10)
+    assert counts.max() - counts.min() <= 1
+    start = dbn.start.tensors()
+    rbms = study.pretrained(cell["seed"], data["x_train"])
+    assert torch.equal(start[0], torch.tensor(rbms[0].components_.T.astype(np.float32)))
+    assert torch.equal(start[3], torch.tensor(rbms[1].intercept_hidden_.astype(np.float32)))
+    own = init_params(dbn.spec.arch, ModelRng(cell["seed"]).init)
+    assert torch.equal(start[4], own[4]) and torch.equal(start[5], own[5])
+    f = _finding(a, "dbn_vs_random").data["comparisons"]
+    assert [c["setting"] for c in f] == [f"{n} labels" for n in study.p.dbn.labelled]
+    for c in f:  # each side at its own learning rate, chosen on validation
+        assert c["a"]["lr"] in out.cells["lr"].tolist() and c["null"] is not None
+
+
 def test_a_study_is_named_only_in_its_own_module():
     """No module of pipeline/ imports a study module, nor names it as a module, but the
     registry, which finds the studies without a list."""

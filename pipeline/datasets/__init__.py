@@ -22,6 +22,7 @@ GENERATORS: dict[str, str] = {
     "polynomial": "polynomial",
     "highdim": "highdim",
     "images": "images",
+    "mnist": "mnist",
     "wilson": "wilson",
     "functions": "functions",
 }
@@ -35,6 +36,23 @@ def generate(name: str, section) -> dict[str, np.ndarray]:
 
 def dataset_path(name: str, root: str | Path = "data") -> Path:
     return Path(root) / f"{name}.npz"
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    """(kept rows, held-out rows): round(fraction x n) rows held out, spread over the
+    classes in proportion (largest remainders first), each class shuffled by the seed."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    share = counts * fraction
+    n_out = round(fraction * len(y))
+    take = np.floor(share).astype(int)
+    extra = n_out - take.sum()
+    take[np.argsort(-(share - take), kind="stable")[:extra]] += 1
+    held = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k]
+                           for c, k in zip(classes, take)])
+    held = np.sort(held)
+    kept = np.setdiff1d(np.arange(len(y)), held)
+    return kept, held
 
 
 TRAINING = ("x_train", "y_train")  # the arrays a draw replaces (validation, test stay)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import ConfigError, ImageData
+from pipeline.datasets import stratified_split
 
 FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -31,23 +32,6 @@ def digits_file() -> Path:
     if spec is None or spec.origin is None:
         raise ConfigError("data.images.source: 'digits' needs scikit-learn installed")
     return Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
-
-
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
-    """(kept rows, held-out rows): round(fraction x n) rows held out, spread over the
-    classes in proportion (largest remainders first), each class shuffled by the seed."""
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(y, return_counts=True)
-    share = counts * fraction
-    n_out = round(fraction * len(y))
-    take = np.floor(share).astype(int)
-    extra = n_out - take.sum()
-    take[np.argsort(-(share - take), kind="stable")[:extra]] += 1
-    held = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k]
-                           for c, k in zip(classes, take)])
-    held = np.sort(held)
-    kept = np.setdiff1d(np.arange(len(y)), held)
-    return kept, held
 
 
 def _digits(cfg: ImageData):

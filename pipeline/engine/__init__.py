@@ -7,7 +7,8 @@ random numbers from its own generators, and every product is computed model by m
 in reproducible BLAS, so a model's numbers do not depend on which other models share
 its group, nor on its position there.
 
-    types.py      TrainSpec, Job, TrainData, Result, EngineOptions
+    types.py      TrainSpec, Job (and its given starting Weights), TrainData, Result,
+                  EngineOptions
     models.py     Arch, the torch.nn-compatible init, the stacked forward pass
     optim.py      batched SGD / momentum / Nesterov / Adam / AdamW
     rng.py        per-model random streams
@@ -30,13 +31,13 @@ from pipeline.engine.malloc import keep_freed_memory
 from pipeline.engine.models import ACTIVATIONS, INITS, Arch, forward, init_params, predict
 from pipeline.engine.plan import MemoryBudgetError, plan_groups
 from pipeline.engine.rng import ModelRng
-from pipeline.engine.types import EngineOptions, Job, Result, TrainData, TrainSpec
+from pipeline.engine.types import EngineOptions, Job, Result, TrainData, TrainSpec, Weights
 
 keep_freed_memory()
 
 __all__ = ["ACTIVATIONS", "INITS", "Arch", "EngineOptions", "Job", "MemoryBudgetError",
            "ModelRng", "Result", "TrainData", "TrainSpec", "forward", "init_params",
-           "plan_groups", "predict", "train"]
+           "Weights", "plan_groups", "predict", "train"]
 
 
 def train(jobs: list[Job], data: TrainData, device: str | torch.device = "cpu",

@@ -38,11 +38,21 @@ def stack_params(jobs: list[Job], rngs: list[ModelRng], device) -> list[torch.Te
     """Every model's own init, stacked: W (G, in, out), b (G, 1, out)."""
     spec = jobs[0].spec
     singles = [init_params(spec.arch, r.init, spec.init, spec.init_scale, j.active_inputs)
-               for r, j in zip(rngs, jobs)]
+               if j.start is None else given(spec.arch, j.start) for r, j in zip(rngs, jobs)]
     params = []
     for k in range(len(singles[0])):
         p = torch.stack([s[k] for s in singles]).to(device)
         params.append(p if p.dim() == 3 else p.unsqueeze(1))
+    return params
+
+
+def given(arch: Arch, start) -> list[torch.Tensor]:
+    """A job's given starting parameters, checked against its architecture's layout."""
+    params = start.tensors()
+    shapes = [tuple(p.shape) for p in init_params(arch, torch.Generator().manual_seed(0))]
+    if [tuple(p.shape) for p in params] != shapes:
+        raise ValueError(f"the given weights have shapes {[tuple(p.shape) for p in params]}; "
+                         f"the architecture {arch.sizes} needs {shapes}")
     return params
 
 

@@ -45,6 +45,27 @@ class TrainSpec:
         return self.loss == "cross_entropy"
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class Weights:
+    """One model's given starting parameters, in Arch's layout (W as (fan_in, fan_out),
+    biases as (fan_out,)): a pre-trained model to fine-tune. Its repr is a digest of the
+    values, so a job's repr (the cell cache's key) names exactly what it starts from."""
+
+    arrays: tuple[np.ndarray, ...]
+
+    def __repr__(self) -> str:
+        import hashlib
+
+        h = hashlib.sha256()
+        for a in self.arrays:
+            a = np.ascontiguousarray(a, dtype=np.float32)
+            h.update(repr(a.shape).encode() + a.tobytes())
+        return f"Weights({h.hexdigest()[:16]})"
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [torch.tensor(np.asarray(a, dtype=np.float32)) for a in self.arrays]
+
+
 @dataclass(frozen=True)
 class Job:
     """One model: its spec and its own knobs."""
@@ -59,6 +80,7 @@ class Job:
     dropout: tuple[float, ...] = ()  # one rate per hidden layer; () means none
     active_inputs: int | None = None  # train on the first k input features only
     rows: tuple[int, ...] | None = None  # training rows (a fold); None: all
+    start: Weights | None = None  # start from these parameters; None: spec.init's draw
 
 
 @dataclass

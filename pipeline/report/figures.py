@@ -296,7 +296,7 @@ def images(spec: dict, frame: pd.DataFrame, load):
     side = int(round(np.sqrt(len(pixel_cols))))
     rows = list(dict.fromkeys(frame["panel"]))
     n = int(frame["index"].nunique())
-    fig, axes = plt.subplots(len(rows), n, figsize=(0.9 * n, 0.95 * len(rows)),
+    fig, axes = plt.subplots(len(rows), n, figsize=(max(0.9 * n, 4.5), 0.95 * len(rows)),
                              squeeze=False)
     for r, name in enumerate(rows):
         part = frame[frame["panel"] == name].sort_values("index")

@@ -21,7 +21,7 @@ from pipeline import findings as F
 from pipeline import stats
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
-from pipeline.studies.base import Study, StudyOutput
+from pipeline.studies.base import Study, StudyOutput, image_rows
 
 LABELS = {("none", False): "linear", ("none", True): "linear, tied",
           ("relu", False): "ReLU", ("relu", True): "ReLU, tied"}
@@ -101,13 +101,13 @@ class Autoencoder(Study):
                          "explained": float(pca.explained_variance_ratio_.sum())})
         out.tables["pca"] = pd.DataFrame(rows)
         shown = d["x_test"][:self.p.shown_images]
-        images = [_image_rows("input", shown)]
+        images = [image_rows("input", shown)]
         for i, cell in enumerate(out.cells.to_dict("records")):
             if cell["seed"] == self.seeds[0] and cell["activation"] == self.p.activations[0] \
                     and cell["tied"] == self.p.tied[0]:
                 rec = predict(results[i].job.spec.arch, results[i].params,
                               torch.as_tensor(shown)).numpy()
-                images.append(_image_rows(f"{cell['model']}, {cell['bottleneck']} units",
+                images.append(image_rows(f"{cell['model']}, {cell['bottleneck']} units",
                                           rec.clip(0, 1)))
         out.tables["reconstructions"] = pd.concat(images, ignore_index=True)
 
@@ -204,13 +204,6 @@ class Autoencoder(Study):
                 + ", on the mean squared error per pixel. "
                 f"PCA (scikit-learn) with k components on the same training images. Means "
                 f"over {len(self.seeds)} seeds.")
-
-
-def _image_rows(panel: str, pixels: np.ndarray) -> pd.DataFrame:
-    frame = pd.DataFrame(pixels, columns=[f"p{i}" for i in range(pixels.shape[1])])
-    frame.insert(0, "index", range(len(pixels)))
-    frame.insert(0, "panel", panel)
-    return frame
 
 
 STUDY = Autoencoder

@@ -254,3 +254,10 @@ def write_study(study: Study, out: StudyOutput, analysis: Analysis, paths: Paths
             write_csv(tmp / f"{name}.csv", frame)
     write_json(paths.metrics, analysis.metrics)
 
+
+def image_rows(panel: str, pixels: np.ndarray) -> pd.DataFrame:
+    """Rows of a figure of small images: panel (its row label), index, pixels p0..pK."""
+    frame = pd.DataFrame(pixels, columns=[f"p{i}" for i in range(pixels.shape[1])])
+    frame.insert(0, "index", range(len(pixels)))
+    frame.insert(0, "panel", panel)
+    return frame

