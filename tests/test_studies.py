@@ -185,11 +185,28 @@ def test_weight_decay_reproduces_d2l_and_shrinks_weights(outputs):
     assert _finding(a, "lambda").data["chosen"] == 3.0
 
 
-def test_adamw_and_adam_l2_are_different_updates(outputs):
-    _, out, _ = outputs["regularization"]
-    ad = out.cells[(out.cells["experiment"] == "adam_decay") & (out.cells["lambda"] > 0)]
-    norms = ad.groupby("optimizer")["weight_norm"].mean()
-    assert abs(norms["adam"] - norms["adamw"]) > 0.1 * norms.max()
+def test_adamws_lambda_is_a_decay_per_step_and_each_form_gets_its_best_pair(outputs):
+    """AdamW's lambda is Loshchilov and Hutter's (w -= lambda w a step, whatever the
+    learning rate): the engine's weight_decay is lambda / lr; Adam + L2's is lambda. Each
+    form's pair is the best on validation accuracy over its whole grid, and the lambda
+    choice per learning rate is reported for every rate of the grid."""
+    study, out, a = outputs["regularization"]
+    p = study.p.adam_decay
+    for form in ("adam", "adamw"):
+        cell = {"experiment": "adam_decay", "dataset": "images", "optimizer": form,
+                "lr": p.lrs[-1], "lambda": 0.001, "seed": 0}
+        job = study.job(cell, _data())
+        assert job.lr == p.lrs[-1] and job.spec.optimizer == form
+        expected = 0.001 / p.lrs[-1] if form == "adamw" else 0.001
+        assert job.weight_decay == pytest.approx(expected)
+    ad = out.cells[out.cells["experiment"] == "adam_decay"]
+    c = _finding(a, "adamw_vs_adam").data
+    for side, form in (("a", "adamw"), ("b", "adam")):
+        means = ad[ad["optimizer"] == form].groupby(["lr", "lambda"])["val_acc"].mean()
+        assert means[(c[side]["lr"], c[side]["lambda"])] == means.max()
+    best = _finding(a, "lambda_by_lr").data["best"]
+    assert set(best) == {"adam", "adamw"}
+    assert all(len(b) == len(p.lrs) for b in best.values())
 
 
 def test_kfold_picks_the_cubic_and_flags_an_edge_lambda(outputs):

@@ -254,12 +254,15 @@ def bars(spec: dict, frame: pd.DataFrame, load):
 
 
 def heatmap(spec: dict, frame: pd.DataFrame, load):
+    """One panel per y and per value of `col`: y's mean over row (extra) x x."""
     extra = spec.get("extra", {})
     titles = extra.get("titles", spec["y"])
-    fig, axes = _axes(len(spec["y"]), width=4.2, height=3.4)
-    for ax, y, title in zip(axes, spec["y"], titles):
-        value = f"{y}_mean" if f"{y}_mean" in frame else y
-        pivot = frame.pivot_table(index=extra["row"], columns=spec["x"], values=value)
+    panels = [(y, f"{title}{', ' + name if name else ''}", part)
+              for y, title in zip(spec["y"], titles) for name, part in _panels(spec, frame)]
+    fig, axes = _axes(len(panels), width=4.2, height=3.4)
+    for ax, (y, title, part) in zip(axes, panels):
+        value = f"{y}_mean" if f"{y}_mean" in part else y
+        pivot = part.pivot_table(index=extra["row"], columns=spec["x"], values=value)
         sns.heatmap(pivot, annot=True, fmt=".3f", cmap="viridis", ax=ax, cbar=False)
         ax.set_title(f"{title} (mean)", fontsize=9)
     return fig

@@ -5,8 +5,13 @@ editions): linear regression with d = 200 inputs and only 20 training rows, N(0,
 weights, squared loss / 2, SGD lr 0.003, batch 5, 100 epochs, the penalty
 lambda/2 ||w||^2 in the loss; lambda 0 over-fits, lambda 3 does not. For SGD, the penalty
 and the optimizer's decay are the same update, so one SGD series is run; the forms that
-differ are Adam with the L2 penalty in its gradient and AdamW's decoupled decay
-(Loshchilov and Hutter 2019), run across lambda on the same data.
+differ are Adam with the L2 penalty in its gradient and AdamW's decoupled decay. Their
+question (Loshchilov and Hutter 2019) is about a trained network: with L2 in Adam's
+gradient the best lambda moves with the learning rate, with decoupled decay the two
+separate, and AdamW generalises better at its best setting. So the two forms run on the
+image MLP, learning rate x lambda each, over seeds (their Figure 2's heat maps); AdamW's
+lambda is theirs, a decay of the weights per step not scaled by the learning rate
+(torch's AdamW multiplies its weight_decay by lr, so the engine gets lambda / lr).
 
 Dropout. Dive into Deep Learning, section 4.6 "Dropout" (5.6): an MLP with two hidden
 layers of 256, dropout p1 after the first and p2 after the second (the book uses 0.2 and
@@ -46,9 +51,16 @@ class WeightDecay(WeightDecayRun):
 
 
 class AdamDecay(Section):
-    lambdas: grid(NonNegFloat) = [0.0, 0.001, 0.01, 0.1, 1.0, 10.0, 30.0]
-    lr: PositiveFloat = 0.01
+    hidden: list[PositiveInt] = Field(default=[128], min_length=1)
+    lrs: grid(PositiveFloat) = [0.0003, 0.001, 0.003, 0.01]
+    l2: grid(NonNegFloat) = [0.0, 1e-5, 1e-4, 1e-3, 1e-2]  # Adam + L2: lambda/2 ||w||^2
+    decay: grid(NonNegFloat) = [0.0, 1e-6, 1e-5, 1e-4, 1e-3]  # AdamW: w -= lambda w a step
+    # training images per seed (a stratified subset, its own per seed; null: all): few
+    # enough that the MLP over-fits them and a decay has something to do
+    train_rows: PositiveInt | None = 300
+    batch_size: PositiveInt = 64
     epochs: PositiveInt = 100
+    log_every: PositiveInt = 10
 
 
 class Dropout(Section):
@@ -88,9 +100,10 @@ class Regularization(Study):
         wd, ad, dr, seeds = self.p.weight_decay, self.p.adam_decay, self.p.dropout, self.seeds
         cells = [{"experiment": "weight_decay", "dataset": "highdim", "optimizer": "sgd",
                   "lambda": lam, "seed": s} for lam, s in itertools.product(wd.lambdas, seeds)]
-        cells += [{"experiment": "adam_decay", "dataset": "highdim", "optimizer": form,
-                   "lambda": lam, "seed": s}
-                  for form, lam, s in itertools.product(FORMS, ad.lambdas, seeds)]
+        cells += [{"experiment": "adam_decay", "dataset": "images", "optimizer": form,
+                   "lr": lr, "lambda": lam, "seed": s}
+                  for form in FORMS for lr in ad.lrs
+                  for lam, s in itertools.product(ad.l2 if form == "adam" else ad.decay, seeds)]
         cells += [{"experiment": "dropout", "dataset": "images", "p1": p1, "p2": p2,
                    "weight_decay": 0.0, "seed": s}
                   for p1, p2, s in itertools.product(dr.p1, dr.p2, seeds)]
@@ -101,11 +114,15 @@ class Regularization(Study):
         return cells
 
     def brackets(self) -> list[Bracket]:
-        """Lambda for SGD, and per form for Adam + L2 and AdamW."""
+        """Lambda for SGD; per form of Adam's decay, the lambda at the chosen learning rate
+        and the learning rate at the chosen lambda (the pair chosen on the whole grid)."""
+        where = {"experiment": "adam_decay"}
         return [Bracket("lambda", "val_loss", maximize=False,
                         where={"experiment": "weight_decay"}),
-                Bracket("lambda", "val_loss", maximize=False,
-                        where={"experiment": "adam_decay"}, by=("optimizer",))]
+                Bracket("lambda", "val_acc", maximize=True, where=where,
+                        by=("optimizer", "lr"), among=lambda c: _at_best(c, "lr")),
+                Bracket("lr", "val_acc", maximize=True, where=where,
+                        by=("optimizer", "lambda"), among=lambda c: _at_best(c, "lambda"))]
 
     def job(self, cell: dict, data: dict):
         from pipeline.engine import Arch, Job, TrainSpec
@@ -115,18 +132,32 @@ class Regularization(Study):
             return Job(weight_decay_regression(self.p.weight_decay, x.shape[1]),
                        seed=cell["seed"],
                        lr=self.p.weight_decay.lr, l2_penalty=cell["lambda"])
+        n_classes = int(data["images"]["y_train"].max()) + 1
         if cell["experiment"] == "adam_decay":
             ad = self.p.adam_decay
-            spec = weight_decay_regression(self.p.weight_decay.model_copy(
-                update={"epochs": ad.epochs}), x.shape[1], cell["optimizer"])
-            return Job(spec, seed=cell["seed"], lr=ad.lr, weight_decay=cell["lambda"])
+            spec = TrainSpec(Arch((x.shape[1], *ad.hidden, n_classes), "relu"),
+                             cell["optimizer"], "cross_entropy", epochs=ad.epochs,
+                             batch_size=ad.batch_size, log_every=ad.log_every)
+            # AdamW's lambda is a decay per step; torch's AdamW decays by lr x weight_decay
+            decay = cell["lambda"] / cell["lr"] if cell["optimizer"] == "adamw" \
+                else cell["lambda"]
+            return Job(spec, seed=cell["seed"], lr=cell["lr"], weight_decay=decay,
+                       rows=self._rows(data["images"]["y_train"], cell["seed"]))
         dr = self.p.dropout
-        n_classes = int(data["images"]["y_train"].max()) + 1
         spec = TrainSpec(Arch((x.shape[1], *dr.hidden, n_classes), "relu"), dr.optimizer,
                          "cross_entropy", epochs=dr.epochs, batch_size=dr.batch_size,
                          log_every=dr.log_every, init="normal", init_scale=dr.init_std)
         return Job(spec, seed=cell["seed"], lr=dr.lr, weight_decay=cell["weight_decay"],
                    dropout=(cell["p1"], cell["p2"]))
+
+    def _rows(self, y: np.ndarray, seed: int) -> tuple[int, ...] | None:
+        """The seed's own stratified subset of train_rows training images (None: all)."""
+        from pipeline.datasets import stratified_split
+
+        n = self.p.adam_decay.train_rows
+        if n is None or n >= len(y):
+            return None
+        return tuple(int(i) for i in stratified_split(y, n / len(y), seed)[1])
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
         out.cells["weight_norm"] = [float(np.linalg.norm(r.params[0].numpy())) for r in results]
@@ -199,33 +230,54 @@ class Regularization(Study):
 
     def _adam_decay(self, a: Analysis, cells: pd.DataFrame) -> None:
         ad = cells[cells["experiment"] == "adam_decay"]
-        a.table("adam_decay", "Adam + L2 vs AdamW over seeds; losses are squared error / 2",
-                stats.summarize(ad, ["optimizer", "lambda", "bracket_round"],
-                                ["weight_norm", "train_loss", "val_loss", "test_loss"]))
-        chosen = {form: self.brackets()[1].select(cells, {"optimizer": form})
-                  for form in FORMS}
-        a.findings.append(F.selections("adam_lambdas", {FORMS[k]: s for k, s in chosen.items()},
-                                       "Lambdas"))
-        c = stats.compare(cells, {"experiment": "adam_decay", "optimizer": "adamw",
-                                  "lambda": chosen["adamw"].chosen},
-                          {"experiment": "adam_decay", "optimizer": "adam",
-                           "lambda": chosen["adam"].chosen}, "test_loss",
-                          label_a=f"AdamW (lambda {chosen['adamw'].chosen:g})",
-                          label_b=f"Adam + L2 (lambda {chosen['adam'].chosen:g})",
-                          higher_is_better=False)
-        finding = F.comparison("adamw_vs_adam", c, "test loss at the chosen lambdas")
-        edges = [F.edge_item(FORMS[k], s) for k, s in chosen.items() if s.edge]
-        F.add_edge(finding, edges, "lambdas",
-                   " So this may not compare the two forms at their optima.")
+        ad = ad.assign(test_err=1 - ad["test_acc"])
+        a.table("adam_decay", "Adam + L2 vs AdamW on the image MLP, by learning rate and "
+                "lambda, over seeds (bracket_round: 0 for the grid, k for a value added in "
+                "round k)", stats.summarize(ad, ["optimizer", "lr", "lambda", "bracket_round"],
+                                            ["weight_norm", "val_acc", "test_acc", "test_err"]),
+                show=False)
+        lam_b, lr_b = self.brackets()[1:]
+        best = {form: _best_pair(ad, form) for form in FORMS}
+        chosen = {}
+        for form, (lr, lam) in best.items():
+            chosen[f"{FORMS[form]}, lambda at lr {lr:g}"] = lam_b.select(
+                cells, {"optimizer": form, "lr": lr})
+            chosen[f"{FORMS[form]}, lr at lambda {lam:g}"] = lr_b.select(
+                cells, {"optimizer": form, "lambda": lam})
+        a.findings.append(F.selections("adam_choices", chosen, "Learning rates and lambdas"))
+        (lr_w, lam_w), (lr_a, lam_a) = best["adamw"], best["adam"]
+        c = stats.compare(cells, {"experiment": "adam_decay", "optimizer": "adamw", "lr": lr_w,
+                                  "lambda": lam_w},
+                          {"experiment": "adam_decay", "optimizer": "adam", "lr": lr_a,
+                           "lambda": lam_a}, "test_acc",
+                          label_a=f"AdamW (lr {lr_w:g}, lambda {lam_w:g})",
+                          label_b=f"Adam + L2 (lr {lr_a:g}, lambda {lam_a:g})")
+        finding = F.comparison("adamw_vs_adam", c, "test accuracy, each at its chosen setting")
+        F.add_edge(finding, [F.edge_item(label, s) for label, s in chosen.items() if s.edge],
+                   "choices", " So this may not compare the two forms at their optima.")
         a.findings.append(finding)
-        for form, s in chosen.items():
-            v = stats.where(ad, {"optimizer": form, "lambda": s.chosen})["test_loss"]
-            a.metric(f"adam_decay/{form}/chosen_lambda", s.chosen)
-            a.metric(f"adam_decay/{form}/chosen_test_loss", v.mean(), v.std())
-        a.figures.append(Figure("Adam + L2 (adam) vs AdamW (adamw): test loss and ||w|| "
-                                "against lambda", "lines", "table/adam_decay", x="lambda",
-                                y=["test_loss", "weight_norm"], hue="optimizer", logx=True,
-                                logy=True, ylabel="test loss / ||w||"))
+        for form, (lr, lam) in best.items():  # does the decay do anything at all?
+            if lam != 0.0 and len(stats.where(ad, {"optimizer": form, "lr": lr,
+                                                   "lambda": 0.0})):
+                c = stats.compare(cells, {"experiment": "adam_decay", "optimizer": form,
+                                          "lr": lr, "lambda": lam},
+                                  {"experiment": "adam_decay", "optimizer": form, "lr": lr,
+                                   "lambda": 0.0}, "test_acc",
+                                  label_a=f"{FORMS[form]} at lambda {lam:g}",
+                                  label_b=f"{FORMS[form]} without decay")
+                a.findings.append(F.comparison(f"{form}_decay_vs_none", c,
+                                               f"test accuracy at lr {lr:g}"))
+        a.findings.append(_lambda_by_lr(ad, list(self.p.adam_decay.lrs)))
+        for form, (lr, lam) in best.items():
+            v = stats.where(ad, {"optimizer": form, "lr": lr, "lambda": lam})["test_acc"]
+            a.metric(f"adam_decay/{form}/chosen_lr", lr)
+            a.metric(f"adam_decay/{form}/chosen_lambda", lam)
+            a.metric(f"adam_decay/{form}/chosen_test_acc", v.mean(), v.std())
+        a.figures.append(Figure("Test error over learning rate (rows) x lambda (columns), "
+                                "Adam + L2 (adam) and AdamW (adamw), mean over seeds, as "
+                                "Loshchilov and Hutter draw it", "heatmap", "table/adam_decay",
+                                x="lambda", y=["test_err"], col="optimizer",
+                                extra={"row": "lr", "titles": ["test error"]}))
 
     def _dropout(self, a: Analysis, cells: pd.DataFrame) -> None:
         dr = cells[cells["experiment"] == "dropout"]
@@ -291,8 +343,19 @@ class Regularization(Study):
             f"{h.n_test} test rows; linear regression from N(0, {wd.init_std:g}^2) weights, "
             f"squared loss / 2, minibatch {wd.batch_size}, {wd.epochs} epochs. SGD at lr "
             f"{wd.lr:g} with the penalty lambda/2 ||w||^2, lambda in "
-            f"{', '.join(f'{v:g}' for v in wd.lambdas)}; Adam + L2 and AdamW at lr {ad.lr:g} "
-            f"for {ad.epochs} epochs, lambda in {', '.join(f'{v:g}' for v in ad.lambdas)}. "
+            f"{', '.join(f'{v:g}' for v in wd.lambdas)}. "
+            f"Adam + L2 vs AdamW (Loshchilov and Hutter 2019): an MLP on the "
+            f"{self.config.data.images.source} images with hidden layers of "
+            f"{', '.join(map(str, ad.hidden))} ReLU units, torch's init, "
+            + (f"each seed's own stratified {ad.train_rows} training images, "
+               if ad.train_rows else "")
+            + f"batch "
+            f"{ad.batch_size}, {ad.epochs} epochs, at learning rates "
+            f"{', '.join(f'{v:g}' for v in ad.lrs)}; Adam + L2 with lambda/2 ||w||^2 in its "
+            f"gradient, lambda in {', '.join(f'{v:g}' for v in ad.l2)}; AdamW decaying the "
+            f"weights by lambda each step (not scaled by the learning rate), lambda in "
+            f"{', '.join(f'{v:g}' for v in ad.decay)}; biases are not decayed; the pair "
+            f"chosen on validation accuracy per form, then bracketed along each axis. "
             f"Dropout (d2l 4.6): an MLP on the {self.config.data.images.source} images with "
             f"hidden layers of {dr.hidden[0]} and {dr.hidden[1]} ReLU units, N(0, "
             f"{dr.init_std:g}^2) "
@@ -352,3 +415,48 @@ def _baseline(base: pd.Series, t: pd.DataFrame, lam: float) -> F.Finding:
                  f"lambda's mean (the least: {stats.fmt(least.val_loss_mean)}, at lambda "
                  f"{least['lambda']:g}).")
     return F.estimate("baseline", text, test_loss=test, val_loss=val)
+
+
+def _best_pair(cells: pd.DataFrame, form: str) -> tuple[float, float]:
+    """The (learning rate, lambda) of one form whose mean validation accuracy is best
+    (stats.select over the pairs: its rules for diverged runs and ties)."""
+    rows = cells[(cells["experiment"] == "adam_decay") & (cells["optimizer"] == form)]
+    pairs = rows.assign(pair=[f"{float(lr)!r}/{float(lam)!r}"
+                              for lr, lam in zip(rows["lr"], rows["lambda"])])
+    lr, lam = stats.select(pairs, "pair", {}, "val_acc", maximize=True).chosen.split("/")
+    return float(lr), float(lam)
+
+
+def _at_best(cells: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Each form's rows at its best pair's value of `column` (lr: the row of the grid the
+    lambda is chosen along; lambda: the column the learning rate is chosen along)."""
+    keep = []
+    for form in FORMS:
+        rows = cells[(cells["experiment"] == "adam_decay") & (cells["optimizer"] == form)]
+        if len(rows):
+            value = dict(zip(("lr", "lambda"), _best_pair(cells, form)))[column]
+            keep.append(rows[rows[column] == value])
+    return pd.concat(keep) if keep else cells.iloc[:0]
+
+
+def _lambda_by_lr(cells: pd.DataFrame, lrs: list[float]) -> F.Finding:
+    """Per form, the lambda best on validation at each learning rate of the grid: with L2
+    in Adam's gradient it moves with the learning rate, with decoupled decay it should
+    not (Loshchilov and Hutter 2019)."""
+    best, spread, parts = {}, {}, []
+    for form, label in FORMS.items():
+        rows = cells[cells["optimizer"] == form]
+        best[form] = {lr: stats.select(rows, "lambda", {"lr": lr}, "val_acc",
+                                       maximize=True).chosen for lr in lrs}
+        means = stats.where(rows, {}).groupby(["lr", "lambda"])["val_acc"].mean()
+        spread[form] = float(max(np.ptp(means.loc[lr].to_numpy()) for lr in lrs))
+        values = list(best[form].values())
+        listed = ", ".join(f"lr {lr:g}: {lam:g}" for lr, lam in best[form].items())
+        moves = ("the same at every learning rate" if len(set(values)) == 1 else
+                 f"{len(set(values))} different values over {len(values)} learning rates")
+        parts.append(f"{label}, {moves} ({listed}; the lambdas' mean validation accuracies "
+                     f"lie within {stats.fmt(spread[form])} of each other at every rate)")
+    return F.estimate("lambda_by_lr", "The lambda chosen on validation accuracy at each "
+                      "learning rate: " + "; ".join(parts) + ".",
+                      best={form: {f"{lr:g}": lam for lr, lam in b.items()}
+                            for form, b in best.items()}, spread=spread)
