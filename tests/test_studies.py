@@ -204,9 +204,16 @@ def test_adamws_lambda_is_a_decay_per_step_and_each_form_gets_its_best_pair(outp
     for side, form in (("a", "adamw"), ("b", "adam")):
         means = ad[ad["optimizer"] == form].groupby(["lr", "lambda"])["val_acc"].mean()
         assert means[(c[side]["lr"], c[side]["lambda"])] == means.max()
-    best = _finding(a, "lambda_by_lr").data["best"]
-    assert set(best) == {"adam", "adamw"}
-    assert all(len(b) == len(p.lrs) for b in best.values())
+    f = _finding(a, "lambda_by_lr")
+    assert set(f.data["best"]) == {"adam", "adamw"}
+    assert all(len(b) == len(p.lrs) for b in f.data["best"].values())
+    # where validation separates no lambda from none, the finding says what that leaves
+    assert ("cannot be shown" in f.text) == (not any(f.data["separated"].values()))
+    # a learning rate bracketing adds is run with every lambda of its form's grid
+    added = ad[ad["bracket_round"] > 0]
+    for (form, lr), part in added.groupby(["optimizer", "lr"]):
+        grid = p.l2 if form == "adam" else p.decay
+        assert set(grid) <= set(part["lambda"]) or lr in p.lrs
 
 
 def test_kfold_picks_the_cubic_and_flags_an_edge_lambda(outputs):
