@@ -456,13 +456,16 @@ def _lambda_by_lr(cells: pd.DataFrame, lrs: list[float]) -> F.Finding:
             rows, {"lr": lr, "lambda": lam}, {"lr": lr, "lambda": 0.0}, "val_acc",
             label_a="decay", label_b="none").verdict == "a"]
         listed = ", ".join(f"lr {lr:g}: {lam:g}" for lr, lam in best[form].items())
-        parts.append(f"{label} ({listed}): validation separates it from no decay at "
-                     f"{len(separated[form])} of {len(lrs)} rates")
-    text = "The lambda chosen on validation accuracy at each learning rate: " + \
-        "; ".join(parts) + "."
+        parts.append((label, listed, len(separated[form])))
     if not any(separated.values()):
-        text += (" The decay does nothing measurable here, so whether the chosen lambda "
-                 "moves with the learning rate cannot be shown.")
+        text = ("The decay does nothing measurable here: at no learning rate does validation "
+                "separate the chosen lambda from no decay, so whether it moves with the "
+                "learning rate cannot be shown (chosen: "
+                + "; ".join(f"{label} {listed}" for label, listed, _ in parts) + ").")
+    else:
+        text = ("The lambda chosen on validation accuracy at each learning rate: "
+                + "; ".join(f"{label} ({listed}): validation separates it from no decay at "
+                            f"{k} of {len(lrs)} rates" for label, listed, k in parts) + ".")
     return F.estimate("lambda_by_lr", text,
                       best={form: {f"{lr:g}": lam for lr, lam in b.items()}
                             for form, b in best.items()},
