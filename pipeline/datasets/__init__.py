@@ -55,6 +55,14 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return kept, held
 
 
+def subset(y: np.ndarray, n: int | None, seed: int) -> tuple[int, ...] | None:
+    """A seed's own stratified subset of n of the rows (training rows for a job); None
+    where n is None or covers them all."""
+    if n is None or n >= len(y):
+        return None
+    return tuple(int(i) for i in stratified_split(y, n / len(y), seed)[1])
+
+
 TRAINING = ("x_train", "y_train")  # the arrays a draw replaces (validation, test stay)
 
 

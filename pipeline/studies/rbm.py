@@ -26,6 +26,7 @@ from pydantic import Field
 from pipeline import findings as F
 from pipeline import stats
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
+from pipeline.datasets.mnist import SIDE
 from pipeline.findings import Analysis, Figure
 from pipeline.studies.base import Study, StudyOutput, image_rows
 
@@ -108,10 +109,10 @@ class Rbm(Study):
 
         return [Bracket("lr", "val_acc", maximize=True, by=("init", "labelled"))]
 
-    def _arch(self, n_in: int):
+    def _arch(self, n_in: int, n_classes: int):
         from pipeline.engine import Arch
 
-        return Arch((n_in, *self.p.dbn.hidden, 10), "sigmoid")
+        return Arch((n_in, *self.p.dbn.hidden, n_classes), "sigmoid")
 
     def pretrained(self, seed: int, x: np.ndarray) -> list:
         """The seed's two RBMs, trained greedily on every training image (no labels)."""
@@ -131,19 +132,15 @@ class Rbm(Study):
     def job(self, cell: dict, data: dict):
         import torch
 
-        from pipeline.datasets import stratified_split
+        from pipeline.datasets import subset
         from pipeline.engine import Job, ModelRng, TrainSpec, Weights, init_params
 
         p, d = self.p.dbn, data["mnist"]
         x = d["x_train"].reshape(len(d["x_train"]), -1)
-        n_all = len(x)
-        rows = None
-        if cell["labelled"] < n_all:  # the seed's own stratified labelled subset
-            rows = tuple(int(i) for i in stratified_split(
-                d["y_train"], cell["labelled"] / n_all, cell["seed"])[1])
+        rows = subset(d["y_train"], cell["labelled"], cell["seed"])  # the seed's labels
         batches = math.ceil(cell["labelled"] / p.batch_size)
         epochs = max(1, math.ceil(p.steps / batches))
-        arch = self._arch(x.shape[1])
+        arch = self._arch(x.shape[1], int(d["y_train"].max()) + 1)
         spec = TrainSpec(arch, p.optimizer, "cross_entropy", epochs=epochs,
                          batch_size=p.batch_size, log_every=max(1, epochs // 20),
                          stop_tol=self.config.converge_tol)
@@ -277,7 +274,7 @@ class Rbm(Study):
                 f"({' and '.join(map(str, p.hidden))} units, learning rate "
                 f"{p.rbm_learning_rate:g}, {p.rbm_iter} iterations, batch {p.rbm_batch}) "
                 f"trained greedily on every training image, no labels, initialise the hidden "
-                f"layers of a {'-'.join(map(str, ('784', *p.hidden, '10')))} sigmoid MLP whose "
+                f"layers of a {'-'.join(map(str, (SIDE * SIDE, *p.hidden, 10)))} sigmoid MLP whose "
                 f"top layer is drawn as torch.nn.Linear draws it; the same MLP from torch's "
                 f"own init beside it. Both fine-tuned with {p.optimizer} (batch "
                 f"{p.batch_size}, at most {p.steps} steps, stopping once converged) on "

@@ -127,6 +127,7 @@ class Regularization(Study):
                         by=("optimizer",), among=lambda c: _at_best(c, "lambda"))]
 
     def job(self, cell: dict, data: dict):
+        from pipeline.datasets import subset
         from pipeline.engine import Arch, Job, TrainSpec
 
         x = data[cell["dataset"]]["x_train"]
@@ -144,22 +145,13 @@ class Regularization(Study):
             decay = cell["lambda"] / cell["lr"] if cell["optimizer"] == "adamw" \
                 else cell["lambda"]
             return Job(spec, seed=cell["seed"], lr=cell["lr"], weight_decay=decay,
-                       rows=self._rows(data["images"]["y_train"], cell["seed"]))
+                       rows=subset(data["images"]["y_train"], ad.train_rows, cell["seed"]))
         dr = self.p.dropout
         spec = TrainSpec(Arch((x.shape[1], *dr.hidden, n_classes), "relu"), dr.optimizer,
                          "cross_entropy", epochs=dr.epochs, batch_size=dr.batch_size,
                          log_every=dr.log_every, init="normal", init_scale=dr.init_std)
         return Job(spec, seed=cell["seed"], lr=dr.lr, weight_decay=cell["weight_decay"],
                    dropout=(cell["p1"], cell["p2"]))
-
-    def _rows(self, y: np.ndarray, seed: int) -> tuple[int, ...] | None:
-        """The seed's own stratified subset of train_rows training images (None: all)."""
-        from pipeline.datasets import stratified_split
-
-        n = self.p.adam_decay.train_rows
-        if n is None or n >= len(y):
-            return None
-        return tuple(int(i) for i in stratified_split(y, n / len(y), seed)[1])
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
         out.cells["weight_norm"] = [float(np.linalg.norm(r.params[0].numpy())) for r in results]
