@@ -164,6 +164,9 @@ def extend(study, cells: pd.DataFrame, grid: list[dict], round_: int) -> list[di
     added = []
     for b in study.brackets():
         for fixed in b.groups(cells):
+            finished = stats._ok(stats.where(b.rows(cells), b.where | fixed))
+            if finished[b.on].dropna().empty:
+                continue  # every run failed (diverged or collapsed): no choice to bracket
             value, _ = b.next_value(cells, fixed)
             if value is None:
                 continue

@@ -7,7 +7,9 @@ curve and its data; `run_study` adds it to every cell:
 - `collapsed`: the model predicts one class for every test point, or one output whatever
   the input. Such runs are counted beside diverged ones, never averaged (stats._ok);
 - `converged`: the training loss fell by less than `converge_tol` (relative) over the
-  last tenth of training; empty where the curve has no point there;
+  last tenth of training (for a spec that trains until the model fits its training rows,
+  `stop_below`: its last training loss is at or below that floor); empty where the curve
+  has no point there;
 - its value on every test point (`Points`, attached to the cells table), so that an
   interval of a difference on one test set counts the test points' sampling as well as
   the seeds' spread (stats.compare).
@@ -132,13 +134,19 @@ def collapsed(loss: str, out: np.ndarray) -> bool:
     return len(out) > 1 and bool(spread <= CONSTANT * max(1.0, float(np.abs(out).max())))
 
 
-def converged(curve: list[dict], epochs: int, tol: float) -> float:
+def converged(curve: list[dict], epochs: int, tol: float, below: float | None = None) -> float:
     """1.0 where the training loss fell by less than tol (relative) over the last tenth of
     training, or (a classifier) its training accuracy moved by less than tol there; 0.0
     where it still moved more; NaN where the curve has no point there (the engine's rule,
-    by which it stops a model trained until it converges)."""
+    by which it stops a model trained until it converges). With `below` (a spec that
+    trains until the model fits its training rows) the floor is the rule instead: 1.0
+    where the last training loss is at or below it, else 0.0."""
     from pipeline.engine.stopping import settled, window
 
+    if below is not None:  # the floor is the rule: fits its training rows, or has not
+        if not curve or not np.isfinite(curve[-1].get("train_loss", np.nan)):
+            return np.nan
+        return float(curve[-1]["train_loss"] <= below)
     return settled(curve, window(epochs), tol)
 
 
@@ -161,7 +169,7 @@ def add(out_cells: pd.DataFrame, results: list, arrays: dict, tol: float) -> pd.
         splits = {s: data[f"y_{s}"] for s in SPLITS if f"y_{s}" in data}
         row = null_scores(spec.loss, y_train, splits)
         row["collapsed"] = False
-        row["converged"] = converged(res.curve, spec.epochs, tol)
+        row["converged"] = converged(res.curve, spec.epochs, tol, spec.stop_below)
         if not res.diverged:
             x = torch.as_tensor(data["x_test"])
             y_hat = predict(spec.arch, [p.float() for p in res.params], x).double().numpy()

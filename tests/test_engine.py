@@ -14,7 +14,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from pipeline.engine import Arch, EngineOptions, Job, ModelRng, TrainData, TrainSpec, Weights, train
+from pipeline.engine import (
+    Arch,
+    ConvNet,
+    EngineOptions,
+    Job,
+    ModelRng,
+    TrainData,
+    TrainSpec,
+    Weights,
+    train,
+)
 from pipeline.engine.loop import Group
 from pipeline.engine.models import NN_ACTIVATIONS, init_params
 
@@ -523,6 +533,26 @@ DEVICE_KINDS = {
 }
 
 
+CNN_DEVICE_KINDS = {
+    "cnn_sgd_minibatch_dropout_grad_norms": (
+        TrainSpec(ConvNet((1, 6, 6), (("conv", 2, 3, 1), ("act", "relu"), ("maxpool", 2),
+                                      ("flatten",), ("dropout",), ("linear", 3))),
+                  "momentum", epochs=1, batch_size=16, grad_norms=True),
+        {"dropout": (0.5,), "momentum": 0.9, "weight_decay": 1e-3}, lambda: _image_data()),
+    "cnn_adam_full_batch": (
+        TrainSpec(ConvNet((1, 6, 6), (("conv", 2, 3), ("act", "sigmoid"), ("avgpool", 2),
+                                      ("flatten",), ("linear", 3))), "adam", epochs=1),
+        {}, lambda: _image_data()),
+}
+
+
+def _image_data() -> TrainData:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 1, 6, 6, generator=g)
+    y = torch.randint(0, 3, (40,), generator=g)
+    return TrainData(x, y, x[:8], y[:8], x[8:16], y[8:16])
+
+
 def _autoencoder_data() -> TrainData:
     x = torch.randn(32, 5, generator=torch.Generator().manual_seed(0))
     return TrainData(x, x, x[:8], x[:8])
@@ -548,10 +578,46 @@ def test_every_tensor_a_group_makes_follows_its_device(kind):
         assert all(p.device.type == "cuda" for p in group.params)
         for idx in group.batches()[:2]:
             x, y, parts = group.rows_of(idx)
-            loss, grads = group.loss_and_grads(x, y, group.dropout_masks(x.shape[-2]), parts)
+            loss, grads = group.loss_and_grads(x, y, group.dropout_masks(group.row_count(x)),
+                                               parts)
             assert loss.device.type == "cuda" and all(g.device.type == "cuda" for g in grads)
             group.update(grads)
         group.all_active = False  # some models frozen: the masked optimizer step
+        group.update(grads)
+        group.log(1)
+        assert len(group.results(0.0)) == len(jobs)
+
+
+class _MetaReads(_Scalars):
+    """On the meta device (shapes, no values): a number read out of a tensor is a
+    constant, and a copy to the CPU (the log's) is a tensor of ones."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.ops.aten._to_copy.default and args[0].device.type == "meta" \
+                and kwargs.get("device") == torch.device("cpu"):
+            return torch.ones(args[0].shape, dtype=kwargs.get("dtype") or args[0].dtype)
+        return super().__torch_dispatch__(func, types, args, kwargs)
+
+
+@pytest.mark.parametrize("kind", CNN_DEVICE_KINDS)
+def test_every_tensor_a_cnn_group_makes_follows_its_device(kind):
+    """A CNN group on torch's meta device: autograd, which a CNN's gradients come from,
+    needs a real GPU under FakeTensorMode, but runs on meta tensors anywhere, and any
+    tensor made on the CPU and mixed with them fails the step."""
+    spec, knobs, make = CNN_DEVICE_KINDS[kind]
+    meta = torch.device("meta")
+    jobs = [Job(spec, seed=s, lr=0.01, **knobs) for s in range(3)]
+    with _MetaReads():
+        data = make().to(meta)
+        group = Group(jobs, data, meta)
+        for idx in group.batches()[:2]:
+            x, y, parts = group.rows_of(idx)
+            loss, grads = group.loss_and_grads(x, y, group.dropout_masks(group.row_count(x)),
+                                               parts)
+            assert loss.device == meta and all(g.device == meta for g in grads)
+            group.update(grads)
+        group.all_active = False
         group.update(grads)
         group.log(1)
         assert len(group.results(0.0)) == len(jobs)

@@ -621,3 +621,68 @@ def test_with_data_seeds_each_seed_trains_on_its_own_draw(outputs):
         shared = train([job], TrainData.from_arrays(arrays))[0]
         assert own.metrics["train_loss"] == row["train_loss"]  # bit for bit
         assert shared.metrics["train_loss"] != row["train_loss"]
+
+
+def test_each_cnn_step_adds_one_ingredient_to_the_step_before():
+    """LeNet-5 as d2l writes it (61,706 parameters), then each step of the ladder changes
+    exactly what it names and nothing else; d2l's MLP beside it."""
+    from pipeline.studies.cnn import Params, network
+
+    p = Params()
+    nets = {v: network(v, p) for v in p.variants}
+    assert nets["mlp"].layers == (("flatten",), ("linear", 256), ("act", "relu"),
+                                  ("linear", 10))
+    lenet = nets["lenet"]
+    assert lenet.layers == (("conv", 6, 5, 2), ("act", "sigmoid"), ("avgpool", 2),
+                            ("conv", 16, 5), ("act", "sigmoid"), ("avgpool", 2), ("flatten",),
+                            ("linear", 120), ("act", "sigmoid"), ("linear", 84),
+                            ("act", "sigmoid"), ("linear", 10))
+    assert lenet.n_params() == 61706
+
+    def changed(a, b):
+        return [(x, y) for x, y in zip(a.layers, b.layers) if x != y]
+
+    assert changed(lenet, nets["relu"]) == [(("act", "sigmoid"), ("act", "relu"))] * 4
+    assert changed(nets["relu"], nets["maxpool"]) == [(("avgpool", 2), ("maxpool", 2))] * 2
+    with_dropout = [layer for layer in nets["dropout"].layers if layer != ("dropout",)]
+    assert tuple(with_dropout) == nets["maxpool"].layers
+    assert nets["dropout"].dropout_widths() == [120, 84]
+    assert changed(nets["dropout"], nets["wider"]) == [(("conv", 6, 5, 2), ("conv", 16, 5, 2)),
+                                                       (("conv", 16, 5), ("conv", 32, 5))]
+
+
+def test_cnn_ladder_pairs_each_variant_at_its_own_learning_rate(outputs):
+    """Each comparison is one step of the ladder, each side at its own learning rate
+    chosen on validation, paired by seed; each seed trains on its own stratified subset;
+    epochs to the target are read off each run's own curve; a variant where every run
+    failed is named and skipped, not compared."""
+    study, out, a = outputs["cnn"]
+    cells, p = out.cells, study.p
+    lost = [v for v in p.variants if stats.failed(cells[cells["variant"] == v]).all()]
+    assert lost == ["lenet"]  # the tiny profile's sigmoid LeNet never leaves its plateau
+    assert _finding(a, "learned_nothing").data["variants"] == lost
+    learned = [v for v in p.variants if v not in lost]
+    lrs = _finding(a, "lrs").text
+    ladder = _finding(a, "ladder").data["comparisons"]
+    assert len(ladder) == len(learned) - 1
+    for c, before, after in zip(ladder, learned, learned[1:]):
+        assert c["a"]["variant"] == after and c["b"]["variant"] == before
+        for side, v in (("a", after), ("b", before)):
+            assert f"{v} {c[side]['lr']:g}" in lrs
+    # a variant whose runs at its chosen rate did not fit their images is named
+    bracket = study.brackets()[0]
+    unfit = [v for v in learned if (stats.where(cells, {
+        "variant": v, "lr": bracket.select(cells, {"variant": v}).chosen})["train_loss"]
+        > p.fit_loss).any()]
+    assert unfit and _finding(a, "unfit").data["variants"] == unfit
+    data = _data()["mnist"]
+    rows = [study.job(c, _data()).rows for c in study.cells()[:1] + study.cells()[-1:]]
+    assert all(len(r) == p.train_images for r in rows)
+    counts = np.bincount(data["y_train"][list(rows[0])], minlength=10)
+    assert counts.max() - counts.min() <= 1
+    for i in cells.index[:6]:
+        curve = out.curves[out.curves["cell"] == cells.loc[i, "cell"]]
+        hit = curve[1 - curve["train_acc"] <= p.target_error]["epoch"]
+        want = hit.iloc[0] if len(hit) else np.nan
+        got = cells.loc[i, "epochs_to_target"]
+        assert (np.isnan(want) and np.isnan(got)) or got == want

@@ -10,6 +10,7 @@ its group, nor on its position there.
     types.py      TrainSpec, Job (and its given starting Weights), TrainData, Result,
                   EngineOptions
     models.py     Arch, the torch.nn-compatible init, the stacked forward pass
+    convnet.py    ConvNet: small CNNs from a layer spec, each model's arithmetic its own
     optim.py      batched SGD / momentum / Nesterov / Adam / AdamW
     rng.py        per-model random streams
     loop.py       one group's training loop
@@ -27,6 +28,7 @@ from functools import partial
 
 import torch
 
+from pipeline.engine.convnet import ConvNet
 from pipeline.engine.malloc import keep_freed_memory
 from pipeline.engine.models import ACTIVATIONS, INITS, Arch, forward, init_params, predict
 from pipeline.engine.plan import MemoryBudgetError, plan_groups
@@ -35,7 +37,7 @@ from pipeline.engine.types import EngineOptions, Job, Result, TrainData, TrainSp
 
 keep_freed_memory()
 
-__all__ = ["ACTIVATIONS", "INITS", "Arch", "EngineOptions", "Job", "MemoryBudgetError",
+__all__ = ["ACTIVATIONS", "INITS", "Arch", "ConvNet", "EngineOptions", "Job", "MemoryBudgetError",
            "ModelRng", "Result", "TrainData", "TrainSpec", "forward", "init_params",
            "Weights", "plan_groups", "predict", "train"]
 

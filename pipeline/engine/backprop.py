@@ -207,8 +207,10 @@ def loss_and_grads(arch: Arch, params, kind: str, x: torch.Tensor, y: torch.Tens
 
 
 def evaluate(arch: Arch, params, kind: str, x: torch.Tensor, y: torch.Tensor,
-             parts: list[tuple[slice, Block]] | None = None) -> dict[str, torch.Tensor]:
-    """Per-model mean loss (and accuracy) over rows x, block by block, without grads."""
+             parts: list[tuple[slice, Block]] | None = None,
+             models: list[int] | None = None) -> dict[str, torch.Tensor]:
+    """Per-model mean loss (and accuracy) over rows x, block by block, without grads
+    (of every model: `models`, the ones asked for, costs no less in one stacked pass)."""
     G, n = params[0].shape[0], x.shape[-2]
     loss = hits = None
     for _, block in parts or blocks(x, y, G):

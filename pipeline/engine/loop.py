@@ -5,9 +5,11 @@
             inputs -> dropout masks -> loss and gradients (+ l2_penalty)
             -> divergence check -> optimizer step
         every log_every epochs: evaluate on the training rows, validation and test data
+            (or, with splits_at_end, validation and test once, where a model ends)
 
-The loss and its gradients are written out by hand (backprop.py); the tests prove
-them equal to torch.nn + autograd + torch.optim model by model.
+The loss and its gradients are written out by hand for MLPs (backprop.py) and taken
+model by model from autograd for CNNs (convnet.py); the tests prove both equal to
+torch.nn + autograd + torch.optim model by model.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import time
 import numpy as np
 import torch
 
-from pipeline.engine import backprop, blas, stopping
+from pipeline.engine import backprop, blas, convnet, stopping
+from pipeline.engine.convnet import ConvNet
 from pipeline.engine.models import Arch, init_params
 from pipeline.engine.optim import BatchedOptimizer
 from pipeline.engine.rng import ModelRng
@@ -37,7 +40,8 @@ def l2_penalty_grads(weights: list[torch.Tensor], lam: torch.Tensor) -> list[tor
 def stack_params(jobs: list[Job], rngs: list[ModelRng], device) -> list[torch.Tensor]:
     """Every model's own init, stacked: W (G, in, out), b (G, 1, out)."""
     spec = jobs[0].spec
-    singles = [init_params(spec.arch, r.init, spec.init, spec.init_scale, j.active_inputs)
+    draw = convnet.init_params if isinstance(spec.arch, ConvNet) else init_params
+    singles = [draw(spec.arch, r.init, spec.init, spec.init_scale, j.active_inputs)
                if j.start is None else given(spec.arch, j.start) for r, j in zip(rngs, jobs)]
     params = []
     for k in range(len(singles[0])):
@@ -49,7 +53,8 @@ def stack_params(jobs: list[Job], rngs: list[ModelRng], device) -> list[torch.Te
 def given(arch: Arch, start) -> list[torch.Tensor]:
     """A job's given starting parameters, checked against its architecture's layout."""
     params = start.tensors()
-    shapes = [tuple(p.shape) for p in init_params(arch, torch.Generator().manual_seed(0))]
+    draw = convnet.init_params if isinstance(arch, ConvNet) else init_params
+    shapes = [tuple(p.shape) for p in draw(arch, torch.Generator().manual_seed(0))]
     if [tuple(p.shape) for p in params] != shapes:
         raise ValueError(f"the given weights have shapes {[tuple(p.shape) for p in params]}; "
                          f"the architecture {arch.sizes} needs {shapes}")
@@ -62,7 +67,9 @@ class Group:
     def __init__(self, jobs: list[Job], data: TrainData, device: torch.device):
         self.jobs, self.data, self.device = jobs, data, device
         self.spec = spec = jobs[0].spec
-        self.arch: Arch = spec.arch
+        self.arch: Arch | ConvNet = spec.arch
+        # the loss and gradients: written out by hand for MLPs, model by model for CNNs
+        self.net = convnet if isinstance(self.arch, ConvNet) else backprop
         self.G = len(jobs)
         self.rngs = [ModelRng(j.seed) for j in jobs]
         self.params = stack_params(jobs, self.rngs, device)
@@ -83,9 +90,9 @@ class Group:
         # per hidden layer, (G, 1, 1): the rate, and 1 - rate in float32 (as the scalar
         # 1 - p is when a float32 tensor is divided by it)
         self.drop_rate = [torch.tensor([r[k] for r in self.rates]).view(-1, 1, 1)
-                          for k in range(len(self.arch.sizes) - 2)]
+                          for k in range(len(self.arch.dropout_widths()))]
         self.keep_rate = [torch.tensor([1.0 - r[k] for r in self.rates]).view(-1, 1, 1)
-                          for k in range(len(self.arch.sizes) - 2)]
+                          for k in range(len(self.arch.dropout_widths()))]
         self.active = torch.ones(self.G, dtype=torch.bool, device=device)
         self.all_active = True
         self.first_loss: torch.Tensor | None = None
@@ -102,11 +109,12 @@ class Group:
         return (torch.arange(n_in, device=self.device) < k[:, None]).float().unsqueeze(1)
 
     def _dropout_rates(self) -> list[tuple[float, ...]]:
-        hidden = self.arch.sizes[1:-1]
+        hidden = self.arch.dropout_widths()
         rates = [tuple(j.dropout) or (0.0,) * len(hidden) for j in self.jobs]
         for j, r in zip(self.jobs, rates):
             if len(r) != len(hidden):
-                raise ValueError(f"dropout {j.dropout} needs one rate per hidden layer {hidden}")
+                raise ValueError(f"dropout {j.dropout} needs one rate per hidden layer "
+                                 f"(or dropout layer) {hidden}")
         return rates
 
     # ---------------------------------------------------------------- the steps
@@ -143,11 +151,16 @@ class Group:
             else:
                 x, y = self.data.splits()[name]
                 x = self.masked(x)
-            self._fixed[name] = (x, y, backprop.blocks(x, y, self.G))
+            self._fixed[name] = (x, y, self.net.blocks(x, y, self.G))
         return self._fixed[name]
 
     def masked(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.input_mask is None else x * self.input_mask
+
+    def row_count(self, x: torch.Tensor) -> int:
+        """The rows of inputs x: vectors (.., N, in) for an MLP, images (.., N, C, H, W)
+        for a CNN."""
+        return x.shape[-4] if self.net is convnet else x.shape[-2]
 
     def dropout_masks(self, rows: int) -> list[torch.Tensor] | None:
         """Inverted dropout: one (G, rows, width) mask per hidden layer, kept units
@@ -155,7 +168,7 @@ class Group:
         if not self.any_dropout:
             return None
         masks = []
-        for layer, width in enumerate(self.arch.sizes[1:-1]):
+        for layer, width in enumerate(self.arch.dropout_widths()):
             draws = torch.empty(self.G, rows, width)
             for g, (rng, r) in enumerate(zip(self.rngs, self.rates)):
                 rng.uniform(draws[g], r[layer])
@@ -166,7 +179,7 @@ class Group:
     def loss_and_grads(self, x, y, masks, parts=None
                        ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Per-model loss (G,) and the gradients of every stacked parameter."""
-        loss, grads = backprop.loss_and_grads(self.arch, self.params, self.spec.loss, x, y,
+        loss, grads = self.net.loss_and_grads(self.arch, self.params, self.spec.loss, x, y,
                                               masks, parts)
         if self.use_l2:
             k = [i for i, isw in enumerate(self.is_weight) if isw]
@@ -193,15 +206,17 @@ class Group:
 
     def check_stopping(self, epoch: int) -> None:
         """Freeze every model that has converged (spec.stop_tol, stopping.settled on its
-        own curve); it logs no more, so its curve ends where it stopped, whatever group
-        it trains in."""
-        tol = self.spec.stop_tol
-        if tol is None:
+        own curve) or fits its training rows (spec.stop_below); it logs no more, so its
+        curve ends where it stopped, whatever group it trains in."""
+        tol, below = self.spec.stop_tol, self.spec.stop_below
+        if tol is None and below is None:
             return
         span = stopping.window(self.spec.epochs)
         for g in range(self.G):
-            if self.stopped_epoch[g] is None and self.diverged_epoch[g] is None and \
-                    stopping.settled(self.curves[g], span, tol) == 1.0:
+            if self.stopped_epoch[g] is not None or self.diverged_epoch[g] is not None:
+                continue
+            if (below is not None and self.curves[g][-1]["train_loss"] <= below) or \
+                    (tol is not None and stopping.settled(self.curves[g], span, tol) == 1.0):
                 self.stopped_epoch[g] = epoch
                 self.active[g] = False
                 self.all_active = False
@@ -213,13 +228,15 @@ class Group:
     def update(self, grads) -> None:
         self.opt.step(grads, None if self.all_active else self.active)
 
-    def evaluate(self) -> dict[str, list[float]]:
-        """Loss (and accuracy) on the training rows and on every evaluation split."""
+    def evaluate(self, names: list[str] | None = None,
+                 models: list[int] | None = None) -> dict[str, list[float]]:
+        """Loss (and accuracy) on the training rows and on every evaluation split (or on
+        `names`), of every model (or of `models`)."""
         m = {}
-        for name in ["train", *self.data.splits()]:
+        for name in names or ["train", *self.data.splits()]:
             x, y, parts = self.fixed(name)
-            for key, value in backprop.evaluate(self.arch, self.params, self.spec.loss, x,
-                                                y, parts).items():
+            for key, value in self.net.evaluate(self.arch, self.params, self.spec.loss, x,
+                                                y, parts, models=models).items():
                 m[f"{name}_{key}"] = value
         return {k: v.cpu().tolist() for k, v in m.items()}
 
@@ -227,14 +244,14 @@ class Group:
         """The full-batch gradient norm of every weight tensor (no dropout), per model:
         grad_norm_0 for the first layer's weights, and so on."""
         x, y, parts = self.fixed("train")
-        _, grads = backprop.loss_and_grads(self.arch, self.params, self.spec.loss, x, y,
+        _, grads = self.net.loss_and_grads(self.arch, self.params, self.spec.loss, x, y,
                                            parts=parts)
         weights = [g for g, isw in zip(grads, self.is_weight) if isw]
         return {f"grad_norm_{k}": torch.linalg.vector_norm(g, dim=(1, 2)).cpu().tolist()
                 for k, g in enumerate(weights)}
 
     def log(self, epoch: int) -> None:
-        m = self.evaluate()
+        m = self.evaluate(["train"] if self.spec.splits_at_end else None)
         if self.spec.grad_norms:
             m |= self.grad_norms()
         for g in range(self.G):
@@ -246,6 +263,21 @@ class Group:
                 if self.diverged_epoch[g] is None:
                     self.diverged_epoch[g] = epoch
             self.curves[g].append(row)
+
+    def finish(self, epoch: int) -> None:
+        """With spec.splits_at_end: the evaluation splits of every model whose training
+        ended at this log (it stopped here, or this is the last epoch), added to its last
+        curve row (NaN where it diverged)."""
+        if not self.spec.splits_at_end:
+            return
+        ended = [g for g in range(self.G) if self.stopped_epoch[g] == epoch or
+                 (epoch == self.spec.epochs and self.stopped_epoch[g] is None)]
+        if not ended:
+            return
+        m = self.evaluate(list(self.data.splits()), ended)
+        for g in ended:
+            failed = self.diverged_epoch[g] is not None
+            self.curves[g][-1] |= {k: float("nan") if failed else v[g] for k, v in m.items()}
 
     def results(self, seconds: float) -> list[Result]:
         out = []
@@ -276,13 +308,14 @@ def train_group(jobs: list[Job], data: TrainData, device: torch.device,
     for epoch in range(1, spec.epochs + 1):
         for idx in group.batches():
             x, y, parts = group.rows_of(idx)
-            masks = group.dropout_masks(x.shape[-2])
+            masks = group.dropout_masks(group.row_count(x))
             loss, grads = group.loss_and_grads(x, y, masks, parts)
             group.check_divergence(loss, epoch)
             group.update(grads)
         if epoch % spec.log_every == 0 or epoch == spec.epochs:
             group.log(epoch)
             group.check_stopping(epoch)
+            group.finish(epoch)
         if bar is not None:
             bar.update(1)
         if group.all_stopped:  # every model converged: nothing left to train

@@ -53,6 +53,18 @@ class Arch:
         total = sum(a * b + (b if self.bias else 0) for a, b in zip(sizes, sizes[1:]))
         return total - (sizes[1] * sizes[2] if self.tied else 0)
 
+    def dropout_widths(self) -> list[int]:
+        """Units per row at each place dropout applies: every hidden layer."""
+        return list(self.sizes[1:-1])
+
+    def macs(self) -> int:
+        """Multiply-adds per row."""
+        return sum(a * b for a, b in zip(self.sizes, self.sizes[1:]))
+
+    def activations(self) -> int:
+        """Activation elements per row, over every layer."""
+        return sum(self.sizes[1:])
+
     def is_weight(self) -> list[bool]:
         """Per parameter tensor: a weight (True) or a bias. The layout is
         [W0, b0, W1, b1, ...] ([W0, W1, ...] without biases; [W0, b0, b1] tied)."""
@@ -76,11 +88,12 @@ class Arch:
 
 def _init_layer(weight: torch.Tensor, bias: torch.Tensor | None, init: str, scale: float,
                 gen: torch.Generator) -> None:
-    """Fill one layer in place, weight as torch.nn.Linear holds it: (fan_out, fan_in)."""
-    if init == "torch":  # torch.nn.Linear.reset_parameters, drawn from gen
+    """Fill one layer in place, weight as torch.nn.Linear holds it, (fan_out, fan_in), or
+    as Conv2d does, (out, in, k, k)."""
+    if init == "torch":  # torch.nn.Linear's (and Conv2d's) reset_parameters, from gen
         nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=gen)
         if bias is not None:
-            bound = 1.0 / math.sqrt(weight.shape[1])
+            bound = 1.0 / math.sqrt(weight[0].numel())  # fan_in
             nn.init.uniform_(bias, -bound, bound, generator=gen)
         return
     if init == "normal":
@@ -149,7 +162,14 @@ def forward(arch: Arch, params: list[torch.Tensor], x: torch.Tensor,
 
 
 def predict(arch: Arch, params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """One model's outputs (N, out) from its own (unstacked) parameters."""
+    """One model's outputs (N, out) from its own (unstacked) parameters (an Arch's, or a
+    ConvNet's for images (N, C, H, W))."""
+    if not isinstance(arch, Arch):
+        from pipeline.engine import convnet
+
+        with torch.no_grad():
+            return torch.cat([convnet.model_forward(arch, params, x[rows])
+                              for rows in convnet._chunks(len(x))])
     stacked = [p.unsqueeze(0) if p.dim() == 2 else p.reshape(1, 1, -1) for p in params]
     with torch.no_grad():
         return forward(arch, stacked, x)[0]

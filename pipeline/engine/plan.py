@@ -44,9 +44,9 @@ def gib(n: float) -> str:
 def block_bytes(job: Job, n_rows: int) -> int:
     """One model's activations for one block of rows: inputs, and for every layer its
     pre-activation, activation, dropout mask and gradient."""
-    sizes = job.spec.arch.sizes
+    arch = job.spec.arch
     rows = min(job.spec.batch_size or n_rows, n_rows, BLOCK_ROWS)
-    return rows * (sizes[0] + 4 * sum(sizes[1:])) * FLOAT
+    return rows * (arch.sizes[0] + 4 * arch.activations()) * FLOAT
 
 
 def model_bytes(job: Job, n_rows: int) -> int:
@@ -93,12 +93,13 @@ def cost(jobs: list[Job], group: list[int], n_rows: int) -> float:
     models are bound by each step's fixed costs, wide ones by elementwise work, large
     ones by their matrix products."""
     job = jobs[group[0]]
-    sizes = job.spec.arch.sizes
+    arch = job.spec.arch
+    sizes = arch.sizes
     rows = len(job.rows) if job.rows is not None else n_rows
     batch = min(job.spec.batch_size or rows, rows)
     steps = job.spec.epochs * math.ceil(rows / batch)
-    macs = batch * sum(a * b for a, b in zip(sizes, sizes[1:]))
-    elements = batch * sum(sizes[1:]) + job.spec.arch.n_params()
+    macs = batch * arch.macs()
+    elements = batch * arch.activations() + arch.n_params()
     per_model = MODEL_NS + MAC_NS * macs + ELEMENT_NS * elements
     return steps * (STEP_NS + LAYER_NS * (len(sizes) - 1) + max(2, len(group)) * per_model)
 

@@ -1,7 +1,9 @@
 """When a model has converged: its training loss changed by less than a tolerance
 (relative) over the last tenth of its training, or, for a classifier, its training
-accuracy moved by less than that. The loop stops a model by this rule
-(TrainSpec.stop_tol) and the study outcomes flag every model by it, so the two agree."""
+accuracy moved by less than that; or, where a spec asks for it, its training loss is at
+or below a floor (it fits its training rows). The loop stops a model by this rule
+(TrainSpec.stop_tol, stop_below) and the study outcomes flag every model by it, so the
+two agree."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pipeline.engine.convnet import ConvNet
 from pipeline.engine.models import INITS, Arch
 
 LOSSES = ("mse", "half_mse", "cross_entropy")
@@ -16,7 +17,7 @@ LOSSES = ("mse", "half_mse", "cross_entropy")
 class TrainSpec:
     """What every model of a group shares."""
 
-    arch: Arch
+    arch: Arch | ConvNet
     optimizer: str = "sgd"  # sgd | momentum | nesterov | adam | adamw
     loss: str = "cross_entropy"  # mse | half_mse (d2l's squared_loss) | cross_entropy
     epochs: int = 1
@@ -33,6 +34,13 @@ class TrainSpec:
     # (relative) over the last tenth of `epochs` (see stopping.py) is frozen and logs no
     # more; `epochs` is then the bound. None: every model trains all its epochs
     stop_tol: float | None = None
+    # train until the model fits its training rows: one whose training loss is at or
+    # below this is frozen and logs no more (a classifier's cross-entropy falls towards 0
+    # while it trains, so a relative fall never settles). None: no such stop
+    stop_below: float | None = None
+    # evaluate validation and test once, where each model's training ends (its last curve
+    # row), not at every log (the training rows are evaluated at every log, for stopping)
+    splits_at_end: bool = False
 
     def __post_init__(self):
         if self.loss not in LOSSES:

@@ -176,7 +176,8 @@ def tidy(grid: list[dict], results: list) -> StudyOutput:
     for i, (cell, res) in enumerate(zip(grid, results)):
         rows.append({"cell": i, **cell, **res.metrics, "diverged": res.diverged,
                      "diverged_epoch": res.diverged_epoch})
-        if res.job.spec.stop_tol is not None:  # trained until converged: where it stopped
+        if res.job.spec.stop_tol is not None or res.job.spec.stop_below is not None:
+            # trained until converged (or until it fits): where it stopped
             rows[-1]["stopped_epoch"] = res.stopped_epoch
         curve_rows += [{"cell": i, **cell, **point} for point in res.curve]
     frame = pd.DataFrame(rows)

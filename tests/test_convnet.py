@@ -1,0 +1,213 @@
+"""The engine's CNNs equal torch.nn.Sequential + torch.optim model by model, are drawn as
+torch.nn draws them, and a model's numbers do not depend on its group or its position."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.engine import ConvNet, EngineOptions, Job, ModelRng, TrainData, TrainSpec, train
+from pipeline.engine.convnet import init_params, nn_weights
+
+# a LeNet in miniature: every layer kind, two dropout layers, an 8 x 8 input
+SMALL = ConvNet((1, 8, 8), (("conv", 3, 3, 1), ("act", "sigmoid"), ("avgpool", 2),
+                            ("conv", 4, 3), ("act", "relu"), ("maxpool", 2), ("dropout",),
+                            ("flatten",), ("linear", 7), ("act", "tanh"), ("dropout",),
+                            ("linear", 3)))
+
+
+def _image_data(n=40, seed=0) -> TrainData:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 8, 8, generator=g)
+    y = (x[:, 0, :4].sum((1, 2)) > x[:, 0, 4:].sum((1, 2))).long() + \
+        (x[:, 0, :, :2].mean((1, 2)) > 0.55).long()
+    return TrainData(x, y, x[:12], y[:12], x[12:20], y[12:20])
+
+
+def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
+    """One CNN, the textbook way: net.to_torch() initialised by its own constructors from
+    the model's init stream, explicitly scaled dropout masks from its dropout stream,
+    torch.optim, a Python loop. Returns its parameters in the engine's layout."""
+    spec, net = job.spec, job.spec.arch
+    streams = ModelRng(job.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.set_state(streams.init.get_state())
+        model = net.to_torch()
+    kind = spec.optimizer
+    weights = [m.weight for m in model if hasattr(m, "weight")]
+    biases = [m.bias for m in model if hasattr(m, "bias")]
+    groups = [{"params": weights, "weight_decay": job.weight_decay},
+              {"params": biases, "weight_decay": 0.0}]
+    if kind in ("sgd", "momentum"):
+        opt = torch.optim.SGD(groups, lr=job.lr, foreach=False,
+                              momentum=0.0 if kind == "sgd" else job.momentum)
+    else:
+        cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
+        opt = cls(groups, lr=job.lr, betas=job.betas, foreach=False)
+    n = len(data.x_train)
+    batch = min(spec.batch_size or n, n)
+    rates = iter(job.dropout)
+    drop_rates = [next(rates) if isinstance(m, nn.Dropout) else None for m in model]
+    for _ in range(spec.epochs):
+        order = torch.randperm(n, generator=streams.order) if batch < n else torch.arange(n)
+        for s in range(0, n, batch):
+            idx = order[s:s + batch]
+            h = data.x_train[idx]
+            for m, p in zip(model, drop_rates):
+                if p is None:
+                    h = m(h)
+                elif p > 0:
+                    keep = torch.rand(h.shape, generator=streams.dropout) >= p
+                    h = h * keep / (1 - p)
+            loss = F.cross_entropy(h, data.y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    out = []
+    for w, b in zip(weights, biases):
+        out += [w.detach().reshape(w.shape[0], -1).T, b.detach()]
+    return out
+
+
+@pytest.mark.parametrize("optimizer,batch_size", [("sgd", None), ("momentum", 16),
+                                                  ("adam", 16), ("adamw", None)])
+def test_cnn_equals_torch_nn_sequential_and_optim(optimizer, batch_size):
+    """Each model of a group, with its own seed, learning rate, decay, momentum and
+    dropout rates, ends where torch.nn.Sequential + torch.optim trained alone ends."""
+    spec = TrainSpec(SMALL, optimizer, epochs=4, batch_size=batch_size)
+    lr = 0.01 if optimizer.startswith("adam") else 0.3
+    jobs = [Job(spec, seed=s, lr=lr * f, weight_decay=wd, momentum=0.9, dropout=d)
+            for s, f, wd, d in [(0, 1.0, 0.0, (0.0, 0.0)), (1, 0.5, 1e-2, (0.3, 0.5)),
+                                (2, 2.0, 1e-3, (0.5, 0.0))]]
+    data = _image_data()
+    for job, res in zip(jobs, train(jobs, data)):
+        want = reference_train(job, data)
+        assert len(res.params) == len(want)
+        for got, exp in zip(res.params, want):
+            torch.testing.assert_close(got, exp, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("init", ["torch", "xavier_uniform", "he_normal"])
+def test_cnn_init_is_torch_nn_conv2d_and_linear(init):
+    """The engine's draw is torch.nn's, layer by layer: the default is the modules' own
+    constructors; a named init is torch.nn.init on each kernel in its (out, in, k, k)
+    shape (so its fans count the receptive field), with zero biases."""
+    gen = torch.Generator().manual_seed(5)
+    ours = nn_weights(SMALL, init_params(SMALL, gen, init))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.default_generator.set_state(torch.Generator().manual_seed(5).get_state())
+        model = SMALL.to_torch()
+        if init != "torch":
+            gen2 = torch.Generator().manual_seed(5)
+            fn = {"xavier_uniform": nn.init.xavier_uniform_,
+                  "he_normal": lambda w, generator: nn.init.kaiming_normal_(
+                      w, nonlinearity="relu", generator=generator)}[init]
+            for m in model:
+                if hasattr(m, "weight"):
+                    fn(m.weight.data, generator=gen2)
+                    m.bias.data.zero_()
+    want = [t.detach() for m in model if hasattr(m, "weight") for t in (m.weight, m.bias)]
+    assert [tuple(t.shape) for t in ours] == [tuple(t.shape) for t in want]
+    for a, b in zip(ours, want):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("optimizer,batch_size,dropout", [("sgd", 7, (0.3, 0.2)),
+                                                          ("adam", None, (0.0, 0.0))])
+def test_cnn_jobs_agree_at_every_position_and_worker_count(optimizer, batch_size, dropout):
+    """The same CNN job alone, at every position of groups of 2, 3 and 5, and over two
+    worker processes: one set of numbers, bit for bit."""
+    spec = TrainSpec(SMALL, optimizer, epochs=6, batch_size=batch_size, log_every=2)
+    job = Job(spec, seed=3, lr=0.2 if optimizer == "sgd" else 0.01, dropout=dropout)
+    data = _image_data(43)  # a partial last batch
+    alone = train([job], data)[0]
+    others = [Job(spec, seed=s, lr=job.lr * 1.5, dropout=dropout) for s in range(4)]
+    for size in (2, 3, 5):
+        for pos in range(size):
+            jobs = others[:pos] + [job] + others[pos:size - 1]
+            res = train(jobs, data)[pos]
+            assert res.curve == alone.curve, (size, pos)
+            assert all(torch.equal(a, b) for a, b in zip(res.params, alone.params))
+    pooled = train(others + [job], data, options=EngineOptions(workers=2, group_size=2))[-1]
+    assert pooled.curve == alone.curve
+    assert all(torch.equal(a, b) for a, b in zip(pooled.params, alone.params))
+
+
+def test_cnn_logs_validation_and_test_accuracy_and_stops_when_converged():
+    spec = TrainSpec(SMALL, "adam", epochs=40, batch_size=None, log_every=1, stop_tol=0.05)
+    res = train([Job(spec, seed=0, lr=0.01), Job(spec, seed=1, lr=0.01)], _image_data())
+    for r in res:
+        assert {"train_loss", "train_acc", "val_acc", "test_acc"} <= set(r.metrics)
+        assert r.stopped_epoch is not None and r.stopped_epoch < 40
+        assert len(r.curve) == r.stopped_epoch
+
+
+@pytest.mark.parametrize("layers,message", [
+    ((("conv", 4, 9), ("flatten",), ("linear", 2)), "no output"),
+    ((("linear", 3),), "flat input"),
+    ((("conv", 2, 3), ("act", "swish"), ("flatten",), ("linear", 2)), "unknown activation"),
+    ((("conv", 2, 3),), "ends in a flat output"),
+    ((("flatten",), ("maxpool", 2), ("linear", 2)), "needs an image"),
+])
+def test_a_layer_that_cannot_follow_is_refused_by_position(layers, message):
+    with pytest.raises(ValueError, match=message):
+        ConvNet((1, 8, 8), layers)
+
+
+@pytest.mark.parametrize("arch", ["cnn", "mlp"])
+def test_splits_evaluated_where_each_model_ends_give_the_same_numbers(arch):
+    """With splits_at_end, validation and test are evaluated once, where each model's
+    training ends (it converged, or reached the bound): the final metrics and parameters
+    are those of evaluating at every log; only the intermediate rows lack the splits."""
+    from pipeline.engine import Arch
+
+    data = _image_data()
+    if arch == "mlp":
+        flat = lambda t: t.reshape(len(t), -1)  # noqa: E731
+        data = TrainData(flat(data.x_train), data.y_train, flat(data.x_test), data.y_test,
+                         flat(data.x_val), data.y_val)
+    net = Arch((64, 12, 3), "relu") if arch == "mlp" else ConvNet(
+        (1, 8, 8), (("conv", 4, 3, 1), ("act", "relu"), ("maxpool", 2), ("flatten",),
+                    ("linear", 3)))
+    every = TrainSpec(net, "adam", epochs=40, batch_size=16, log_every=2, stop_below=0.3,
+                      diverge_factor=3.0)
+    once = TrainSpec(net, "adam", epochs=40, batch_size=16, log_every=2, stop_below=0.3,
+                     diverge_factor=3.0, splits_at_end=True)
+    # one fits its rows and stops, one barely moves (trains to the bound), one diverges
+    jobs = lambda spec: [Job(spec, seed=s, lr=lr) for s, lr in  # noqa: E731
+                         [(0, 0.03), (1, 1e-6), (2, 50.0)]]
+    full, ends = train(jobs(every), data), train(jobs(once), data)
+    assert [(r.stopped_epoch is not None, r.diverged) for r in ends] == \
+        [(True, False), (False, False), (False, True)]
+    for a, b in zip(full, ends):
+        assert b.stopped_epoch == a.stopped_epoch and b.diverged == a.diverged
+        assert set(b.metrics) == set(a.metrics)
+        for k in a.metrics:
+            assert a.metrics[k] == b.metrics[k] or (np.isnan(a.metrics[k]) and
+                                                    np.isnan(b.metrics[k])), k
+        assert all(torch.equal(p, q) for p, q in zip(a.params, b.params))
+        assert all("val_acc" not in row for row in b.curve[:-1])
+        np.testing.assert_array_equal([r["train_loss"] for r in b.curve],
+                                      [r["train_loss"] for r in a.curve])
+
+
+def test_a_model_stops_where_it_fits_its_training_rows_and_counts_as_converged():
+    """stop_below: each model stops at the first log whose training loss is at or below
+    the floor, and only there (a loss still falling fast does not stop it, as a settled
+    accuracy would under stop_tol); the outcomes flag it converged by the same floor."""
+    from pipeline import outcomes
+
+    net = ConvNet((1, 8, 8), (("conv", 4, 3, 1), ("act", "relu"), ("maxpool", 2),
+                              ("flatten",), ("linear", 3)))
+    spec = TrainSpec(net, "adam", epochs=80, batch_size=16, log_every=2, stop_below=0.05)
+    for res in train([Job(spec, seed=s, lr=0.03) for s in range(3)], _image_data()):
+        losses = [r["train_loss"] for r in res.curve]
+        assert res.stopped_epoch == res.curve[-1]["epoch"] < 80
+        assert losses[-1] <= 0.05 and all(v > 0.05 for v in losses[:-1])
+        assert outcomes.converged(res.curve, 80, 1e-9, below=0.05) == 1.0
+        # above the floor it has not converged, whatever the relative rule would say
+        assert outcomes.converged(res.curve[:-1], 80, 1.0, below=0.05) == 0.0
