@@ -211,3 +211,21 @@ def test_a_model_stops_where_it_fits_its_training_rows_and_counts_as_converged()
         assert outcomes.converged(res.curve, 80, 1e-9, below=0.05) == 1.0
         # above the floor it has not converged, whatever the relative rule would say
         assert outcomes.converged(res.curve[:-1], 80, 1.0, below=0.05) == 0.0
+
+
+def test_frozen_models_are_skipped_and_change_no_other_models_numbers():
+    """Once a model stops (or diverges) its group no longer computes it; the models still
+    training end exactly where they end alone, and so does the stopped one."""
+    net = ConvNet((1, 8, 8), (("conv", 4, 3, 1), ("act", "relu"), ("maxpool", 2),
+                              ("flatten",), ("linear", 3)))
+    spec = TrainSpec(net, "adam", epochs=60, batch_size=16, log_every=2, stop_below=0.1,
+                     diverge_factor=3.0)
+    jobs = [Job(spec, seed=0, lr=0.03), Job(spec, seed=1, lr=1e-4), Job(spec, seed=2, lr=50.0)]
+    data = _image_data()
+    together = train(jobs, data)
+    assert together[0].stopped_epoch and not together[1].stopped_epoch and together[2].diverged
+    for job, res in zip(jobs, together):
+        alone = train([job], data)[0]
+        np.testing.assert_array_equal([r["train_loss"] for r in res.curve],
+                                      [r["train_loss"] for r in alone.curve])
+        assert all(torch.equal(a, b) for a, b in zip(res.params, alone.params))

@@ -190,11 +190,13 @@ def blocks(x: torch.Tensor, y: torch.Tensor, G: int) -> list[tuple[slice, Block]
 
 
 def loss_and_grads(arch: Arch, params, kind: str, x: torch.Tensor, y: torch.Tensor,
-                   masks=None, parts: list[tuple[slice, Block]] | None = None
+                   masks=None, parts: list[tuple[slice, Block]] | None = None,
+                   models: list[int] | None = None
                    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Per-model mean loss and its gradients over rows x (shared (N, in) or per model
     (G, N, in)); masks: per hidden layer (G, N, width) dropout multipliers; parts:
-    blocks(x, y, G), when already built."""
+    blocks(x, y, G), when already built; `models` (the ones still training) costs no
+    less in one stacked pass, so every model is computed."""
     G, n = params[0].shape[0], x.shape[-2]
     loss, grads = None, None
     for rows, block in parts or blocks(x, y, G):

@@ -238,15 +238,23 @@ def blocks(x: torch.Tensor, y: torch.Tensor, G: int) -> None:
 
 
 def loss_and_grads(net: ConvNet, params, kind: str, x: torch.Tensor, y: torch.Tensor,
-                   masks=None, parts=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                   masks=None, parts=None, models: list[int] | None = None
+                   ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Per-model loss (G,) and the stacked gradients of every parameter, model by model.
     x: shared (N, C, H, W) or per model (G, N, C, H, W); masks: one (G, N, width)
-    multiplier per dropout layer."""
+    multiplier per dropout layer; models: only these (the frozen others get a loss of 0
+    and zero gradients, which their masked update ignores)."""
     G = params[0].shape[0]
     shared = x.dim() == 4
     n = x.shape[0] if shared else x.shape[1]
     losses, grads = [], [[] for _ in params]
+    wanted = set(range(G) if models is None else models)
     for g in range(G):
+        if g not in wanted:
+            losses.append(params[0].new_zeros(()))
+            for k, p in enumerate(params):
+                grads[k].append(p.new_zeros(p[g].shape if k % 2 == 0 else p[g, 0].shape))
+            continue
         q = _own(params, g, grad=True)
         total, acc = None, None
         for rows in _chunks(n):

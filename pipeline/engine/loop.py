@@ -179,8 +179,9 @@ class Group:
     def loss_and_grads(self, x, y, masks, parts=None
                        ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Per-model loss (G,) and the gradients of every stacked parameter."""
+        training = None if self.all_active else torch.nonzero(self.active).flatten().tolist()
         loss, grads = self.net.loss_and_grads(self.arch, self.params, self.spec.loss, x, y,
-                                              masks, parts)
+                                              masks, parts, models=training)
         if self.use_l2:
             k = [i for i, isw in enumerate(self.is_weight) if isw]
             weights = [self.params[i] for i in k]
@@ -251,7 +252,10 @@ class Group:
                 for k, g in enumerate(weights)}
 
     def log(self, epoch: int) -> None:
-        m = self.evaluate(["train"] if self.spec.splits_at_end else None)
+        live = [g for g in range(self.G) if self.stopped_epoch[g] is None and
+                self.diverged_epoch[g] is None]
+        m = self.evaluate(["train"] if self.spec.splits_at_end else None,
+                          None if len(live) == self.G else live)
         if self.spec.grad_norms:
             m |= self.grad_norms()
         for g in range(self.G):

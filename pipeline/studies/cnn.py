@@ -40,11 +40,11 @@ class Params(Section):
     lrs: grid(PositiveFloat) = [0.001, 0.003, 0.01]  # bracketed on validation accuracy
     optimizer: Literal["sgd", "momentum", "adam"] = "adam"
     batch_size: PositiveInt = 64
-    epochs: PositiveInt = 60  # the bound; each model stops once it fits (fit_loss)
+    epochs: PositiveInt = 50  # the bound; each model stops once it fits (fit_loss)
     log_every: PositiveInt = 2  # epochs between evaluations (and stopping checks)
     # trained until it fits its training images: a model stops once its training loss
     # (cross-entropy, without dropout) is at or below this, or at the epoch bound
-    fit_loss: PositiveFloat = 0.01
+    fit_loss: PositiveFloat = 0.03
     channels: grid(PositiveInt) = [6, 16]  # LeNet-5's two convolutions
     wide_channels: grid(PositiveInt) = [16, 32]  # the "wider" step's
     dense: grid(PositiveInt) = [120, 84]  # LeNet-5's dense layers
