@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -46,9 +47,14 @@ class ConvNet:
 
     # ------------------------------------------------------------ shapes
 
-    def shapes(self) -> list[tuple[int, ...]]:
-        """The shape of one row after each layer; a clear error for a layer that cannot
-        follow the one before it."""
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The shape of one row after each layer (worked out once: every forward pass
+        reads it)."""
+        return self._shapes
+
+    @cached_property
+    def _shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The shapes, with a clear error for a layer that cannot follow the one before."""
         shape, out = tuple(self.input), []
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"a ConvNet's input is (channels, height, width), got {shape}")
@@ -84,10 +90,14 @@ class ConvNet:
             out.append(shape)
         if not out or len(out[-1]) != 1:
             raise ValueError("a ConvNet ends in a flat output (flatten, then linear)")
-        return out
+        return tuple(out)
 
-    def param_layers(self) -> list[tuple[int, tuple, int]]:
+    def param_layers(self) -> tuple[tuple[int, tuple, int], ...]:
         """(layer index, spec, fan_in) of every layer with parameters."""
+        return self._param_layers
+
+    @cached_property
+    def _param_layers(self) -> tuple[tuple[int, tuple, int], ...]:
         shape, out = tuple(self.input), []
         for i, (layer, after) in enumerate(zip(self.layers, self.shapes())):
             if layer[0] == "conv":
@@ -95,7 +105,14 @@ class ConvNet:
             elif layer[0] == "linear":
                 out.append((i, layer, shape[0]))
             shape = after
-        return out
+        return tuple(out)
+
+    @cached_property
+    def weight_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Each layer's weight as torch.nn holds it: (out, in, k, k) or (out, in)."""
+        shapes = [tuple(self.input), *self.shapes()]
+        return tuple((spec[1], shapes[i][0], spec[2], spec[2]) if spec[0] == "conv"
+                     else (spec[1], fan_in) for i, spec, fan_in in self.param_layers())
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -162,24 +179,19 @@ def init_params(net: ConvNet, gen: torch.Generator, init: str = "torch", scale: 
     (out, in, k, k) shape, so Xavier and He see its receptive field)."""
     if active_inputs is not None:
         raise ValueError("active_inputs applies to MLPs only")
-    shapes, params = [tuple(net.input), *net.shapes()], []
-    for i, spec, fan_in in net.param_layers():
-        out = spec[1]
-        shape = (out, shapes[i][0], spec[2], spec[2]) if spec[0] == "conv" else (out, fan_in)
-        weight, bias = torch.empty(shape), torch.empty(out)
+    params = []
+    for (_, spec, fan_in), shape in zip(net.param_layers(), net.weight_shapes):
+        weight, bias = torch.empty(shape), torch.empty(spec[1])
         _init_layer(weight, bias, init, scale, gen)
-        params += [weight.reshape(out, fan_in).T.contiguous(), bias]
+        params += [weight.reshape(spec[1], fan_in).T.contiguous(), bias]
     return params
 
 
 def nn_weights(net: ConvNet, params: list[torch.Tensor]) -> list[torch.Tensor]:
     """One model's parameters (engine layout) as torch.nn holds them, in module order."""
-    shapes, out = [tuple(net.input), *net.shapes()], []
-    for (i, spec, _), w, b in zip(net.param_layers(), params[0::2], params[1::2]):
-        w = w.T
-        if spec[0] == "conv":
-            w = w.reshape(spec[1], shapes[i][0], spec[2], spec[2])
-        out += [w, b]
+    out = []
+    for shape, w, b in zip(net.weight_shapes, params[0::2], params[1::2]):
+        out += [w.T.reshape(shape), b]
     return out
 
 

@@ -94,6 +94,7 @@ class Group:
         self.keep_rate = [torch.tensor([1.0 - r[k] for r in self.rates]).view(-1, 1, 1)
                           for k in range(len(self.arch.dropout_widths()))]
         self.active = torch.ones(self.G, dtype=torch.bool, device=device)
+        self.frozen: set[int] = set()  # the models `active` excludes, kept on the host
         self.all_active = True
         self.first_loss: torch.Tensor | None = None
         self.diverged_epoch: list[int | None] = [None] * self.G
@@ -179,7 +180,8 @@ class Group:
     def loss_and_grads(self, x, y, masks, parts=None
                        ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Per-model loss (G,) and the gradients of every stacked parameter."""
-        training = None if self.all_active else torch.nonzero(self.active).flatten().tolist()
+        training = None if self.all_active else \
+            [g for g in range(self.G) if g not in self.frozen]  # no device read per step
         loss, grads = self.net.loss_and_grads(self.arch, self.params, self.spec.loss, x, y,
                                               masks, parts, models=training)
         if self.use_l2:
@@ -202,6 +204,7 @@ class Group:
         if not bool(finite[self.active].all()):
             for g in torch.nonzero(self.active & ~finite).flatten().tolist():
                 self.diverged_epoch[g] = epoch
+                self.frozen.add(g)
             self.active &= finite
             self.all_active = False
 
@@ -220,6 +223,7 @@ class Group:
                     (tol is not None and stopping.settled(self.curves[g], span, tol) == 1.0):
                 self.stopped_epoch[g] = epoch
                 self.active[g] = False
+                self.frozen.add(g)
                 self.all_active = False
 
     @property
