@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.engine import ConvNet, EngineOptions, Job, ModelRng, TrainData, TrainSpec, train
-from pipeline.engine.convnet import init_params, nn_weights
+from pipeline.engine.convnet import init_params, nn_weights, shift_images
 
 # a LeNet in miniature: every layer kind, two dropout layers, an 8 x 8 input
 SMALL = ConvNet((1, 8, 8), (("conv", 3, 3, 1), ("act", "sigmoid"), ("avgpool", 2),
@@ -56,6 +56,8 @@ def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
         for s in range(0, n, batch):
             idx = order[s:s + batch]
             h = data.x_train[idx]
+            if spec.shift:
+                h = shift_images(h, streams.shifts(len(h), spec.shift), spec.shift)
             for m, p in zip(model, drop_rates):
                 if p is None:
                     h = m(h)
@@ -72,12 +74,14 @@ def reference_train(job: Job, data: TrainData) -> list[torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("optimizer,batch_size", [("sgd", None), ("momentum", 16),
-                                                  ("adam", 16), ("adamw", None)])
-def test_cnn_equals_torch_nn_sequential_and_optim(optimizer, batch_size):
+@pytest.mark.parametrize("optimizer,batch_size,shift", [
+    ("sgd", None, 0), ("momentum", 16, 0), ("adam", 16, 0), ("adamw", None, 0),
+    ("adam", 16, 2), ("sgd", None, 1)])
+def test_cnn_equals_torch_nn_sequential_and_optim(optimizer, batch_size, shift):
     """Each model of a group, with its own seed, learning rate, decay, momentum and
-    dropout rates, ends where torch.nn.Sequential + torch.optim trained alone ends."""
-    spec = TrainSpec(SMALL, optimizer, epochs=4, batch_size=batch_size)
+    dropout rates (and, with shift, its own shifted images), ends where
+    torch.nn.Sequential + torch.optim trained alone ends."""
+    spec = TrainSpec(SMALL, optimizer, epochs=4, batch_size=batch_size, shift=shift)
     lr = 0.01 if optimizer.startswith("adam") else 0.3
     jobs = [Job(spec, seed=s, lr=lr * f, weight_decay=wd, momentum=0.9, dropout=d)
             for s, f, wd, d in [(0, 1.0, 0.0, (0.0, 0.0)), (1, 0.5, 1e-2, (0.3, 0.5)),
@@ -116,12 +120,14 @@ def test_cnn_init_is_torch_nn_conv2d_and_linear(init):
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("optimizer,batch_size,dropout", [("sgd", 7, (0.3, 0.2)),
-                                                          ("adam", None, (0.0, 0.0))])
-def test_cnn_jobs_agree_at_every_position_and_worker_count(optimizer, batch_size, dropout):
+@pytest.mark.parametrize("optimizer,batch_size,dropout,shift", [
+    ("sgd", 7, (0.3, 0.2), 0), ("adam", None, (0.0, 0.0), 0), ("adam", 7, (0.3, 0.0), 2)])
+def test_cnn_jobs_agree_at_every_position_and_worker_count(optimizer, batch_size, dropout,
+                                                           shift):
     """The same CNN job alone, at every position of groups of 2, 3 and 5, and over two
     worker processes: one set of numbers, bit for bit."""
-    spec = TrainSpec(SMALL, optimizer, epochs=6, batch_size=batch_size, log_every=2)
+    spec = TrainSpec(SMALL, optimizer, epochs=6, batch_size=batch_size, log_every=2,
+                     shift=shift)
     job = Job(spec, seed=3, lr=0.2 if optimizer == "sgd" else 0.01, dropout=dropout)
     data = _image_data(43)  # a partial last batch
     alone = train([job], data)[0]
@@ -229,3 +235,74 @@ def test_frozen_models_are_skipped_and_change_no_other_models_numbers():
         np.testing.assert_array_equal([r["train_loss"] for r in res.curve],
                                       [r["train_loss"] for r in alone.curve])
         assert all(torch.equal(a, b) for a, b in zip(res.params, alone.params))
+
+
+@pytest.mark.parametrize("shape,k", [((3, 2, 8, 8), 2), ((3, 2, 9, 7), 2), ((2, 3, 10, 11), 3)])
+def test_pools_give_torchs_values_and_gradients(shape, k):
+    """The engine's strided-view pools equal F.avg_pool2d / F.max_pool2d, forward and
+    backward, including rows and columns no window covers."""
+    from pipeline.engine.convnet import avg_pool, max_pool
+
+    x = torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1),
+                    requires_grad=True)
+    for ours, theirs in ((avg_pool, F.avg_pool2d), (max_pool, F.max_pool2d)):
+        out, ref = ours(x, k), theirs(x, k)
+        up = torch.randn_like(ref)
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(torch.autograd.grad(out, x, up)[0],
+                                   torch.autograd.grad(ref, x, up)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool_gives_a_tied_windows_gradient_to_its_first_maximum_as_torch_does():
+    """After a ReLU whole windows tie at zero: the gradient goes to the first maximum in
+    row-major order, once per window, as torch's kernel sends it."""
+    from pipeline.engine.convnet import max_pool
+
+    x = torch.zeros(2, 3, 6, 6)
+    x[:, :, ::2, 1::2] = 1.0                      # ties between positions 1 and 2 of a window
+    x[:, :, 1::2, ::2] = 1.0
+    x[0, 0, :2, :2] = 0.0                         # a window tied at zero everywhere
+    x.requires_grad_()
+    up = torch.arange(2 * 3 * 9, dtype=torch.float32).view(2, 3, 3, 3)
+    ours = torch.autograd.grad(max_pool(x, 2), x, up)[0]
+    theirs = torch.autograd.grad(F.max_pool2d(x, 2), x, up)[0]
+    assert torch.equal(ours, theirs)
+
+
+def test_shift_images_moves_each_image_by_its_own_shift_with_a_zero_border():
+    """Each image moves by its own (down, right) shift, pixel for pixel as a loop over
+    its pixels moves it, and what no pixel moved into is zero."""
+    x = torch.arange(3 * 2 * 5 * 6, dtype=torch.float32).view(3, 2, 5, 6) + 1
+    shifts = torch.tensor([[0, 0], [2, -1], [-1, 2]])
+    out = shift_images(x, shifts, 2)
+    want = torch.zeros_like(x)
+    for b, (down, right) in enumerate(shifts.tolist()):
+        for i in range(5):
+            for j in range(6):
+                if 0 <= i - down < 5 and 0 <= j - right < 6:
+                    want[b, :, i, j] = x[b, :, i - down, j - right]
+    assert torch.equal(out, want)
+    assert torch.equal(out[0], x[0])
+
+
+def test_shift_changes_training_and_each_model_draws_its_own():
+    """With shift a model trains on moved images (its numbers differ from shift 0), drawn
+    from its own stream: two seeds draw different shifts, one seed the same every run."""
+    from pipeline.engine import ModelRng
+
+    data = _image_data()
+    plain, moved = (Job(TrainSpec(SMALL, "adam", epochs=2, batch_size=16, shift=s), 0, 0.01)
+                    for s in (0, 1))
+    assert not torch.equal(train([plain], data)[0].params[0], train([moved], data)[0].params[0])
+    assert torch.equal(ModelRng(4).shifts(50, 2), ModelRng(4).shifts(50, 2))
+    assert not torch.equal(ModelRng(4).shifts(50, 2), ModelRng(5).shifts(50, 2))
+    assert set(ModelRng(4).shifts(500, 2).flatten().tolist()) == {-2, -1, 0, 1, 2}
+
+
+def test_shift_is_refused_where_it_cannot_apply():
+    from pipeline.engine import Arch
+
+    with pytest.raises(ValueError, match="at least 0"):
+        TrainSpec(SMALL, shift=-1)
+    with pytest.raises(ValueError, match="ConvNet only"):
+        TrainSpec(Arch((4, 3)), shift=1)

@@ -626,7 +626,7 @@ def test_with_data_seeds_each_seed_trains_on_its_own_draw(outputs):
 def test_each_cnn_step_adds_one_ingredient_to_the_step_before():
     """LeNet-5 as d2l writes it (61,706 parameters), then each step of the ladder changes
     exactly what it names and nothing else; d2l's MLP beside it."""
-    from pipeline.studies.cnn import Params, network
+    from pipeline.studies.cnn import Cnn, Params, network
 
     p = Params()
     nets = {v: network(v, p) for v in p.variants}
@@ -649,6 +649,13 @@ def test_each_cnn_step_adds_one_ingredient_to_the_step_before():
     assert nets["dropout"].dropout_widths() == [120, 84]
     assert changed(nets["dropout"], nets["wider"]) == [(("conv", 6, 5, 2), ("conv", 16, 5, 2)),
                                                        (("conv", 16, 5), ("conv", 32, 5))]
+    assert nets["shift"] == nets["wider"]  # the same network, its images moved
+    study = Cnn.__new__(Cnn)
+    study.p = p
+    data = {"mnist": {"y_train": np.arange(700) % 10}}
+    specs = {v: study.job({"variant": v, "lr": 0.01, "seed": 0}, data).spec for v in p.variants}
+    assert [v for v, s in specs.items() if s.shift] == ["shift"]
+    assert specs["shift"].shift == p.shift
 
 
 def test_cnn_ladder_pairs_each_variant_at_its_own_learning_rate(outputs):

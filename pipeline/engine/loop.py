@@ -2,8 +2,8 @@
 
     for each epoch:
         for each minibatch (each model its own order):
-            inputs -> dropout masks -> loss and gradients (+ l2_penalty)
-            -> divergence check -> optimizer step
+            inputs -> shifted images (a CNN's augmentation) -> dropout masks
+            -> loss and gradients (+ l2_penalty) -> divergence check -> optimizer step
         every log_every epochs: evaluate on the training rows, validation and test data
             (or, with splits_at_end, validation and test once, where a model ends)
 
@@ -154,6 +154,19 @@ class Group:
                 x = self.masked(x)
             self._fixed[name] = (x, y, self.net.blocks(x, y, self.G))
         return self._fixed[name]
+
+    def augmented(self, x: torch.Tensor, y: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """With spec.shift: each model's training images (shared (N, C, H, W) or its own
+        (G, B, C, H, W)) moved by shifts drawn from its own stream, as (G, B, C, H, W),
+        with their targets per model too."""
+        most = self.spec.shift
+        if not most:
+            return x, y
+        if x.dim() == 4:  # the full batch, shared: each model now gets its own copy
+            x, y = x.expand(self.G, *x.shape), y.expand(self.G, *y.shape)
+        return torch.stack([convnet.shift_images(x[g], r.shifts(x.shape[1], most), most)
+                            for g, r in enumerate(self.rngs)]), y
 
     def masked(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.input_mask is None else x * self.input_mask
@@ -316,6 +329,7 @@ def train_group(jobs: list[Job], data: TrainData, device: torch.device,
     for epoch in range(1, spec.epochs + 1):
         for idx in group.batches():
             x, y, parts = group.rows_of(idx)
+            x, y = group.augmented(x, y)
             masks = group.dropout_masks(group.row_count(x))
             loss, grads = group.loss_and_grads(x, y, masks, parts)
             group.check_divergence(loss, epoch)

@@ -14,13 +14,15 @@ def stream_seed(seed: int, stream: str) -> int:
 
 
 class ModelRng:
-    """The three random streams of one model: init, batch order, dropout masks."""
+    """The random streams of one model: init, batch order, dropout masks, and the shifts
+    of data augmentation."""
 
     def __init__(self, seed: int):
         self.seed = seed
         self.init = torch.Generator().manual_seed(stream_seed(seed, "init"))
         self.order = torch.Generator().manual_seed(stream_seed(seed, "order"))
         self.dropout = torch.Generator().manual_seed(stream_seed(seed, "dropout"))
+        self.augment = torch.Generator().manual_seed(stream_seed(seed, "augment"))
 
     def permutation(self, n: int) -> torch.Tensor:
         return torch.randperm(n, generator=self.order)
@@ -34,3 +36,7 @@ class ModelRng:
             out.fill_(1.0)
         else:
             torch.rand(out.shape, generator=self.dropout, out=out)
+
+    def shifts(self, n: int, most: int) -> torch.Tensor:
+        """(n, 2) whole-pixel shifts (down, right), each uniform in -most..most."""
+        return torch.randint(-most, most + 1, (n, 2), generator=self.augment)

@@ -41,8 +41,17 @@ class TrainSpec:
     # evaluate validation and test once, where each model's training ends (its last curve
     # row), not at every log (the training rows are evaluated at every log, for stopping)
     splits_at_end: bool = False
+    # data augmentation (a CNN's): every training image of every step moved by a random
+    # whole number of pixels, up to this many in each direction, the uncovered border
+    # zero (AlexNet's random crops); each model draws its shifts from its own stream.
+    # Evaluation sees the images unmoved. 0: none
+    shift: int = 0
 
     def __post_init__(self):
+        if self.shift < 0:
+            raise ValueError(f"shift must be at least 0, got {self.shift}")
+        if self.shift and not isinstance(self.arch, ConvNet):
+            raise ValueError("shift moves images: it applies to a ConvNet only")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; expected one of {LOSSES}")
         if self.init not in INITS:

@@ -1,6 +1,7 @@
 """What makes AlexNet better than LeNet: LeNet-5 as d2l writes it (sigmoid, average
 pooling, 6 and 16 channels of 5 x 5, dense 120-84), then AlexNet's ingredients added one
-at a time (ReLU, max pooling, dropout in the dense layers, wider convolutions), with d2l's
+at a time (ReLU, max pooling, dropout in the dense layers, wider convolutions, training
+images randomly shifted as AlexNet's random crops shift them), with d2l's
 one-hidden-layer MLP on the same images as the non-convolutional reference.
 
 Every variant trains at its own learning rate, chosen on validation accuracy and
@@ -27,10 +28,11 @@ from pipeline.datasets.mnist import SIDE
 from pipeline.findings import Analysis, Figure
 from pipeline.studies.base import Study, StudyOutput
 
-LADDER = ("mlp", "lenet", "relu", "maxpool", "dropout", "wider")
+LADDER = ("mlp", "lenet", "relu", "maxpool", "dropout", "wider", "shift")
 ADDED = {"lenet": "convolutions (sigmoid LeNet-5)", "relu": "ReLU", "maxpool": "max pooling",
-         "dropout": "dropout", "wider": "wider convolutions"}
-Variant = Literal["mlp", "lenet", "relu", "maxpool", "dropout", "wider"]
+         "dropout": "dropout", "wider": "wider convolutions",
+         "shift": "random shifts of the training images"}
+Variant = Literal["mlp", "lenet", "relu", "maxpool", "dropout", "wider", "shift"]
 
 
 class Params(Section):
@@ -47,6 +49,9 @@ class Params(Section):
     fit_loss: PositiveFloat = 0.03
     channels: grid(PositiveInt) = [6, 16]  # LeNet-5's two convolutions
     wide_channels: grid(PositiveInt) = [16, 32]  # the "wider" step's
+    # the "shift" step's augmentation: each training image, each step, moved by up to this
+    # many pixels in each direction (the border zero), as AlexNet's random crops move it
+    shift: PositiveInt = 2
     dense: grid(PositiveInt) = [120, 84]  # LeNet-5's dense layers
     dropout: Annotated[float, Field(gt=0, lt=1)] = 0.5  # AlexNet's rate
     mlp_hidden: PositiveInt = 256  # d2l's MLP
@@ -77,8 +82,9 @@ class Cnn(Study):
     order = 10
     answer = ("ladder", "cnn_vs_mlp")
     title = "Convolutional networks: LeNet to AlexNet"
-    question = ("Which of AlexNet's ingredients (ReLU, max pooling, dropout, width) improve "
-                "LeNet-5 on real MNIST digits, and does a CNN beat an MLP there?")
+    question = ("Which of AlexNet's ingredients (ReLU, max pooling, dropout, width, data "
+                "augmentation) improve LeNet-5 on real MNIST digits, and does a CNN beat an "
+                "MLP there?")
     Params = Params
     datasets = ("mnist",)
 
@@ -119,9 +125,11 @@ class Cnn(Study):
         p, y = self.p, data["mnist"]["y_train"]
         rows = subset(y, p.train_images, cell["seed"])
         net = network(cell["variant"], p, int(y.max()) + 1)
+        shifted = LADDER.index(cell["variant"]) >= LADDER.index("shift")
         spec = TrainSpec(net, p.optimizer, "cross_entropy", epochs=p.epochs,
                          batch_size=p.batch_size, log_every=p.log_every,
-                         stop_below=p.fit_loss, splits_at_end=True)
+                         stop_below=p.fit_loss, splits_at_end=True,
+                         shift=p.shift if shifted else 0)
         rates = (p.dropout,) * len(net.dropout_widths())
         return Job(spec, seed=cell["seed"], lr=cell["lr"], rows=rows, dropout=rates)
 
@@ -179,8 +187,9 @@ class Cnn(Study):
                      for v in names]
             a.findings.append(F.estimate(
                 "unfit", f"Not fitted within {p.epochs} epochs at the chosen learning rate: "
-                f"{'; '.join(parts)}, against the {p.fit_loss:g} the others reach; its "
-                "steps compare a network still learning with finished ones.",
+                f"{'; '.join(parts)}, against the {p.fit_loss:g} the others reach; "
+                f"{'its' if len(names) == 1 else 'their'} steps compare a network still "
+                "learning with finished ones.",
                 variants=names))
         if {"mlp", "relu"} <= set(learned):  # a CNN against the MLP, both with ReLU
             a.findings.append(F.comparison("cnn_vs_mlp", stats.compare(
@@ -245,8 +254,10 @@ class Cnn(Study):
                 f"{c[1]} channels, each followed by sigmoid and 2 x 2 average pooling, then "
                 f"dense {'-'.join(map(str, d))} with sigmoid, then 10 outputs. Each step adds "
                 f"one of AlexNet's ingredients to the one before: ReLU for sigmoid, max for "
-                f"average pooling, dropout {p.dropout:g} after each dense hidden layer, and "
-                f"convolutions of {w[0]} and {w[1]} channels. d2l's MLP (one hidden layer of "
+                f"average pooling, dropout {p.dropout:g} after each dense hidden layer, "
+                f"convolutions of {w[0]} and {w[1]} channels, and training images moved "
+                f"each step by up to {p.shift} pixels in each direction (AlexNet's random "
+                f"crops; evaluation sees them unmoved). d2l's MLP (one hidden layer of "
                 f"{p.mlp_hidden}, ReLU) on the same images is the non-convolutional "
                 f"reference (its step to sigmoid LeNet changes the activation too; ReLU LeNet "
                 f"against it is compared on its own). torch's default init; {p.optimizer} "
