@@ -626,9 +626,9 @@ def test_with_data_seeds_each_seed_trains_on_its_own_draw(outputs):
 def test_each_cnn_step_adds_one_ingredient_to_the_step_before():
     """LeNet-5 as d2l writes it (61,706 parameters), then each step of the ladder changes
     exactly what it names and nothing else; d2l's MLP beside it."""
-    from pipeline.studies.cnn import Cnn, Params, network
+    from pipeline.studies.cnn import LADDER, Cnn, Params, network
 
-    p = Params()
+    p = Params(variants=list(LADDER))
     nets = {v: network(v, p) for v in p.variants}
     assert nets["mlp"].layers == (("flatten",), ("linear", 256), ("act", "relu"),
                                   ("linear", 10))
