@@ -3,6 +3,7 @@ LeNet grid torch.func's model ensembling (vmap over stacked parameters) as well.
 
     python -m benchmarks.engine            # the d2l / DLSP20 settings
     python -m benchmarks.engine --scale 0.1  # a tenth of the epochs, for a quick look
+    python -m benchmarks.engine --torch-pooling  # the engine's CNNs on torch's pooling
 
 Prints seconds for both, their ratio, and the engine's achieved GFLOP/s beside a large
 fp32 matmul's in this run (the machine is noisy: compare within one run only).
@@ -171,7 +172,16 @@ def grids(scale: float) -> dict[str, tuple[list[Job], TrainData]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the epochs")
+    parser.add_argument("--torch-pooling", action="store_true",
+                        help="the engine's CNNs pool with F.avg_pool2d / F.max_pool2d "
+                        "instead of its strided views")
     args = parser.parse_args()
+    if args.torch_pooling:
+        import torch.nn.functional as F
+
+        from pipeline.engine import convnet
+
+        convnet.avg_pool, convnet.max_pool = F.avg_pool2d, F.max_pool2d
     torch.set_flush_denormal(True)
     peak = matmul_peak()
     print(f"large fp32 matmul: {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads)")

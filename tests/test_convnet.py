@@ -304,5 +304,9 @@ def test_shift_is_refused_where_it_cannot_apply():
 
     with pytest.raises(ValueError, match="at least 0"):
         TrainSpec(SMALL, shift=-1)
+    with pytest.raises(ValueError, match="whole number"):
+        TrainSpec(SMALL, shift=1.5)
+    with pytest.raises(ValueError, match="out of its frame"):
+        TrainSpec(SMALL, shift=8)
     with pytest.raises(ValueError, match="ConvNet only"):
         TrainSpec(Arch((4, 3)), shift=1)

@@ -227,8 +227,8 @@ def shift_images(x: torch.Tensor, shifts: torch.Tensor, most: int) -> torch.Tens
     most), the uncovered border zero: out[b, :, i, j] = x[b, :, i - down, j - right]."""
     B, C, H, W = x.shape
     padded = F.pad(x, (most, most, most, most))
-    top = (most - shifts[:, 0]).to(x.device)
-    left = (most - shifts[:, 1]).to(x.device)
+    corner = (most - shifts).to(x.device)  # where each image's window starts, padded
+    top, left = corner[:, 0], corner[:, 1]
     rows = top[:, None] + torch.arange(H, device=x.device)      # (B, H)
     cols = left[:, None] + torch.arange(W, device=x.device)     # (B, W)
     b = torch.arange(B, device=x.device)[:, None, None]
@@ -352,9 +352,10 @@ class _AvgPool(torch.autograd.Function):
 
 class _MaxPool(torch.autograd.Function):
     """max_pool2d(x, k) (stride k, no padding) as maxima of strided views, the gradient
-    to the first maximum of each window in row-major order, as torch's kernel gives it;
-    measured 3x faster on this CPU than its kernel (forward and backward, LeNet's
-    pools, one thread)."""
+    to the first maximum of each window in row-major order, as torch's kernel gives it
+    (ties included; a window holding NaN passes no gradient, where torch's passes it to
+    its last NaN: a NaN loss freezes its model before any update). Measured 6x faster
+    forward on this CPU than torch's kernel; its backward costs about the same."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, k: int) -> torch.Tensor:

@@ -165,8 +165,12 @@ class Group:
             return x, y
         if x.dim() == 4:  # the full batch, shared: each model now gets its own copy
             x, y = x.expand(self.G, *x.shape), y.expand(self.G, *y.shape)
-        return torch.stack([convnet.shift_images(x[g], r.shifts(x.shape[1], most), most)
-                            for g, r in enumerate(self.rngs)]), y
+        # every model draws (its stream moves on as it would in any group); a frozen
+        # model's images are not moved, as it no longer trains on them
+        draws = [r.shifts(x.shape[1], most) for r in self.rngs]
+        return torch.stack([x[g] if g in self.frozen else
+                            convnet.shift_images(x[g], d, most)
+                            for g, d in enumerate(draws)]), y
 
     def masked(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.input_mask is None else x * self.input_mask

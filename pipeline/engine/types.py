@@ -48,10 +48,14 @@ class TrainSpec:
     shift: int = 0
 
     def __post_init__(self):
-        if self.shift < 0:
-            raise ValueError(f"shift must be at least 0, got {self.shift}")
+        if not isinstance(self.shift, int) or isinstance(self.shift, bool) or self.shift < 0:
+            raise ValueError(f"shift must be a whole number of pixels, at least 0, got "
+                             f"{self.shift!r}")
         if self.shift and not isinstance(self.arch, ConvNet):
             raise ValueError("shift moves images: it applies to a ConvNet only")
+        if self.shift and self.shift >= min(self.arch.input[1:]):
+            raise ValueError(f"shift {self.shift} would move a {self.arch.input[1:]} image "
+                             "out of its frame; it must be smaller than the image")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; expected one of {LOSSES}")
         if self.init not in INITS:

