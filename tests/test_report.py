@@ -295,6 +295,31 @@ def test_whole_grid_tables_are_folded_in_the_html_and_in_the_pdf_appendix(built)
     assert not any(squash(c) in squash(body) for c in captions)
 
 
+
+def test_the_pdf_body_keeps_settings_and_the_reproduced_results_for_its_appendix(built):
+    """In the PDF a study's setting and the scorecard's reproduced rows are in the
+    appendix, not in the body; the body's scorecard keeps its counts and the results not
+    reproduced. The HTML keeps both in place."""
+    from pypdf import PdfReader
+
+    root, html = built
+    text = [p.extract_text() for p in PdfReader(root / "reports" / "report.pdf").pages]
+    appendix = next(i for i, t in enumerate(text) if "Appendix: findings in full" in t)
+    squash = lambda s: re.sub(r"\s+", "", s)  # noqa: E731
+    body, after = squash(" ".join(text[:appendix])), squash(" ".join(text[appendix:]))
+    settings = re.findall(r'<p class="setting"><strong>Setting.</strong> ([^<]+)', html)
+    assert len(settings) == len(studies.names())
+    for setting in settings:
+        start = squash(html_lib.unescape(setting))[:40]
+        assert start in after and start not in body
+    card = pd.read_csv(root / "reports" / "scorecard.csv")
+    assert squash("recipe results reproduced") in body
+    for r in card.itertuples():
+        claim = squash(str(r.claim))[:30]
+        assert claim in after
+        assert (claim in body) == (not r.reproduced)
+
+
 def test_no_statement_is_longer_than_300_characters(built):
     root, _ = built
     for path in (root / "reports" / "findings.json", ROOT / "reports" / "findings.json"):
