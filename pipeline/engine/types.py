@@ -43,8 +43,8 @@ class TrainSpec:
     splits_at_end: bool = False
     # data augmentation (a CNN's): every training image of every step moved by a random
     # whole number of pixels, up to this many in each direction, the uncovered border
-    # zero (AlexNet's random crops); each model draws its shifts from its own stream.
-    # Evaluation sees the images unmoved. 0: none
+    # zero (in the spirit of AlexNet's random crops); each model draws its shifts from
+    # its own stream, and evaluation sees the images unmoved. 0: none
     shift: int = 0
 
     def __post_init__(self):
