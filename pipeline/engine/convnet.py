@@ -337,10 +337,9 @@ class _AvgPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, k: int) -> torch.Tensor:
         ctx.k, ctx.shape = k, x.shape
-        rows = _reduce(_rows_of(x, k), torch.add)          # (B, C, h, w * k)
-        B, C, h, wk = rows.shape
-        cols = rows.view(B, C, h, wk // k, k).unbind(-1)
-        return _reduce(cols, torch.add).mul_(1.0 / (k * k))
+        grid = _grid(x, k)
+        rows = _reduce(grid.unbind(3), torch.add)          # (B, C, h, w, k)
+        return _reduce(rows.unbind(-1), torch.add).mul_(1.0 / (k * k))
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
@@ -382,20 +381,18 @@ class _MaxPool(torch.autograd.Function):
         return _pad_to(_spread(g, ctx.k, first_max), x.shape), None
 
 
+def _grid(x: torch.Tensor, k: int) -> torch.Tensor:
+    """x's k x k windows as (B, C, H // k, k, W // k, k): row i, column j of each window
+    at [:, :, :, i, :, j] (rows and columns no window covers left out)."""
+    B, C, H, W = x.shape
+    h, w = H // k, W // k
+    return x[:, :, :h * k, :w * k].reshape(B, C, h, k, w, k)
+
+
 def _windows(x: torch.Tensor, k: int) -> list[torch.Tensor]:
     """Position s = i * k + j of every window: k * k views (B, C, H // k, W // k)."""
-    B, C, H, W = x.shape
-    h, w = H // k, W // k
-    a = x[:, :, :h * k, :w * k].reshape(B, C, h, k, w, k)
-    return [a[:, :, :, i, :, j] for i in range(k) for j in range(k)]
-
-
-def _rows_of(x: torch.Tensor, k: int) -> list[torch.Tensor]:
-    """Row i of every window, i < k: k views (B, C, H // k, (W // k) * k)."""
-    B, C, H, W = x.shape
-    h, w = H // k, W // k
-    a = x[:, :, :h * k, :w * k].reshape(B, C, h, k, w * k)
-    return [a[:, :, :, i] for i in range(k)]
+    grid = _grid(x, k)
+    return [grid[:, :, :, i, :, j] for i in range(k) for j in range(k)]
 
 
 def _reduce(parts, op) -> torch.Tensor:
