@@ -14,6 +14,7 @@ torch.nn + autograd + torch.optim model by model.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -331,6 +332,8 @@ def train_group(jobs: list[Job], data: TrainData, device: torch.device,
     if spec.grad_norms:
         group.log(0)  # the state at initialisation
     for epoch in range(1, spec.epochs + 1):
+        if spec.schedule == "cosine":
+            group.opt.scale_lr((1 + math.cos(math.pi * (epoch - 1) / spec.epochs)) / 2)
         for idx in group.batches():
             x, y, parts = group.rows_of(idx)
             x, y = group.augmented(x, y)

@@ -28,8 +28,10 @@ class BatchedOptimizer:
         self.momentum = _per_model(momentum, device=dev)
         # bias corrections are computed in float64, as torch.optim does with Python floats
         self.lr64 = torch.as_tensor(lr, dtype=torch.float64)
-        wd64 = torch.as_tensor(weight_decay, dtype=torch.float64)
-        self.decoupled = _per_model(1 - self.lr64 * wd64, device=dev)  # AdamW's p *= 1 - lr*wd
+        self.wd64 = torch.as_tensor(weight_decay, dtype=torch.float64)
+        # AdamW's p *= 1 - lr * wd
+        self.decoupled = _per_model(1 - self.lr64 * self.wd64, device=dev)
+        self.base_lr64 = self.lr64
         b = torch.as_tensor(betas, dtype=torch.float64).reshape(-1, 2)
         self.beta1_64, self.beta2_64 = b[:, 0], b[:, 1]
         self.one_minus_beta1 = _per_model(1 - b[:, 0], device=dev)
@@ -41,6 +43,15 @@ class BatchedOptimizer:
         # momentum buffers, or Adam's first moments; Adam's second moments
         self.state = [torch.zeros_like(p) for p in params] if kind != "sgd" else []
         self.state2 = [torch.zeros_like(p) for p in params] if kind.startswith("adam") else []
+
+    def scale_lr(self, factor: float) -> None:
+        """Every model's learning rate becomes its own times factor (a schedule's), from
+        the next step on; computed in float64 from the base rate, as torch.optim's
+        schedulers set a group's Python float."""
+        dev = self.params[0].device
+        self.lr64 = self.base_lr64 * factor
+        self.lr = _per_model(self.lr64, device=dev)
+        self.decoupled = _per_model(1 - self.lr64 * self.wd64, device=dev)
 
     def step(self, grads: list[torch.Tensor], active: torch.Tensor | None = None) -> None:
         """One update. active (G,) bool: models with False keep their parameters;

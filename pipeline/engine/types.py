@@ -11,6 +11,7 @@ from pipeline.engine.convnet import ConvNet
 from pipeline.engine.models import INITS, Arch
 
 LOSSES = ("mse", "half_mse", "cross_entropy")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,15 @@ class TrainSpec:
     # zero (in the spirit of AlexNet's random crops); each model draws its shifts from
     # its own stream, and evaluation sees the images unmoved. 0: none
     shift: int = 0
+    # the learning rate over epochs: "constant", or "cosine", each model's rate times
+    # (1 + cos(pi (e - 1) / epochs)) / 2 in epoch e (1, 2, ...): annealed towards zero
+    # over the bound, as torch.optim.lr_scheduler.CosineAnnealingLR(T_max=epochs) stepped
+    # once per epoch (d2l 12.11)
+    schedule: str = "constant"
 
     def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; expected one of {SCHEDULES}")
         if not isinstance(self.shift, int) or isinstance(self.shift, bool) or self.shift < 0:
             raise ValueError(f"shift must be a whole number of pixels, at least 0, got "
                              f"{self.shift!r}")

@@ -31,12 +31,17 @@ class Params(Section):
     bottlenecks: grid(PositiveInt) = [2, 4, 8, 16, 32]
     activations: grid(Literal["none", "relu"]) = ["none", "relu"]
     tied: grid(bool) = [False, True]
-    lr: PositiveFloat = 0.01
+    # Adam's learning rate, bracketed on validation loss for each model at each width
+    lrs: grid(PositiveFloat) = [0.001, 0.003, 0.01, 0.03, 0.1]
     batch_size: PositiveInt = 64
-    epochs: PositiveInt = 120  # with until_converged, the bound
-    # train each model until it converges (converge_tol), at most `epochs`: the question
-    # is about the optimum (does the linear autoencoder reach PCA?)
-    until_converged: bool = True
+    epochs: PositiveInt = 150
+    # cosine: each rate annealed towards zero over the epochs, so that minibatch noise
+    # does not hold a model above its optimum (the question is about the optimum: does
+    # the linear autoencoder reach PCA?); constant: the rate throughout
+    schedule: Literal["constant", "cosine"] = "cosine"
+    # train each model until it converges (converge_tol), at most `epochs`; with a
+    # constant rate only (the rule would end a schedule part-way)
+    until_converged: bool = False
     compare_at: PositiveInt = 8  # the bottleneck where models are compared
     shown_images: PositiveInt = 8
 
@@ -58,6 +63,10 @@ class Autoencoder(Study):
         if p.compare_at not in p.bottlenecks:
             raise ValueError(f"autoencoder.compare_at: {p.compare_at} is not one of the "
                              f"bottlenecks {p.bottlenecks}")
+        if p.until_converged and p.schedule != "constant":
+            raise ValueError(f"autoencoder.until_converged: stopping at convergence would end "
+                             f"the {p.schedule} schedule part-way; set autoencoder.schedule "
+                             "to constant, or until_converged to false")
 
     def arrays(self, data: dict) -> dict:
         """Inputs are their own targets."""
@@ -68,9 +77,24 @@ class Autoencoder(Study):
     def cells(self) -> list[dict]:
         p = self.p
         return [{"dataset": "images/reconstruct", "bottleneck": k, "activation": a,
-                 "tied": t, "model": LABELS[(a, t)], "seed": s}
-                for k, a, t, s in itertools.product(p.bottlenecks, p.activations, p.tied,
-                                                    self.seeds)]
+                 "tied": t, "model": LABELS[(a, t)], "lr": lr, "seed": s}
+                for k, a, t, lr, s in itertools.product(p.bottlenecks, p.activations, p.tied,
+                                                        p.lrs, self.seeds)]
+
+    def brackets(self) -> list:
+        from pipeline.bracketing import Bracket
+
+        return [Bracket("lr", "val_loss", maximize=False, by=("bottleneck", "model"))]
+
+    def chosen(self, cells: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+        """Each model's learning rate at each width, and the cells at those rates."""
+        bracket = self.brackets()[0]
+        chosen = {(k, m): bracket.select(cells, {"bottleneck": k, "model": m})
+                  for k, m in cells[["bottleneck", "model"]].drop_duplicates().itertuples(
+                      index=False)}
+        mine = pd.concat([stats.where(cells, {"bottleneck": k, "model": m, "lr": s.chosen})
+                          for (k, m), s in chosen.items()])
+        return chosen, mine
 
     def job(self, cell: dict, data: dict):
         from pipeline.engine import Arch, Job, TrainSpec
@@ -80,8 +104,9 @@ class Autoencoder(Study):
         p = self.p
         spec = TrainSpec(arch, "adam", "mse", epochs=p.epochs, batch_size=p.batch_size,
                          log_every=max(1, p.epochs // (40 if p.until_converged else 10)),
-                         stop_tol=self.config.converge_tol if p.until_converged else None)
-        return Job(spec, seed=cell["seed"], lr=self.p.lr)
+                         stop_tol=self.config.converge_tol if p.until_converged else None,
+                         schedule=p.schedule)
+        return Job(spec, seed=cell["seed"], lr=cell["lr"])
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
         import torch
@@ -102,9 +127,11 @@ class Autoencoder(Study):
         out.tables["pca"] = pd.DataFrame(rows)
         shown = d["x_test"][:self.p.shown_images]
         images = [image_rows("input", shown)]
+        chosen, _ = self.chosen(out.cells)
         for i, cell in enumerate(out.cells.to_dict("records")):
             if cell["seed"] == self.seeds[0] and cell["activation"] == self.p.activations[0] \
-                    and cell["tied"] == self.p.tied[0]:
+                    and cell["tied"] == self.p.tied[0] \
+                    and cell["lr"] == chosen[(cell["bottleneck"], cell["model"])].chosen:
                 rec = predict(results[i].job.spec.arch, results[i].params,
                               torch.as_tensor(shown)).numpy()
                 images.append(image_rows(f"{cell['model']}, {cell['bottleneck']} units",
@@ -113,12 +140,19 @@ class Autoencoder(Study):
 
     def analyze(self, out: StudyOutput) -> Analysis:
         a = Analysis()
-        cells, p = out.cells, self.p
+        p = self.p
+        chosen, cells = self.chosen(out.cells)
+        a.findings.append(F.selections("lrs", {f"{m}, {k} units": s for (k, m), s in
+                                               chosen.items()}, "Learning rates"))
         pca = out.tables["pca"]
-        t = a.table("reconstruction", "Test reconstruction error (mean squared error per "
-                    "pixel) over seeds",
-                    stats.summarize(cells, ["bottleneck", "model", "activation", "tied"],
-                                    ["train_loss", "test_loss"]))
+        t = a.table("reconstruction", "Reconstruction error (mean squared error per pixel) "
+                    "of each model at its learning rate chosen on validation loss, over seeds",
+                    stats.summarize(cells, ["bottleneck", "model", "activation", "tied", "lr"],
+                                    ["train_loss", "val_loss", "test_loss"]))
+        a.table("grid", "Reconstruction error by model, width and learning rate over seeds "
+                "(bracket_round: 0 for the grid, k for a value added in round k)",
+                stats.summarize(out.cells, ["bottleneck", "model", "lr", "bracket_round"],
+                                ["train_loss", "val_loss", "test_loss"]), show=False)
         a.table("pca", "PCA with as many components as the bottleneck", pca)
         linear = t[t["model"] == "linear"].merge(pca, on="bottleneck")
         if len(linear):
@@ -145,14 +179,21 @@ class Autoencoder(Study):
                 reached=[int(b) for b, ok in zip(linear["bottleneck"], near) if ok]))
             for r, ratio in zip(linear.itertuples(), ratios):
                 a.metric(f"linear_over_pca/{int(r.bottleneck)}", float(ratio))
+        self._relu_optimum(a, t.merge(pca, on="bottleneck"))
+
+        def side(w: int, act: str, tie: bool) -> dict:  # a model at its own rate
+            lr = chosen[(w, LABELS[(act, tie)])].chosen
+            return {"bottleneck": w, "activation": act, "tied": tie, "lr": lr}
+
         k = p.compare_at
         pairs = [(("relu", False), ("none", False), "the ReLU encoder", "the linear encoder"),
                  (("none", True), ("none", False), "the tied linear autoencoder",
-                  "the untied linear autoencoder")]
+                  "the untied linear autoencoder"),
+                 (("relu", True), ("relu", False), "the tied ReLU autoencoder",
+                  "the untied ReLU autoencoder")]
         for (act_a, tie_a), (act_b, tie_b), label_a, label_b in pairs:
             if {act_a, act_b} <= set(p.activations) and {tie_a, tie_b} <= set(p.tied):
-                c = stats.compare(cells, {"bottleneck": k, "activation": act_a, "tied": tie_a},
-                                  {"bottleneck": k, "activation": act_b, "tied": tie_b},
+                c = stats.compare(cells, side(k, act_a, tie_a), side(k, act_b, tie_b),
                                   "test_loss", label_a=label_a, label_b=label_b,
                                   higher_is_better=False)
                 pair = f"{act_a}_{tie_a}_vs_{act_b}_{tie_b}"
@@ -161,8 +202,7 @@ class Autoencoder(Study):
                 widths = [w for w in p.bottlenecks if w != k]
                 level = stats.family_level(len(widths))
                 others = [stats.compare(
-                    cells, {"bottleneck": w, "activation": act_a, "tied": tie_a},
-                    {"bottleneck": w, "activation": act_b, "tied": tie_b}, "test_loss",
+                    cells, side(w, act_a, tie_a), side(w, act_b, tie_b), "test_loss",
                     label_a=label_a, label_b=label_b, higher_is_better=False, level=level)
                     for w in widths]
                 # the same way round as the sentence above (its winner first)
@@ -191,16 +231,45 @@ class Autoencoder(Study):
                                 "images", "result/reconstructions"))
         return a
 
+    def _relu_optimum(self, a: Analysis, t: pd.DataFrame) -> None:
+        """A ReLU encoder with biases that keep every unit active is the linear one, so
+        its optimum is at least as good as PCA's: its training error against PCA's says
+        how far its training stopped short."""
+        relu = t[t["activation"] == "relu"]
+        if relu.empty:
+            return
+        tol = self.config.converge_tol
+        parts, above = [], {}
+        for model, rows in relu.groupby("model", sort=False):
+            ratio = rows["train_loss_mean"] / rows["pca_train_loss"]
+            above[model] = [int(k) for k, r in zip(rows["bottleneck"], ratio) if r > 1 + tol]
+            parts.append(f"{model}: {stats.fmt(ratio.min(), 3)} to {stats.fmt(ratio.max(), 3)}"
+                         if len(ratio) > 1 else f"{model}: {stats.fmt(ratio.iloc[0], 3)}")
+        short = sum(map(len, above.values()))
+        verdict = ("so at every width they stop short of an optimum at least as good as "
+                   "PCA's, and their comparisons with the linear autoencoder are of what "
+                   "training reaches, not of what the models can represent" if short == len(relu)
+                   else f"more than {tol:.0%} above it in {short} of {len(relu)} model and "
+                   "width pairs" if short else f"within {tol:.0%} of it everywhere")
+        a.findings.append(F.estimate(
+            "relu_optimum", "A ReLU encoder can represent the linear one (biases that keep "
+            "every unit active), yet on their training images the ReLU autoencoders' error is "
+            f"{'; '.join(parts)} times PCA's, {verdict}.",
+            above=above, widths=sorted(int(k) for k in relu["bottleneck"].unique())))
+
     def setting(self) -> str:
         p, d = self.p, self.config.data.images
         return (f"The {d.source} images, flattened, each its own target. Autoencoders n -> "
                 f"k -> n with k in {', '.join(map(str, p.bottlenecks))}, encoders "
                 f"{', '.join('linear' if a == 'none' else a for a in p.activations)}, a linear "
-                f"decoder, tied (W' = W^T) and untied; Adam at lr {p.lr:g}, batch "
-                f"{p.batch_size}, "
-                + (f"each model until it converged (its training loss falling by less than "
+                f"decoder, tied (W' = W^T) and untied; Adam, batch {p.batch_size}, each "
+                f"model's learning rate at each width chosen on validation loss from "
+                f"{', '.join(f'{v:g}' for v in p.lrs)} (bracketed)"
+                + (", annealed to zero over the epochs (cosine)" if p.schedule == "cosine"
+                   else "")
+                + ("; each model until it converged (its training loss falling by less than "
                    f"{self.config.converge_tol:.0%} over a tenth of {p.epochs} epochs), at "
-                   f"most {p.epochs} epochs" if p.until_converged else f"{p.epochs} epochs")
+                   f"most {p.epochs} epochs" if p.until_converged else f"; {p.epochs} epochs")
                 + ", on the mean squared error per pixel. "
                 f"PCA (scikit-learn) with k components on the same training images. Means "
                 f"over {len(self.seeds)} seeds.")
