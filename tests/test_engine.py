@@ -215,9 +215,12 @@ def test_cosine_schedule_equals_torchs_cosine_annealing(kind, optimizer):
     assert not torch.equal(train(jobs, data)[0].params[0], train(flat, data)[0].params[0])
 
 
-def test_an_unknown_schedule_is_refused():
+def test_an_unknown_schedule_or_one_with_the_convergence_stop_is_refused():
     with pytest.raises(ValueError, match="schedule"):
         TrainSpec(Arch((2, 1), "none"), schedule="step")
+    with pytest.raises(ValueError, match="constant schedule only"):
+        TrainSpec(Arch((2, 1), "none"), schedule="cosine", stop_tol=0.01)
+    TrainSpec(Arch((2, 1), "none"), schedule="cosine", stop_below=0.01)  # a floor is fine
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)

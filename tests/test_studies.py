@@ -476,6 +476,8 @@ def test_the_relu_optimum_finding_counts_the_widths_short_of_pca(outputs):
         ratio = rows.set_index("bottleneck")["train_loss_mean"] / pca
         want = [int(k) for k, r in ratio.dropna().items() if r > 1 + study.config.converge_tol]
         assert f.data["above"][model] == want
+    every = all(len(v) == len(f.data["widths"]) for v in f.data["above"].values())
+    assert f.text.startswith("At every width the ReLU autoencoders stop short") == every
 
 
 def test_the_pca_finding_says_where_training_reached_pca(outputs):
@@ -487,7 +489,8 @@ def test_the_pca_finding_says_where_training_reached_pca(outputs):
     chosen = a.tables["reconstruction"][1].set_index(["model", "bottleneck"])
     ratio = chosen.loc["linear", "train_loss_mean"] / pca["pca_train_loss"]
     # nothing fits its training images better than PCA, at any learning rate
-    every = out.cells[out.cells["model"] == "linear"].merge(pca, on="bottleneck")
+    every = out.cells[out.cells["model"] == "linear"]
+    every = every[~stats.failed(every)].merge(pca, on="bottleneck")
     assert (every["train_loss"] > (1 - 1e-3) * every["pca_train_loss"]).all()
     f = _finding(a, "pca")
     assert f.data["train_ratios"] == pytest.approx(ratio.tolist())

@@ -56,6 +56,10 @@ class TrainSpec:
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; expected one of {SCHEDULES}")
+        if self.schedule != "constant" and self.stop_tol is not None:
+            raise ValueError("stop_tol stops a model whose loss has settled, which an annealed "
+                             "rate brings about whatever the model: use it with a constant "
+                             "schedule only")
         if not isinstance(self.shift, int) or isinstance(self.shift, bool) or self.shift < 0:
             raise ValueError(f"shift must be a whole number of pixels, at least 0, got "
                              f"{self.shift!r}")

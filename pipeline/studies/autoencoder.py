@@ -49,7 +49,8 @@ class Params(Section):
 class Autoencoder(Study):
     name = "autoencoder"
     order = 9
-    answer = ("pca", "relu_False_vs_none_False")  # the findings the summary gives
+    # the findings the summary gives: PCA reached, and the ReLU encoder at every width
+    answer = ("pca", "relu_False_vs_none_False_other_widths")
     title = "Autoencoders: bottleneck width, and the linear autoencoder vs PCA"
     question = ("How does reconstruction improve with the bottleneck, what does a "
                 "non-linearity or tying the weights change, and does the linear "
@@ -243,19 +244,31 @@ class Autoencoder(Study):
         for model, rows in relu.groupby("model", sort=False):
             ratio = rows["train_loss_mean"] / rows["pca_train_loss"]
             above[model] = [int(k) for k, r in zip(rows["bottleneck"], ratio) if r > 1 + tol]
-            parts.append(f"{model}: {stats.fmt(ratio.min(), 3)} to {stats.fmt(ratio.max(), 3)}"
-                         if len(ratio) > 1 else f"{model}: {stats.fmt(ratio.iloc[0], 3)}")
+            span = (f"{stats.fmt(ratio.min(), 3)} to {stats.fmt(ratio.max(), 3)}"
+                    if len(ratio) > 1 else stats.fmt(ratio.iloc[0], 3))
+            parts.append(f"{span} ({model})")
+        lost = int(relu.get("n_collapsed", pd.Series(0)).fillna(0).sum()
+                   + relu.get("n_diverged", pd.Series(0)).fillna(0).sum())
+        runs = int(relu["n"].sum()) + lost
         short = sum(map(len, above.values()))
-        verdict = ("so at every width they stop short of an optimum at least as good as "
-                   "PCA's, and their comparisons with the linear autoencoder are of what "
-                   "training reaches, not of what the models can represent" if short == len(relu)
-                   else f"more than {tol:.0%} above it in {short} of {len(relu)} model and "
-                   "width pairs" if short else f"within {tol:.0%} of it everywhere")
+        error = f"training error {' and '.join(parts)} times PCA's" + (
+            f" (over the runs that trained; {lost} of {runs} collapsed or diverged)"
+            if lost else "")
+        why = ("A ReLU encoder whose biases keep every unit active is the linear one, so PCA's "
+               "error is within its reach")
+        if short == len(relu):
+            text = (f"At every width the ReLU autoencoders stop short of an optimum they can "
+                    f"represent, their {error}. {why}. Their comparisons, with the linear "
+                    "autoencoder and tied against untied, are of what training reaches, not "
+                    "of what the models can represent.")
+        else:
+            text = (f"The ReLU autoencoders' {error}: "
+                    + (f"more than {tol:.0%} above it in {short} of {len(relu)} model and "
+                       "width pairs." if short else f"within {tol:.0%} of it everywhere.")
+                    + f" {why}.")
         a.findings.append(F.estimate(
-            "relu_optimum", "A ReLU encoder can represent the linear one (biases that keep "
-            "every unit active), yet on their training images the ReLU autoencoders' error is "
-            f"{'; '.join(parts)} times PCA's, {verdict}.",
-            above=above, widths=sorted(int(k) for k in relu["bottleneck"].unique())))
+            "relu_optimum", text, above=above, left_out=lost,
+            widths=sorted(int(k) for k in relu["bottleneck"].unique())))
 
     def setting(self) -> str:
         p, d = self.p, self.config.data.images
@@ -265,7 +278,7 @@ class Autoencoder(Study):
                 f"decoder, tied (W' = W^T) and untied; Adam, batch {p.batch_size}, each "
                 f"model's learning rate at each width chosen on validation loss from "
                 f"{', '.join(f'{v:g}' for v in p.lrs)} (bracketed)"
-                + (", annealed to zero over the epochs (cosine)" if p.schedule == "cosine"
+                + (", annealed towards zero over the epochs (cosine)" if p.schedule == "cosine"
                    else "")
                 + ("; each model until it converged (its training loss falling by less than "
                    f"{self.config.converge_tol:.0%} over a tenth of {p.epochs} epochs), at "
