@@ -103,6 +103,24 @@ def test_a_long_sentence_is_cut_at_a_clause():
     assert answers.statement(three) == "One. Two."  # a sentence and its next, at most
 
 
+def test_a_cut_never_leaves_a_parenthesis_open():
+    """Cut at the last clause break outside any parenthesis, or before the one it would
+    fall in; a break inside a parenthesis is no clause break."""
+    inside = {"id": "e", "kind": "estimate", "data": {}, "text": (
+        "Run as published (newton-cg, tol = 1), the regression of the version installed here "
+        "(1.9.1; the published numbers came from earlier versions) stops before it learns: "
+        "test accuracy 0.0968 (the majority class: 0.0857, which " + "is long " * 20 + ").")}
+    short = answers.statement(inside)
+    assert short == ("Run as published (newton-cg, tol = 1), the regression of the version "
+                     "installed here (1.9.1; the published numbers came from earlier "
+                     "versions) stops before it learns …")
+    words = {"id": "e", "kind": "estimate", "data": {}, "text": (
+        "A clause of 1.5 and then " + "word " * 30 + "(an aside 2.0 that " + "runs " * 40
+        + ").")}
+    short = answers.statement(words)
+    assert short.count("(") == short.count(")") and short.endswith("word …")
+
+
 def test_the_answer_takes_the_named_findings_else_the_first_comparison():
     estimate = {"id": "e", "kind": "estimate", "text": "A number.", "data": {}}
     win = _comparison("w", _c("a", 0.03, 0.01, 0.05))

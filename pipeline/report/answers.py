@@ -159,11 +159,25 @@ def _cut(text: str, limit: int = SHORT) -> str:
         return first
     limit = min(limit, SHORT)
     room = first[:limit - 2]
-    for sep in ("; ", ": ", ", "):
-        head = room.rsplit(sep, 1)[0]
-        if sep in room and len(head) > limit // 3:
-            return head + " …"
-    return room.rsplit(" ", 1)[0] + " …"
+    depth = _depths(room)
+    for sep in ("; ", ": ", ", "):  # the last clause break outside any parenthesis
+        at = [i for i in range(len(room)) if room.startswith(sep, i) and depth[i] == 0]
+        if at and at[-1] > limit // 3:
+            return room[:at[-1]] + " …"
+    cut = room.rsplit(" ", 1)[0]
+    if depth[len(cut) - 1]:  # inside a parenthesis: before it
+        cut = cut[:max(i for i in range(len(cut)) if cut[i] == "(" and depth[i] == 1)]
+    return cut.rstrip(" ,;:") + " …"
+
+
+def _depths(text: str) -> list[int]:
+    """How many parentheses are open at each character (an opening one counts itself)."""
+    out, depth = [], 0
+    for ch in text:
+        depth += ch == "("
+        out.append(depth)
+        depth -= ch == ")" and depth > 0
+    return out
 
 
 def _what(data: dict, c: Comparison) -> str:
