@@ -167,8 +167,8 @@ def extend(study, cells: pd.DataFrame, grid: list[dict], round_: int) -> list[di
             finished = stats._ok(stats.where(b.rows(cells), b.where | fixed))
             if finished[b.on].dropna().empty:
                 continue  # every run failed (diverged or collapsed): no choice to bracket
-            value, _ = b.next_value(cells, fixed)
-            if value is None:
+            value, why = b.next_value(cells, fixed)
+            if value is None or why:  # interior, or stopped ("stable" names its value)
                 continue
             chosen = b.select(cells, fixed).chosen
             for cell in grid:

@@ -44,6 +44,9 @@ def family(id: str, comparisons: list[Comparison], what: str, settings: list[str
     parts = []
     for setting, c in zip(settings, comparisons):
         word = "higher" if c.higher_is_better else "lower"
+        if not c.tested:
+            parts.append(f"{setting}: not compared, {stats.untested_text(c)}")
+            continue
         verdict = f"{c.winner} {word}" if c.winner else "indistinguishable"
         parts.append(f"{setting}: {verdict} ({stats.fmt_difference(c)})")
     first = comparisons[0]
@@ -67,7 +70,8 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
             f"listed is taken" if b.ties else "")
     chosen = (f", the choice on {stats.name(b.chosen_on)} ({fmt(b.chosen_value)}{tied}),"
               if b.chosen_on else "")
-    ties = [c for c in b.comparisons if c.verdict == "tie"]
+    ties = [c for c in b.comparisons if c.verdict == "tie" and c.tested]
+    untested = [c for c in b.comparisons if not c.tested]
     beaten = [c.label_b for c in b.comparisons if c.verdict == "a"]
     ahead = [c for c in b.comparisons if c.verdict == "b"]
     if not b.top:
@@ -93,6 +97,9 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
             text += " and is indistinguishable from " + "; ".join(
                 f"{c.label_b} ({fmt(c.mean_b, zeros=True)}; {stats.fmt_difference(c)})"
                 for c in ties)
+        if untested:
+            text += "; it is not compared with " if ties else " and is not compared with "
+            text += "; ".join(f"{c.label_b} ({stats.untested_text(c)})" for c in untested)
         text += "."
         if beaten:
             many = len(beaten) > 1
@@ -154,14 +161,15 @@ def selection(id: str, s: Selection, what: str, after: str = "",
     if s.edge:
         text += edge_note([edge_item("", s)], what)
     if null and not null["beats_null"]:
-        text = null_text(null) + " " + text
+        text = null_text(null, f"The chosen {what[:1].lower() + what[1:]}, {chosen},") + " " + text
     return Finding(id, "selection", text, s.to_dict() | (null or {}))
 
 
-def null_text(null: dict) -> str:
-    """'The choice does not beat the null model on test loss (the training mean, 0.0107).'"""
+def null_text(null: dict, who: str = "The choice") -> str:
+    """'The chosen lambda, 30, does not beat the null model on test loss (the training
+    mean, 0.0107).'"""
     model = f"{null['null_model']}, " if null["null_model"] else ""
-    return (f"The choice does not beat the null model on {stats.name(null['null_metric'])} "
+    return (f"{who} does not beat the null model on {stats.name(null['null_metric'])} "
             f"({model}{fmt(null['null'])}).")
 
 

@@ -173,6 +173,12 @@ class Comparison:
     def winner(self) -> str | None:
         return {"a": self.label_a, "b": self.label_b}.get(self.verdict)
 
+    @property
+    def tested(self) -> bool:
+        """At least two pairs: with fewer there is no interval, and the tie it is scored
+        as is no finding that the two are alike."""
+        return self.n >= 2
+
     def to_dict(self) -> dict:
         return _clean(asdict(self))
 
@@ -688,6 +694,7 @@ def caveats(comparisons: list[Comparison], short: bool = False,
     (unconverged_too) those whose runs did not all converge. Each side is checked in every
     setting it was compared in, and named once. short: a statement's words."""
     below, unconverged, lost, seen, runs = [], [], [], set(), 0
+    order: list[str] = []  # the sides' labels as met, a before b
     for c in comparisons:
         for label, mean, conv, gone, side in (
                 (c.label_a, c.mean_a, c.converged_a, c.collapsed_a, c.a),
@@ -697,6 +704,7 @@ def caveats(comparisons: list[Comparison], short: bool = False,
             if key in seen:
                 continue
             seen.add(key)
+            order.append(label)
             runs += c.n
             if gone:
                 lost.append((label, gone, c.n + gone))
@@ -718,11 +726,14 @@ def caveats(comparisons: list[Comparison], short: bool = False,
         c = below[0][1]
         null = f"{c.null_model}, {fmt(c.null)}" if c.null_model else fmt(c.null)
         who_below = _once([label for label, _ in below])
-        if len(below) == len(seen) and len(names) > 1:  # in every setting
-            who = "neither side" if len(names) == 2 else "none of them"
+        every = len(below) == len(seen) and len(names) > 1  # every side, in every setting
+        if every and len(names) == 2:  # named, where the names are short
+            first, second = dict.fromkeys(order)
+            who = (f"neither {first} nor {second}" if len(first) + len(second) <= 60
+                   else "neither side")
         else:
-            who = _and(who_below)
-        verb = "beats" if who in ("neither side", "none of them") else \
+            who = "none of them" if every else _and(who_below)
+        verb = "beats" if every else \
             ("does not beat" if len(who_below) == 1 else "do not beat")
         out.append(sentence(f"{who} {verb} the null model ({null})" if short else
                             f"{who} {verb} the null model on {name(c.metric)} ({null})."))
@@ -770,6 +781,9 @@ def comparison_text(c: Comparison, what: str, pairs: str = "paired runs") -> str
 
 
 def _comparison_body(c: Comparison, what: str, pairs: str) -> str:
+    if not c.tested:
+        return sentence(f"{c.label_a} and {c.label_b} are not compared on {what}: "
+                        f"{untested_text(c)}.")
     if c.verdict == "b":  # the winner is named first
         c = flipped(c)
     first, second, m1, m2 = c.label_a, c.label_b, c.mean_a, c.mean_b
@@ -790,6 +804,14 @@ def _comparison_body(c: Comparison, what: str, pairs: str) -> str:
         return sentence(f"{first} and {second} are indistinguishable on {what}: {numbers}.")
     better = "higher" if c.higher_is_better else "lower"
     return sentence(f"{first} gives {better} {what} than {second}: {numbers}.")
+
+
+def untested_text(c: Comparison) -> str:
+    """Why a comparison has no interval: how few pairs finished on both sides."""
+    if not c.n:
+        return "no paired run finished on both sides"
+    return (f"only one paired run finished on both sides ({fmt(c.mean_a)} vs "
+            f"{fmt(c.mean_b)}), too few for an interval")
 
 
 def _value(v) -> str:

@@ -69,6 +69,43 @@ def test_confidence_follows_the_verdicts():
     assert answers.confidence([estimate, tie]) == "no difference shown"
 
 
+def test_one_pair_is_not_compared_nor_called_alike():
+    """With fewer than two pairs there is no interval: the comparison is scored a tie,
+    but no statement calls the two indistinguishable, it is no forest row, and it counts
+    towards no confidence."""
+    import math
+
+    from pipeline import stats
+    from pipeline.findings import best, comparison, family
+
+    one = _c("tie", 0.22, math.nan, math.nan, n=1, a="He", b="Xavier")
+    alone = _comparison("o", one)
+    text = answers.statement(alone)
+    assert "not compared" in text and "indistinguishable" not in text
+    assert answers.forest_rows({"findings": [alone]}) == []
+    assert answers.confidence([alone]) == "descriptive"
+    win = _c("a", 0.03, 0.01, 0.05, b="momentum", a="He")
+    top = _best("b", "He", [win, one])
+    text = answers.statement(top)
+    assert "not compared with Xavier" in text and "indistinguishable" not in text
+    assert answers.confidence([top]) == "partial"
+    fam = {"id": "f", "kind": "family", "text": "", "data": {"what": "test accuracy",
+           "comparisons": [one | {"setting": "depth 20"}, win | {"setting": "depth 2"}]}}
+    text = answers.statement(fam)
+    assert "not compared at depth 20" in text and "He higher at depth 2" in text
+    # the study stage's own sentences say the same
+    c1, cw = answers.comparison(one), answers.comparison(win)
+    assert "not compared" in comparison("o", c1, "test accuracy").text
+    assert "indistinguishable" not in comparison("o", c1, "test accuracy").text
+    b = stats.Best("He", [cw, c1], 0.63)
+    text = best("b", b, "test accuracy", "inits").text
+    assert "not compared with Xavier (only one paired run" in text
+    assert "indistinguishable" not in text
+    text = family("f", [c1, cw], "He against the rest", ["depth 20", "depth 2"],
+                  "test accuracy").text
+    assert "depth 20: not compared, only one paired run" in text
+
+
 def test_caveats_become_tags():
     edge = _comparison("e", _c("a", 0.03, 0.01, 0.05),
                        "X wins. Learning rates chosen at an edge, where the optimum may lie "

@@ -72,11 +72,13 @@ def test_a_choice_at_the_smallest_end_steps_down():
 
 def test_next_to_a_diverged_value_it_bisects_until_the_stability_limit():
     toy = Toy(LR, peak(1000), diverges=lambda lr: lr > 4)
-    _, sel = run(toy, [0.1, 1, 10])
+    cells, sel = run(toy, [0.1, 1, 10], rounds=4)
     # 1 is next to 10 (diverged): sqrt(10) = 3.2 trains; next to 10 again: sqrt(32) = 5.7
     # diverges; 3.2 and 5.7 are within a factor of 2: the stability limit, no edge
     assert sel.added == [3.2, 5.7] and sel.chosen == 3.2
     assert not sel.edge and sel.stop == "at the stability limit: runs diverged at 5.7"
+    # and there it stops: no round trains 5.7 again
+    assert len(cells) == 5 * len(SEEDS) and not cells.duplicated(["lr", "seed"]).any()
 
 
 def test_a_stability_limit_at_an_end_of_the_grid_still_steps_past_that_end():

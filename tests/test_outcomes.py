@@ -120,10 +120,15 @@ def test_a_finding_whose_two_sides_both_lose_to_the_null_says_so_first():
                       label_b="linear")
     assert c.null == 0.5 and c.null_model == "the majority class"
     text = stats.comparison_text(c, "test accuracy")
-    assert text.startswith("Neither side beats the null model on test accuracy "
+    assert text.startswith("Neither relu nor linear beats the null model on test accuracy "
                            "(the majority class, 0.5).")
     finding = {"id": "x", "kind": "comparison", "text": text, "data": c.to_dict()}
-    assert answers.statement(finding).startswith("Neither side beats the null model")
+    assert answers.statement(finding).startswith("Neither relu nor linear beats the null model")
+    long = stats.compare(cells, {"model": "a"}, {"model": "b"}, "test_acc",
+                         label_a="a network of four hidden layers of 64 units each",
+                         label_b="the linear model on raw pixels")
+    assert stats.comparison_text(long, "test accuracy").startswith(
+        "Neither side beats the null model")  # names too long to repeat
     assert "null" in answers.tags(finding)
     # one side below it: named; both above: nothing said
     one = stats.compare(_two_sided(0.42, 0.45, 0.40), {"model": "a"}, {"model": "b"},
@@ -251,8 +256,8 @@ def test_a_choice_that_loses_to_the_null_says_so_first():
     null = stats.null_check(cells, chosen, "test_loss", chosen["test_loss"].mean(), False)
     assert null["beats_null"] is False and null["null_model"] == "the training mean"
     f = F.to_json(F.selection("lam", sel, "Lambda", "Its test loss is 0.0111.", null))
-    assert f["text"].startswith("The choice does not beat the null model on test loss "
-                                "(the training mean, 0.0107). Lambda chosen")
+    assert f["text"].startswith(f"The chosen lambda, {sel.chosen:g}, does not beat the null "
+                                "model on test loss (the training mean, 0.0107). Lambda chosen")
     assert "null" in answers.tags(f | {"study": "s"})
     better = stats.null_check(cells, chosen, "test_loss", 0.0100, False)
     g = F.to_json(F.selection("lam", sel, "Lambda", "", better))

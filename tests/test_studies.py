@@ -318,6 +318,16 @@ def test_linear_regression_recovers_w_and_b_down_to_the_noise(outputs):
     assert _ref(a, "d2l_loss_epoch_3").reproduced
 
 
+def test_a_linear_regression_at_its_closed_form_optimum_has_converged(outputs):
+    """Within converge_tol of the closed-form training loss a run has converged, however
+    its minibatch loss moved over the last tenth; further from it, the plateau rule
+    decides."""
+    study, out, _ = outputs["linear_regression"]
+    optimum = out.tables["closed_form"]["train_loss"].iloc[0]
+    at = out.cells["train_loss"] <= optimum * (1 + study.config.converge_tol)
+    assert at.any() and (out.cells.loc[at, "converged"] == 1.0).all()
+
+
 def test_deep_sigmoid_gradients_vanish_and_relu_he_keeps_them(outputs):
     _, out, a = outputs["activations"]
     deepest = out.cells["depth"].max()
@@ -591,6 +601,34 @@ def test_the_default_runs_pdf_body_fits_in_20_pages():
     pages = [p.extract_text() for p in PdfReader(root / "reports" / "report.pdf").pages]
     appendix = next(i for i, t in enumerate(pages) if "Appendix: findings in full" in t)
     assert appendix <= 20, f"the body takes {appendix} pages"
+
+
+def test_depth_overall_counts_which_side_wins_each_comparison():
+    """Across budgets: a comparison a deeper network wins says depth helped; one the
+    shallower network wins, that it did not; ties count for neither."""
+    from pipeline.report.answers import comparison
+    from pipeline.studies.width_depth import WidthDepth
+
+    def c(verdict, a, b):
+        return comparison({"metric": "test_acc", "a": {}, "b": {}, "label_a": a,
+                           "label_b": b, "higher_is_better": True, "n": 5, "mean_a": 0.9,
+                           "mean_b": 0.8, "diff": 0.1, "low": 0.05, "high": 0.15,
+                           "verdict": verdict, "pair_on": ["seed"], "identical": False})
+
+    depth = {"depth 1": 1, "depth 2": 2, "depth 3": 3}
+    shallow = [("images", 1000, stats.Best("depth 1", [c("a", "depth 1", "depth 3"),
+                                                        c("tie", "depth 1", "depth 2")]), depth),
+               ("spiral", 100, stats.Best("depth 2", [c("tie", "depth 2", "depth 1")]), depth)]
+    mine = pd.DataFrame({"depth": [1, 2, 3], "converged": [1.0, 0.0, 0.0]})
+    f = WidthDepth._overall(shallow, mine)
+    assert f.text.startswith("Depth never helped at these budgets")
+    assert f.data["shallower"] == ["images at 1000 parameters, depth 1 over depth 3"]
+    assert f.data["depth_1_chosen"] == 1 and f.data["unconverged"] == 2
+    deep = shallow + [("images", 5000, stats.Best("depth 1", [c("b", "depth 1", "depth 2")]),
+                       depth)]
+    f = WidthDepth._overall(deep, mine)
+    assert f.data["deeper"] == ["images at 5000 parameters, depth 2 over depth 1"]
+    assert f.text.startswith("A deeper network beats a shallower one in 1 comparison:")
 
 
 def test_a_finding_that_says_it_is_at_an_edge_is_tagged_so(outputs):

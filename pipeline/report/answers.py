@@ -188,6 +188,8 @@ def _what(data: dict, c: Comparison) -> str:
 def _versus(c: Comparison, what: str) -> str:
     """'A gives higher metric than B (difference d, 95% CI ...)' or 'A and B are
     indistinguishable on metric (...)'."""
+    if not c.tested:
+        return f"{c.label_a} and {c.label_b} are not compared on {what} (too few pairs)"
     if c.verdict == "b":
         c = stats.flipped(c)
     if c.identical and not c.test_points:
@@ -259,7 +261,8 @@ def _statement(finding: dict, room: int = SHORT) -> str:
                 f"{data['top']} gives the best {what}, ahead of every other; the closest, "
                 f"{closest.label_b}: {stats.fmt_difference(closest)}.")
             return text if room >= SHORT else _cut(text, room)
-        ties = [c.label_b for c in cs if c.verdict == "tie"]
+        ties = [c.label_b for c in cs if c.verdict == "tie" and c.tested]
+        untested = [c.label_b for c in cs if not c.tested]
         beaten = [c.label_b for c in cs if c.verdict == "a"]
         ahead = [c.label_b for c in cs if c.verdict == "b"]
         if data.get("chosen_on"):  # the validation choice, not the best on this metric
@@ -269,6 +272,8 @@ def _statement(finding: dict, room: int = SHORT) -> str:
             text = f"No single best on {what}: {data['top']} has the best mean"
         if ties:
             text += f", indistinguishable from {_listed(ties)}"
+        if untested:
+            text += f"; not compared with {_listed(untested)} (too few pairs)"
         if beaten:
             text += f"; it is ahead of {_listed(beaten)}"
         if ahead:
@@ -278,9 +283,11 @@ def _statement(finding: dict, room: int = SHORT) -> str:
         c0 = pairs[0][1]
         wins = {}
         for setting, c in pairs:
-            wins.setdefault(c.winner or "indistinguishable", []).append(setting)
+            who = c.winner or ("indistinguishable" if c.tested else "not compared")
+            wins.setdefault(who, []).append(setting)
         word = "higher" if c0.higher_is_better else "lower"
-        parts = [f"{who if who == 'indistinguishable' else f'{who} {word}'} at {_listed(where)}"
+        plain = ("indistinguishable", "not compared")
+        parts = [f"{who if who in plain else f'{who} {word}'} at {_listed(where)}"
                  for who, where in wins.items()]
         return _cut(stats.sentence(f"{c0.label_a} vs {c0.label_b} on {_what(data, c0)}: "
                                    + "; ".join(parts)) + ".", room)
@@ -297,14 +304,14 @@ def confidence(findings: list[dict]) -> str:
     """How sure the answer is, from its comparisons' verdicts: 'clear' (every interval
     excludes zero), 'no difference shown' (none does), 'partial', or 'descriptive' (an
     estimate, no comparison)."""
-    verdicts = []
+    verdicts = []  # of the comparisons tested (two pairs or more)
     for f in findings:
-        if f["kind"] == "best" and f["data"].get("comparisons"):
-            own = [c.verdict for _, c in comparisons(f)]
+        own = [c.verdict for _, c in comparisons(f) if c.tested]
+        if f["kind"] == "best" and own:
             verdicts.append("a" if f["data"].get("clear") else
                             "tie" if all(v == "tie" for v in own) else "partial")
-        else:
-            verdicts += [c.verdict for _, c in comparisons(f)]
+        elif f["kind"] != "best":
+            verdicts += own
     if not verdicts:
         return "descriptive"
     decided = [v in ("a", "b") for v in verdicts]
@@ -334,7 +341,7 @@ def forest_rows(analysis: dict) -> list[dict]:
     rows = []
     for f in analysis["findings"]:
         for setting, c in comparisons(f):
-            if c.identical and not c.test_points:
+            if (c.identical and not c.test_points) or not c.tested:
                 continue  # no interval to draw
             sign = 1 if c.higher_is_better else -1
             if f["kind"] != "family" and (c.verdict == "b" or (c.verdict == "tie"

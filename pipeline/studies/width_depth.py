@@ -47,7 +47,8 @@ class Params(Section):
 class WidthDepth(Study):
     name = "width_depth"
     order = 5
-    answer = ("images_1000", "spiral_1000")  # the findings the summary gives
+    # the findings the summary gives: depth at every budget, then the smallest images one
+    answer = ("depth_overall", "images_1000")
     title = "Width vs depth"
     question = ("At a matched parameter budget, is a deeper, narrower MLP better than a "
                 "shallower, wider one?")
@@ -151,6 +152,7 @@ class WidthDepth(Study):
                     stats.summarize(self.at_own_lr(cells), [*by, "lr"],
                                     ["train_acc", "val_acc", "test_acc"]))
         depth_bracket, lr_bracket = self.brackets()[1], self._lr_bracket()
+        bests = []  # (dataset, budget, Best, label -> depth)
         for dataset, part in cells.groupby("dataset", sort=False):
             chosen, lrs = {}, {}
             for budget, b_cells in part.groupby("budget"):
@@ -168,6 +170,7 @@ class WidthDepth(Study):
                 cand = {f"depth {d}": {"dataset": dataset, "budget": budget, "depth": d,
                                        "lr": own[d].chosen} for d in depths}
                 b = stats.best_of(b_cells, cand, "test_acc", choose_on="val_acc")
+                bests.append((dataset, budget, b, {k: int(v["depth"]) for k, v in cand.items()}))
                 f = F.best(f"{dataset}_{budget}", b,
                            f"test accuracy on {dataset} at {budget} parameters", "depths")
                 top = int(cand[b.top]["depth"]) if b.top else None
@@ -187,6 +190,8 @@ class WidthDepth(Study):
                 a.findings.append(F.selections(f"{dataset}_depths", chosen,
                                                f"Depths on {dataset} (each at its learning "
                                                "rate)"))
+        if bests:
+            a.findings.append(self._overall(bests, self.at_own_lr(cells)))
         skipped = self._unmatched()
         if skipped:
             a.findings.append(F.estimate(
@@ -207,6 +212,41 @@ class WidthDepth(Study):
                                 x="depth", y=["test_acc"], hue="budget", col="dataset",
                                 ylabel="test accuracy"))
         return a
+
+    @staticmethod
+    def _overall(bests: list, mine: pd.DataFrame) -> F.Finding:
+        """Across every budget: does a deeper network ever beat a shallower one? From each
+        budget's comparisons of its validation choice with every other depth (at the
+        family's level where the choice is not clearly best)."""
+        deeper, shallower, ones = [], [], 0
+        for dataset, budget, b, depth in bests:
+            ones += bool(b.top) and depth[b.top] == 1
+            for c in b.comparisons:
+                if c.winner is None:
+                    continue
+                won, lost = ((c.label_a, c.label_b) if c.verdict == "a"
+                             else (c.label_b, c.label_a))
+                (deeper if depth[won] > depth[lost] else shallower).append(
+                    f"{dataset} at {budget} parameters, {won} over {lost}")
+        n = len(bests)
+        chose = f"validation chose depth 1 at {ones} of the {n} budgets"
+        if deeper:
+            text = (f"A deeper network beats a shallower one in {len(deeper)} comparison"
+                    f"{'s' * (len(deeper) > 1)}: {'; '.join(deeper)}; {chose}.")
+        else:
+            text = (f"Depth never helped at these budgets: no deeper network beats a "
+                    f"shallower one at any of the {n}, and {chose}.")
+        if shallower:
+            text += (" Where a difference shows, the shallower network wins: "
+                     + "; ".join(shallower) + ".")
+        late = mine[mine["converged"] == 0]
+        if len(late):
+            by_depth = late.groupby("depth").size()
+            text += (f" Not converged: {len(late)} of {len(mine)} runs at the chosen learning "
+                     "rates (" + ", ".join(f"depth {d}: {k}" for d, k in by_depth.items())
+                     + ").")
+        return F.estimate("depth_overall", text, deeper=deeper, shallower=shallower,
+                          depth_1_chosen=ones, budgets=n, unconverged=int(len(late)))
 
     def _unmatched(self) -> list[str]:
         return [f"{r['dataset']} depth {r['depth']} at {r['budget']}" for r in self.plan()
