@@ -82,6 +82,10 @@ def check_findings(root: Path, report_html: str) -> int:
             assert f["data"]["clear"] == clear
             assert ("no single best" in f["text"].lower()) == (not clear and bool(
                 f["data"]["comparisons"])), f["text"]
+        elif f["data"].get("backing"):  # an estimate over comparisons: each recomputed
+            for c in f["data"]["backing"]:
+                _check_comparison(root, f["study"], c)
+                checked += 1
         else:  # a selection, an estimate or a censored count ranks nothing
             assert not RANKING.search(f["text"]), f["text"]
     return checked

@@ -106,6 +106,13 @@ def test_one_pair_is_not_compared_nor_called_alike():
     assert "depth 20: not compared, only one paired run" in text
 
 
+def test_a_comparison_that_names_its_setting_is_labelled_with_it():
+    at = _comparison("relu_vs_linear", _c("b", -0.01, -0.02, -0.005, a="relu", b="linear")
+                     | {"setting": "8 units"})
+    (row,) = answers.forest_rows({"findings": [at]})
+    assert row["label"] == "8 units: linear − relu" and row["setting"] == "8 units"
+
+
 def test_caveats_become_tags():
     edge = _comparison("e", _c("a", 0.03, 0.01, 0.05),
                        "X wins. Learning rates chosen at an edge, where the optimum may lie "

@@ -624,6 +624,8 @@ def test_depth_overall_counts_which_side_wins_each_comparison():
     assert f.text.startswith("Depth never helped at these budgets")
     assert f.data["shallower"] == ["images at 1000 parameters, depth 1 over depth 3"]
     assert f.data["depth_1_chosen"] == 1 and f.data["unconverged"] == 2
+    # the comparisons behind each claim travel with it, for the default-run check
+    assert [c["setting"] for c in f.data["backing"]] == ["images at 1000 parameters"]
     deep = shallow + [("images", 5000, stats.Best("depth 1", [c("b", "depth 1", "depth 2")]),
                        depth)]
     f = WidthDepth._overall(deep, mine)

@@ -54,8 +54,8 @@ def comparison(d: dict) -> Comparison:
 def comparisons(finding: dict) -> list[tuple[str, Comparison]]:
     """Every paired comparison a finding holds, each with the setting it was made in."""
     kind, data = finding["kind"], finding.get("data", {})
-    if kind == "comparison" and "diff" in data:
-        return [("", comparison(data))]
+    if kind == "comparison" and "diff" in data:  # its setting, where the study names one
+        return [(data.get("setting", ""), comparison(data))]
     if kind in ("best", "family"):
         return [(d.get("setting", ""), comparison(d)) for d in data.get("comparisons", [])]
     return []

@@ -331,7 +331,7 @@ def forest(rows: list[dict]):
         part = frame[frame["metric"] == metric].reset_index(drop=True)
         y = np.arange(len(part))[::-1]
         several = part["finding"].nunique() > 1  # name each row's finding, rule between
-        labels = [f"{f}: {v}" if several and not setting else v
+        labels = [f"{f.replace('_', ' ')}: {v}" if several and not setting else v
                   for f, v, setting in zip(part["finding"], part["label"], part["setting"])]
         for k in range(1, len(part)):
             if part["finding"][k] != part["finding"][k - 1]:

@@ -198,8 +198,9 @@ class Autoencoder(Study):
                                   "test_loss", label_a=label_a, label_b=label_b,
                                   higher_is_better=False)
                 pair = f"{act_a}_{tie_a}_vs_{act_b}_{tie_b}"
-                a.findings.append(F.comparison(pair, c,
-                                               f"test reconstruction error at {k} units"))
+                f = F.comparison(pair, c, f"test reconstruction error at {k} units")
+                f.data["setting"] = f"{k} units"  # beside the other widths' in the figure
+                a.findings.append(f)
                 widths = [w for w in p.bottlenecks if w != k]
                 level = stats.family_level(len(widths))
                 others = [stats.compare(

@@ -218,7 +218,7 @@ class WidthDepth(Study):
         """Across every budget: does a deeper network ever beat a shallower one? From each
         budget's comparisons of its validation choice with every other depth (at the
         family's level where the choice is not clearly best)."""
-        deeper, shallower, ones = [], [], 0
+        deeper, shallower, ones, backing = [], [], 0, []
         for dataset, budget, b, depth in bests:
             ones += bool(b.top) and depth[b.top] == 1
             for c in b.comparisons:
@@ -226,8 +226,10 @@ class WidthDepth(Study):
                     continue
                 won, lost = ((c.label_a, c.label_b) if c.verdict == "a"
                              else (c.label_b, c.label_a))
+                setting = f"{dataset} at {budget} parameters"
                 (deeper if depth[won] > depth[lost] else shallower).append(
-                    f"{dataset} at {budget} parameters, {won} over {lost}")
+                    f"{setting}, {won} over {lost}")
+                backing.append(c.to_dict() | {"setting": setting})
         n = len(bests)
         chose = f"validation chose depth 1 at {ones} of the {n} budgets"
         if deeper:
@@ -245,8 +247,10 @@ class WidthDepth(Study):
             text += (f" Not converged: {len(late)} of {len(mine)} runs at the chosen learning "
                      "rates (" + ", ".join(f"depth {d}: {k}" for d, k in by_depth.items())
                      + ").")
+        # the comparisons behind each "over" (the budgets' own, drawn in their forest rows)
         return F.estimate("depth_overall", text, deeper=deeper, shallower=shallower,
-                          depth_1_chosen=ones, budgets=n, unconverged=int(len(late)))
+                          depth_1_chosen=ones, budgets=n, unconverged=int(len(late)),
+                          backing=backing)
 
     def _unmatched(self) -> list[str]:
         return [f"{r['dataset']} depth {r['depth']} at {r['budget']}" for r in self.plan()
