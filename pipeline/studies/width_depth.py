@@ -147,9 +147,10 @@ class WidthDepth(Study):
                 "(bracket_round: 0 for the grid, k for a value added in round k)",
                 stats.summarize(cells, [*by, "lr", "bracket_round"],
                                 ["train_acc", "val_acc", "test_acc"]), show=False)
+        own_lr = self.at_own_lr(cells)
         t = a.table("accuracy", "Accuracy by budget and depth, each depth at its learning "
                     "rate chosen on validation accuracy, over seeds",
-                    stats.summarize(self.at_own_lr(cells), [*by, "lr"],
+                    stats.summarize(own_lr, [*by, "lr"],
                                     ["train_acc", "val_acc", "test_acc"]))
         depth_bracket, lr_bracket = self.brackets()[1], self._lr_bracket()
         bests = []  # (dataset, budget, Best, label -> depth)
@@ -191,7 +192,7 @@ class WidthDepth(Study):
                                                f"Depths on {dataset} (each at its learning "
                                                "rate)"))
         if bests:
-            a.findings.append(self._overall(bests, self.at_own_lr(cells)))
+            a.findings.append(self._overall(bests, own_lr))
         skipped = self._unmatched()
         if skipped:
             a.findings.append(F.estimate(
