@@ -477,6 +477,41 @@ def test_worker_processes_give_identical_numbers():
             assert torch.equal(pa, pb)
 
 
+def _same(a, b) -> None:
+    assert a.job == b.job and a.curve == b.curve and a.metrics == b.metrics
+    for pa, pb in zip(a.params, b.params):
+        assert torch.equal(pa, pb)
+
+
+def test_parts_train_as_one_run_and_give_each_part_its_own_numbers(tmp_path):
+    """Parts on different data share one pool: each part's results are those of the part
+    trained alone, in its order, with the cell cache too."""
+    from pipeline.engine import train_parts
+    from pipeline.engine.cache import CellCache
+
+    specs = [TrainSpec(Arch((5, w, 3), "tanh"), "adam", "cross_entropy", epochs=3,
+                       batch_size=8) for w in (6, 9)]
+    parts = [([Job(specs[(i + k) % 2], seed=i, lr=0.01 * (k + 1)) for i in range(5)],
+              _classification_data(seed=k)) for k in range(3)]
+    alone = [train(jobs, data) for jobs, data in parts]
+    for options in (EngineOptions(workers=2), EngineOptions(),
+                    EngineOptions(workers=2, cache=CellCache(tmp_path))):
+        together = train_parts(parts, options=options)
+        assert [len(r) for r in together] == [5, 5, 5]
+        for a_part, t_part in zip(alone, together):
+            for a, t in zip(a_part, t_part):
+                _same(a, t)
+    # a part with one new job among stored ones: only it trains, in its place
+    jobs, data = parts[1]
+    grown = jobs[:2] + [Job(specs[0], seed=7, lr=0.02)] + jobs[2:]
+    warm = train_parts([parts[0], (grown, data)], options=EngineOptions(
+        workers=2, cache=CellCache(tmp_path)))
+    assert [bool(r.extra.get("cached")) for r in warm[1]] == [True, True, False, True, True, True]
+    for a, t in zip(alone[0] + alone[1][:2] + train(grown[2:3], data) + alone[1][2:],
+                    warm[0] + warm[1]):
+        _same(a, t)
+
+
 def test_cell_cache_trains_only_new_cells(tmp_path):
     from pipeline.engine.cache import CellCache
 

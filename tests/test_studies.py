@@ -406,6 +406,21 @@ def test_approximation_error_falls_with_width(outputs):
     assert _finding(a, "width_sin").data["verdict"] == "a"
 
 
+def test_every_depth_trains_the_same_steps_while_widths_stop_when_converged(outputs):
+    """The depth comparison gives each depth the same full-batch steps: none stops at a
+    plateau (a deep network may sit on one, then fall); the width grid stops converged
+    models."""
+    study, out, _ = outputs["approximation"]
+    depth = out.cells[out.cells["experiment"] == "depth"]
+    cell = depth.iloc[0].to_dict()
+    assert study.job(cell, _data()).spec.stop_tol is None
+    assert depth["stopped_epoch"].isna().all() if "stopped_epoch" in depth else True
+    width = out.cells[out.cells["experiment"] == "width"].iloc[0].to_dict()
+    assert study.job(width, _data()).spec.stop_tol == study.config.converge_tol
+    last = out.curves[out.curves["experiment"] == "depth"].groupby("cell")["epoch"].max()
+    assert (last == study.p.depth.epochs).all()
+
+
 def test_the_width_trend_is_judged_on_the_whole_curve(outputs):
     """Per seed, Spearman's rank correlation of width and error over the widths that
     trained; each neighbouring step named where the error does not fall."""
@@ -546,7 +561,7 @@ def test_the_dbn_starts_from_its_rbms_and_shares_the_random_models_top_layer(out
     counts = np.bincount(data["y_train"][list(dbn.rows)], minlength=10)
     assert counts.max() - counts.min() <= 1
     start = dbn.start.tensors()
-    rbms = study.pretrained(cell["seed"], data["x_train"])
+    rbms = study.pretrained(cell["seed"])
     assert torch.equal(start[0], torch.tensor(rbms[0].components_.T.astype(np.float32)))
     assert torch.equal(start[3], torch.tensor(rbms[1].intercept_hidden_.astype(np.float32)))
     own = init_params(dbn.spec.arch, ModelRng(cell["seed"]).init)
@@ -776,3 +791,45 @@ def test_cnn_ladder_pairs_each_variant_at_its_own_learning_rate(outputs):
         want = hit.iloc[0] if len(hit) else np.nan
         got = cells.loc[i, "epochs_to_target"]
         assert (np.isnan(want) and np.isnan(got)) or got == want
+
+
+def _rbm_fit(seed: int) -> np.ndarray:
+    from sklearn.neural_network import BernoulliRBM
+
+    x = np.random.default_rng(0).random((200, 30))
+    return BernoulliRBM(n_components=8, n_iter=3, random_state=seed).fit(x).components_
+
+
+def test_work_outside_the_engine_gives_the_same_numbers_in_parallel():
+    """in_parallel returns each call's result in the order given, whatever `workers`."""
+    from pipeline.studies.base import in_parallel
+
+    calls = [(_rbm_fit, (seed,)) for seed in (3, 1, 2)]
+    serial, parallel = in_parallel(calls, 1), in_parallel(calls, 2)
+    assert all(np.array_equal(a, b) for a, b in zip(serial, parallel))
+    assert np.array_equal(serial[0], _rbm_fit(3)) and not np.array_equal(serial[0], serial[1])
+
+
+def test_every_draw_trains_in_one_part_with_each_models_own_numbers():
+    """Where each seed has its own draw, the models of every draw share groups (each on
+    its draw's rows of the joined training rows) and give the numbers of their draw
+    trained alone; results keep the job the study made."""
+    import torch
+
+    from pipeline.engine import TrainData, train
+    from pipeline.studies.base import part_data, train_cells
+
+    config = load_config(TINY)
+    study = studies.load("optimizers")(config)
+    data = _data()
+    grid = [c for c in study.cells() if c["dataset"] == "spiral"][:6]
+    assert len({c["seed"] for c in grid}) >= 2  # more than one draw
+    joined, offsets = part_data(data["spiral"], "cpu")
+    n = len(draw(data["spiral"], grid[0]["seed"])["x_train"])
+    assert offsets[grid[0]["seed"]][1] == n and len(joined.x_train) == n * len(offsets)
+    together = train_cells(study, grid, data, study.arrays(data), "cpu")
+    for cell, res in zip(grid, together):
+        job = study.job(cell, data)
+        alone = train([job], TrainData.from_arrays(draw(data["spiral"], cell["seed"])))[0]
+        assert res.job == job and res.curve == alone.curve
+        assert all(torch.equal(a, b) for a, b in zip(res.params, alone.params))

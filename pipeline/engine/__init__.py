@@ -24,8 +24,6 @@ its group, nor on its position there.
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 
 from pipeline.engine.convnet import ConvNet
@@ -39,25 +37,47 @@ keep_freed_memory()
 
 __all__ = ["ACTIVATIONS", "INITS", "Arch", "ConvNet", "EngineOptions", "Job", "MemoryBudgetError",
            "ModelRng", "Result", "TrainData", "TrainSpec", "forward", "init_params",
-           "Weights", "plan_groups", "predict", "train"]
+           "Weights", "plan_groups", "predict", "train", "train_parts"]
 
 
 def train(jobs: list[Job], data: TrainData, device: str | torch.device = "cpu",
           options: EngineOptions | None = None) -> list[Result]:
     """Train every job; jobs sharing a spec and row count train batched together.
     Returns one Result per job, in the order given."""
+    return train_parts([(jobs, data)], device, options)[0]
+
+
+def train_parts(parts: list[tuple[list[Job], TrainData]], device: str | torch.device = "cpu",
+                options: EngineOptions | None = None) -> list[list[Result]]:
+    """Train several parts, each its jobs on its own data (a study's datasets and draws),
+    as one run: the groups of every part share one pool of workers, the costliest first,
+    so that no worker waits for the others between parts. The numbers are those of each
+    part trained alone. Returns each part's Results, in the order given."""
     from pipeline.engine.executors import execute
 
     options = options or EngineOptions()
     device = torch.device(device)
-    results: list[Result | None] = [None] * len(jobs)
+    results: list[list[Result | None]] = [[None] * len(jobs) for jobs, _ in parts]
+    todo: list[tuple[list[Job], TrainData]] = []
+    where: list[tuple[int, list[int], list[str] | None]] = []  # per todo: part, indices, keys
+    for p, (jobs, data) in enumerate(parts):
+        keys, missing = None, list(range(len(jobs)))
+        if options.cache is not None:
+            keys, hits = options.cache.lookup(jobs, data, device)
+            for i, hit in hits.items():
+                results[p][i] = hit
+            missing = [i for i in missing if i not in hits]
+        if missing:
+            todo.append(([jobs[i] for i in missing], data))
+            where.append((p, missing, keys))
 
-    def done(idx: list[int], group: list[Result]) -> None:
+    def done(t: int, idx: list[int], group: list[Result]) -> None:
+        p, missing, keys = where[t]
         for i, res in zip(idx, group):
-            results[i] = res
+            results[p][missing[i]] = res
+            if keys is not None:
+                options.cache.put(keys[missing[i]], res)  # stored as each group finishes
 
-    run = partial(execute, data=data, device=device, options=options)
-    if options.cache is not None:
-        run = options.cache.wrap(run, data, device)
-    run(jobs, done=done)
+    if todo:
+        execute(todo, device, options, done)
     return results  # type: ignore[return-value]

@@ -11,7 +11,6 @@ cold run gives. Entries are .npz files (no pickle), written atomically.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -75,26 +74,11 @@ class CellCache:
         write_npz(self._path(key), meta, **{f"p{i}": p.numpy() for i, p in
                                             enumerate(result.params)})
 
-    def wrap(self, execute: Callable, data: TrainData, device: torch.device) -> Callable:
-        """execute(jobs, done) -> a run(jobs) that trains only the cells not stored yet
-        and stores each group's cells as soon as the group finishes."""
+    def lookup(self, jobs: list[Job], data: TrainData, device: torch.device
+               ) -> tuple[list[str], dict[int, Result]]:
+        """Every job's key, and the stored result of each job that has one (by index)."""
         digest = data_digest(data)
-
-        def run(jobs: list[Job], done: Callable) -> None:
-            keys = [self.key(job, digest, device) for job in jobs]
-            todo = []
-            for i, (job, key) in enumerate(zip(jobs, keys)):
-                hit = self.get(key, job)
-                if hit is None:
-                    todo.append(i)
-                else:
-                    done([i], [hit])
-
-            def store(idx: list[int], results: list[Result]) -> None:
-                for i, res in zip(idx, results):
-                    self.put(keys[todo[i]], res)
-                done([todo[i] for i in idx], results)
-
-            if todo:
-                execute([jobs[i] for i in todo], done=store)
-        return run
+        keys = [self.key(job, digest, device) for job in jobs]
+        hits = {i: hit for i, (job, key) in enumerate(zip(jobs, keys))
+                if (hit := self.get(key, job)) is not None}
+        return keys, hits

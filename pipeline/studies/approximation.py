@@ -35,7 +35,9 @@ class Depth(Section):
     depths: grid(PositiveInt) = [1, 2, 3, 4]
     budget: PositiveInt = 200  # parameters
     tolerance: float = Field(default=0.1, gt=0, lt=1)
-    epochs: PositiveInt = 6000  # with until_converged, the bound
+    # full-batch Adam steps for every depth: none stops at a plateau, so that a deeper
+    # network, which may sit on one for a while, trains as long as a shallow one
+    epochs: PositiveInt = 6000
 
 
 class Params(Section):
@@ -98,11 +100,13 @@ class Approximation(Study):
         from pipeline.engine import Arch, Job, TrainSpec
 
         p = self.p
-        epochs = p.epochs if cell["experiment"] == "width" else p.depth.epochs
+        width = cell["experiment"] == "width"
+        epochs = p.epochs if width else p.depth.epochs
+        stop = p.until_converged and width  # depth: the same steps for every depth
         arch = Arch((1, *[cell["width"]] * cell["depth"], 1), p.activation)
         spec = TrainSpec(arch, "adam", "mse", epochs=epochs,
-                         log_every=max(1, epochs // (40 if p.until_converged else 10)),
-                         stop_tol=self.config.converge_tol if p.until_converged else None)
+                         log_every=max(1, epochs // (40 if stop or not width else 10)),
+                         stop_tol=self.config.converge_tol if stop else None)
         return Job(spec, seed=cell["seed"], lr=p.lr)
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
@@ -191,15 +195,15 @@ class Approximation(Study):
                 f"{d.n_train} training points on an even grid, errors on {d.n_test} test "
                 f"points. One hidden {p.activation} layer of width "
                 f"{', '.join(map(str, p.widths))}, Adam at lr {p.lr:g} for "
-                + (f"at most {p.epochs} full-batch steps (and the depth experiment "
-                   f"{p.depth.epochs}), each model until it converged (its training loss "
-                   f"falling by less than {self.config.converge_tol:.0%} over a tenth of its "
-                   f"bound)" if p.until_converged else f"{p.epochs} full-batch steps")
+                + (f"at most {p.epochs} full-batch steps, each model until it converged (its "
+                   f"training loss falling by less than {self.config.converge_tol:.0%} over a "
+                   f"tenth of its bound)" if p.until_converged else
+                   f"{p.epochs} full-batch steps")
                 + " on the squared error. Depth against width: a sawtooth of "
                 f"{d.teeth} teeth, depths {', '.join(map(str, p.depth.depths))} at the width "
                 f"whose parameter count is closest to {p.depth.budget} (within "
-                f"{p.depth.tolerance:.0%}), {'at most ' if p.until_converged else ''}"
-                f"{p.depth.epochs} steps. Means over "
+                f"{p.depth.tolerance:.0%}), each trained for {p.depth.epochs} steps (none "
+                "stopped at a plateau, so that every depth has the same steps). Means over "
                 f"{len(self.seeds)} seeds.")
 
 

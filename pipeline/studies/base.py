@@ -7,19 +7,22 @@ A study is one module with one `Study` subclass holding everything about it:
     cells()           its grid: one dict of config columns per trained model, each
                       naming its "dataset" and "seed"
     job(cell, data)   the engine job that trains one cell
+    prepare(data)     work outside the engine the jobs need, done once first (optional)
     arrays(data)      the training arrays per cell "dataset" (by default the datasets)
     extras(...)       columns and tidy tables computed from the trained models
     analyze(out)      summary tables, headline metrics, plot tables, findings,
                       published references and figure specs (findings.Analysis)
     setting()         the "Setting" paragraph, rendered from the params that ran
 
-`run_study` trains every cell (one engine call per dataset), and `write_study` writes the
-tidy results, analysis.json, the tables, the metrics and the plots.
+`run_study` trains every cell (one engine run, each dataset a part of it), and
+`write_study` writes the tidy results, analysis.json, the tables, the metrics and the
+plots.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -76,6 +79,10 @@ class Study:
         """The choices over ordered grids that grow until interior (bracketing.Bracket)."""
         return []
 
+    def prepare(self, data: dict) -> None:
+        """Work outside the engine that the study needs, done once before training
+        (optional; see `in_parallel`)."""
+
     def extend(self, cell: dict, column: str, value) -> dict:
         """A cell of the grid with `column` set to a value bracketing added."""
         return cell | {column: value}
@@ -88,6 +95,24 @@ class Study:
 
     def setting(self) -> str:
         raise NotImplementedError
+
+
+def in_parallel(calls: list[tuple[Callable, tuple]], workers: int) -> list:
+    """Each call's result, in order: independent work outside the engine (scikit-learn
+    fits), in `workers` forked processes (give the costliest first). Each runs on one BLAS
+    thread, in this process too, so that its numbers do not depend on `workers`."""
+    from threadpoolctl import threadpool_limits
+
+    if workers <= 1 or len(calls) <= 1:
+        with threadpool_limits(limits=1):
+            return [f(*args) for f, args in calls]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(workers, len(calls)), mp_context=mp.get_context("fork"),
+                             initializer=threadpool_limits, initargs=(1,)) as pool:
+        futures = [pool.submit(f, *args) for f, args in calls]
+        return [f.result() for f in futures]
 
 
 def engine_options(config, desc: str, device="cpu"):
@@ -122,7 +147,7 @@ def check_memory(study: Study, grid: list[dict], jobs: list, data: dict, device)
 
 
 def run_study(study: Study, data: dict, device) -> StudyOutput:
-    """Train every cell, one engine call per dataset; then, round by round, the cells
+    """Train every cell, one engine run for all datasets; then, round by round, the cells
     bracketing adds (see pipeline.bracketing); tidy the results."""
     grid = study.cells()
     for cell in grid:
@@ -132,6 +157,7 @@ def run_study(study: Study, data: dict, device) -> StudyOutput:
     tol = study.config.converge_tol
     if study.brackets():
         grid = bracketing.mark(grid)
+    study.prepare(data)
     results = train_cells(study, grid, data, arrays, device)
     for round_ in range(1, study.config.bracket_rounds + 1):
         cells = outcomes.add(tidy(grid, results).cells, results, arrays, tol)
@@ -148,26 +174,48 @@ def run_study(study: Study, data: dict, device) -> StudyOutput:
 
 def train_cells(study: Study, grid: list[dict], data: dict, arrays: dict, device,
                 note: str = "") -> list:
-    """The trained results of these cells, one engine call per dataset."""
-    from pipeline.datasets import draw, has_draws
-    from pipeline.engine import TrainData, train
+    """The trained results of these cells: one engine run, each dataset a part of it.
+    Where each training seed has its own draw, the part's training rows are every draw,
+    one after the other, and each model trains on its own draw's rows (as a fold trains
+    on its rows), so that models of every draw share groups."""
+    from pipeline.engine import train_parts
 
     jobs = [study.job(c, data) for c in grid]
     check_memory(study, grid, jobs, arrays, device)
+    idx = {name: [i for i, c in enumerate(grid) if c["dataset"] == name]
+           for name in dict.fromkeys(c["dataset"] for c in grid)}
+    parts, own = [], list(jobs)  # own: each job with its rows in its part's data
+    for name, members in idx.items():
+        train_data, offsets = part_data(arrays[name], device)
+        for i in members:
+            if offsets is not None:
+                start, n = offsets[grid[i]["seed"]]
+                rows = jobs[i].rows if jobs[i].rows is not None else range(n)
+                own[i] = replace(jobs[i], rows=tuple(start + r for r in rows))
+        parts.append(([own[i] for i in members], train_data))
+    trained = train_parts(parts, device, engine_options(study.config, study.name + note, device))
     results: list = [None] * len(grid)
-    # one engine call per dataset, and per training seed where each seed has its own draw
-    parts = dict.fromkeys((c["dataset"], c["seed"] if has_draws(arrays[c["dataset"]])
-                           else None) for c in grid)
-    for name, seed in parts:
-        idx = [i for i, c in enumerate(grid) if c["dataset"] == name
-               and (seed is None or c["seed"] == seed)]
-        shown = name if seed is None else f"{name}, draw {seed}"
-        trained = train([jobs[i] for i in idx],
-                        TrainData.from_arrays(draw(arrays[name], seed), device), device,
-                        engine_options(study.config, f"{study.name}/{shown}{note}", device))
-        for i, res in zip(idx, trained):
-            results[i] = res
+    for members, res in zip(idx.values(), trained):
+        for i, r in zip(members, res):
+            results[i] = replace(r, job=jobs[i])  # as the study made it
     return results
+
+
+def part_data(arrays: dict, device) -> tuple:
+    """A dataset as the engine's data, and where each seed's draw starts and how many rows
+    it has, (start, n) by seed (None without draws)."""
+    from pipeline.datasets import TRAINING, draw, has_draws
+    from pipeline.engine import TrainData
+
+    if not has_draws(arrays):
+        return TrainData.from_arrays(arrays, device), None
+    seeds = sorted(int(k.split("@")[1]) for k in arrays if k.startswith("x_train@"))
+    draws = [draw(arrays, s) for s in seeds]
+    counts = [len(d["x_train"]) for d in draws]
+    starts = np.cumsum([0, *counts[:-1]]).tolist()
+    joined = arrays | {k: np.concatenate([d[k] for d in draws]) for k in TRAINING}
+    return (TrainData.from_arrays(joined, device),
+            {s: (start, n) for s, start, n in zip(seeds, starts, counts)})
 
 
 def tidy(grid: list[dict], results: list) -> StudyOutput:

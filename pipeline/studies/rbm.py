@@ -15,6 +15,7 @@ validation. Erhan et al. (2010) ask whether and where pre-training helps.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Annotated, Literal
@@ -78,7 +79,8 @@ class Rbm(Study):
 
     def __init__(self, config):
         super().__init__(config)
-        self._stacks: dict[int, list] = {}
+        self._stacks: dict[int, list] = {}  # prepare's: each seed's RBMs
+        self._example: dict[tuple, tuple] = {}  # and the example's fits
 
     @classmethod
     def check(cls, config) -> None:
@@ -114,19 +116,21 @@ class Rbm(Study):
 
         return Arch((n_in, *self.p.dbn.hidden, n_classes), "sigmoid")
 
-    def pretrained(self, seed: int, x: np.ndarray) -> list:
-        """The seed's two RBMs, trained greedily on every training image (no labels)."""
-        if seed not in self._stacks:
-            from sklearn.neural_network import BernoulliRBM
+    def prepare(self, data: dict) -> None:
+        """Every seed's two RBMs, and scikit-learn's example, fitted side by side."""
+        from pipeline.studies.base import in_parallel
 
-            p, stack, h = self.p.dbn, [], x
-            for size in p.hidden:
-                rbm = BernoulliRBM(n_components=size, learning_rate=p.rbm_learning_rate,
-                                   n_iter=p.rbm_iter, batch_size=p.rbm_batch,
-                                   random_state=seed).fit(h)
-                stack.append(rbm)
-                h = rbm.transform(h)
-            self._stacks[seed] = stack
+        x = data["mnist"]["x_train"].reshape(len(data["mnist"]["x_train"]), -1)
+        example = example_fits(self.p.example, self.seeds)
+        _split(self.p.example.test_size, self.p.example.split_seed)  # once, before the fork
+        done = in_parallel([(rbm_stack, (self.p.dbn, seed, x)) for seed in self.seeds] +
+                           [(example_fit, (self.p.example, *fit)) for fit in example],
+                           self.config.workers)
+        self._stacks = dict(zip(self.seeds, done))
+        self._example = dict(zip(example, done[len(self.seeds):]))
+
+    def pretrained(self, seed: int) -> list:
+        """The seed's two RBMs, trained greedily on every training image (no labels)."""
         return self._stacks[seed]
 
     def job(self, cell: dict, data: dict):
@@ -148,15 +152,14 @@ class Rbm(Study):
         if cell["init"] == "dbn":
             # the random model's own draw for the top layer, the RBMs' below it
             params = init_params(arch, ModelRng(cell["seed"]).init)
-            for layer, rbm in enumerate(self.pretrained(cell["seed"], x)):
+            for layer, rbm in enumerate(self.pretrained(cell["seed"])):
                 params[2 * layer] = torch.tensor(rbm.components_.T.copy())
                 params[2 * layer + 1] = torch.tensor(rbm.intercept_hidden_.copy())
             start = Weights(tuple(t.numpy().astype(np.float32) for t in params))
         return Job(spec, seed=cell["seed"], lr=cell["lr"], rows=rows, start=start)
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
-        x = data["mnist"]["x_train"].reshape(len(data["mnist"]["x_train"]), -1)
-        first = self.pretrained(self.seeds[0], x)[0]
+        first = self.pretrained(self.seeds[0])[0]
         shown = self.p.dbn.shown
         w = first.components_[:shown]
         lo, hi = w.min(axis=1, keepdims=True), w.max(axis=1, keepdims=True)
@@ -175,7 +178,7 @@ class Rbm(Study):
             [image_rows("test image", test), image_rows("RBM reconstruction", rec)],
             ignore_index=True)
         out.tables["example"], out.tables["published_tol"] = sklearn_example(
-            self.p.example, self.seeds)
+            self.p.example, self.seeds, self._example)
 
     def analyze(self, out: StudyOutput) -> Analysis:
         a = Analysis()
@@ -300,56 +303,83 @@ def nudged_digits() -> tuple[np.ndarray, np.ndarray]:
     return minmax_scale(np.concatenate([x, *shifted]), feature_range=(0, 1)), np.tile(y, 5)
 
 
-def sklearn_example(p: Example, seeds: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The example's two models over RBM seeds on its one split (its test points attached),
-    and its logistic regressions at the published tolerance (first seed)."""
+def rbm_stack(p: Dbn, seed: int, x: np.ndarray) -> list:
+    """A seed's two RBMs, trained greedily: the second on the first's hidden units."""
+    from sklearn.neural_network import BernoulliRBM
+
+    stack, h = [], x
+    for size in p.hidden:
+        rbm = BernoulliRBM(n_components=size, learning_rate=p.rbm_learning_rate,
+                           n_iter=p.rbm_iter, batch_size=p.rbm_batch,
+                           random_state=seed).fit(h)
+        stack.append(rbm)
+        h = rbm.transform(h)
+    return stack
+
+
+def example_fits(p: Example, seeds: list[int]) -> list[tuple[str, int, float | None]]:
+    """The example's fits, (model, seed, tolerance), the costliest first: the RBM
+    pipeline per seed, logistic regression on raw pixels once (it is deterministic), and
+    both at the published tolerance (first seed)."""
+    return ([("rbm", seed, None) for seed in seeds] + [("raw", seeds[0], None)] +
+            [(name, seeds[0], p.published_tol) for name in ("rbm", "raw")])
+
+
+@functools.cache
+def _split(test_size: float, split_seed: int) -> tuple:
+    from sklearn.model_selection import train_test_split
+
+    x, y = nudged_digits()
+    return tuple(train_test_split(x, y, test_size=test_size, random_state=split_seed))
+
+
+def example_fit(p: Example, name: str, seed: int, tol: float | None
+                ) -> tuple[dict, np.ndarray]:
+    """One of the example's models fitted on its split: its test scores, and which test
+    points it got right."""
     import warnings
 
-    from sklearn.base import clone
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
-    from sklearn.model_selection import train_test_split
     from sklearn.neural_network import BernoulliRBM
     from sklearn.pipeline import Pipeline
 
-    from pipeline import outcomes
-
-    x, y = nudged_digits()
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=p.test_size,
-                                                        random_state=p.split_seed)
-    majority = float((y_test == np.bincount(y_train).argmax()).mean())
-
-    def models(seed: int, tol: float | None) -> dict:
-        kw = {} if tol is None else {"tol": tol}
-        logistic = LogisticRegression(solver="newton-cg", C=p.c_rbm, **kw)
+    x_train, x_test, y_train, y_test = _split(p.test_size, p.split_seed)
+    kw = {} if tol is None else {"tol": tol}
+    if name == "rbm":
         rbm = BernoulliRBM(n_components=p.components, learning_rate=p.learning_rate,
                            n_iter=p.n_iter, random_state=seed)
-        raw = clone(logistic).set_params(C=p.c_raw)
-        return {"rbm": Pipeline([("rbm", rbm), ("logistic", logistic)]), "raw": raw}
+        model = Pipeline([("rbm", rbm), ("logistic", LogisticRegression(
+            solver="newton-cg", C=p.c_rbm, **kw))])
+    else:
+        model = LogisticRegression(solver="newton-cg", C=p.c_raw, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pred = model.fit(x_train, y_train).predict(x_test)
+    right = (pred == y_test).astype(float)
+    majority = float((y_test == np.bincount(y_train).argmax()).mean())
+    return {"test_acc": float(right.mean()),
+            "test_macro_f1": float(f1_score(y_test, pred, average="macro")),
+            "null_test_acc": majority}, right
 
-    def scored(model, seed: int) -> dict:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            pred = model.fit(x_train, y_train).predict(x_test)
-        right = (pred == y_test).astype(float)
-        return {"test_acc": float(right.mean()),
-                "test_macro_f1": float(f1_score(y_test, pred, average="macro")),
-                "null_test_acc": majority}, right
 
-    rows, points, raw = [], outcomes.Points(), None
+def sklearn_example(p: Example, seeds: list[int], fitted: dict | None = None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The example's two models over RBM seeds on its one split (its test points attached),
+    and its logistic regressions at the published tolerance (first seed). fitted: the
+    example_fits already done, by (model, seed, tolerance)."""
+    from pipeline import outcomes
+
+    fitted = fitted or {f: example_fit(p, *f) for f in example_fits(p, seeds)}
+    rows, points = [], outcomes.Points()
     for seed in seeds:
-        for name, model in models(seed, None).items():
-            if name == "raw" and raw is not None:  # deterministic: one fit for every seed
-                row, right = raw
-            else:
-                row, right = scored(model, seed)
-                if name == "raw":
-                    raw = (row, right)
+        for name in ("rbm", "raw"):
+            row, right = fitted[(name, seed if name == "rbm" else seeds[0], None)]
             rows.append({"cell": len(rows), "model": name, "seed": seed, **row})
             points.add(rows[-1]["cell"], "test_acc", right)
-    published = [{"model": name, **scored(model, seeds[0])[0]}
-                 for name, model in models(seeds[0], p.published_tol).items()]
+    published = [{"model": name, **fitted[(name, seeds[0], p.published_tol)][0]}
+                 for name in ("rbm", "raw")]
     return outcomes.attach(pd.DataFrame(rows), points), pd.DataFrame(published)
 
 
