@@ -231,6 +231,15 @@ def test_a_verdict_that_the_family_level_undoes_is_underpowered_with_the_seeds_i
     finding = _best("b", "adam", [fragile])
     assert "underpowered" in answers.tags(finding)
     assert answers.statement(finding).endswith(f"at this spread, about {m} seeds would settle it.")
+    # among several comparisons, the tag names the one it counts the seeds for
+    settled = _c("a", 0.2, 0.15, 0.25, level=level, a="adam", b="sgd")
+    two = _best("b", "adam", [settled, fragile | {"label_b": "momentum"}])
+    assert answers.statement(two).endswith(f"about {m} seeds would settle adam vs momentum.")
+    at = _best("b", "adam", [settled, fragile | {"setting": "8 units"}])
+    assert answers.statement(at).endswith("would settle adam vs sgd (8 units).")
+    long = fragile | {"label_a": "a" * 40, "label_b": "b" * 40}
+    assert answers.statement(_best("b", "adam", [settled, long])).endswith(
+        "would settle the least settled of them.")
     # a tie at 95% too, a win at the family's level, or a plain 95% comparison: settled
     for c in (_c("tie", 0.005, 0.005 - half, 0.005 + half, level=level),
               _c("a", 0.05, 0.05 - half, 0.05 + half, level=level),

@@ -41,6 +41,7 @@ TAGS = {
                  "the input); they are counted, never averaged",
 }
 MAX_SEEDS = 1000  # a search bound: "more than this" past it
+PAIR = 60  # longest pair of names an underpowered tag spells out
 
 
 NUMBERS = ("mean_a", "mean_b", "diff", "low", "high", "seed_sd")  # JSON's null is NaN
@@ -223,10 +224,15 @@ def statement(finding: dict, unconverged_too: bool = True) -> str:
 def _power(finding: dict) -> str:
     """' Underpowered: ...' where the seeds were too few to settle a comparison; ''."""
     text = ""
-    need = [m for _, c in comparisons(finding) if (m := seeds_needed(c))]
-    if need:  # the most any of them needs
-        many = f"about {max(need)}" if max(need) <= MAX_SEEDS else f"more than {MAX_SEEDS}"
-        return f" Underpowered: at this spread, {many} seeds would settle it."
+    held = comparisons(finding)
+    need = [(m, c, where) for where, c in held if (m := seeds_needed(c))]
+    if need:  # the most any of them needs, and which one that is where there are several
+        m, c, where = max(need, key=lambda t: t[0])
+        many = f"about {m}" if m <= MAX_SEEDS else f"more than {MAX_SEEDS}"
+        pair = f"{c.label_a} vs {c.label_b}" + (f" ({where})" if where else "")
+        which = "it" if len(held) == 1 else pair if len(pair) <= PAIR \
+            else "the least settled of them"
+        return f" Underpowered: at this spread, {many} seeds would settle {which}."
     wide = [r for _, c in comparisons(finding) if (r := to_resolve(c))]
     if wide:
         effect = wide[0][1]
