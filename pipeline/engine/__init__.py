@@ -49,8 +49,8 @@ def train(jobs: list[Job], data: TrainData, device: str | torch.device = "cpu",
 
 def train_parts(parts: list[tuple[list[Job], TrainData]], device: str | torch.device = "cpu",
                 options: EngineOptions | None = None) -> list[list[Result]]:
-    """Train several parts, each its jobs on its own data (a study's datasets and draws),
-    as one run: the groups of every part share one pool of workers, the costliest first,
+    """Train several parts, each its jobs on its own data (a study stage's datasets), as
+    one run: the groups of every part share one pool of workers, the costliest first,
     so that no worker waits for the others between parts. The numbers are those of each
     part trained alone. Returns each part's Results, in the order given."""
     from pipeline.engine.executors import execute
