@@ -364,14 +364,13 @@ def example_fit(p: Example, name: str, seed: int, tol: float | None
             "null_test_acc": majority}, right
 
 
-def sklearn_example(p: Example, seeds: list[int], fitted: dict | None = None
+def sklearn_example(p: Example, seeds: list[int], fitted: dict
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The example's two models over RBM seeds on its one split (its test points attached),
-    and its logistic regressions at the published tolerance (first seed). fitted: the
-    example_fits already done, by (model, seed, tolerance)."""
+    and its logistic regressions at the published tolerance (first seed), from `fitted`:
+    every one of example_fits, fitted by example_fit, by (model, seed, tolerance)."""
     from pipeline import outcomes
 
-    fitted = fitted or {f: example_fit(p, *f) for f in example_fits(p, seeds)}
     rows, points = [], outcomes.Points()
     for seed in seeds:
         for name in ("rbm", "raw"):
