@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from pipeline import stats
-from pipeline.stats import Selection
+from pipeline import choices, stats
+from pipeline.choices import Selection
 
 ROUND = "bracket_round"  # the cells' column: 0 for the grid, k for a value added in round k
 STABLE = 2.0  # a choice within this factor of a diverged value is at the stability limit
@@ -45,7 +45,7 @@ class Bracket:
     where: dict = field(default_factory=dict)
     by: tuple[str, ...] = ()
     scale: str = "log"  # log: steps are factors; linear: differences; int: integer steps
-    bound: float = 0  # the least value the knob can take (stats.select: a bound, no edge)
+    bound: float = 0  # the least value the knob can take (choices.select: a bound, no edge)
     low: float = 0.0  # added values stay strictly between low and high
     high: float = math.inf
     # (fixed, value) -> "" where a cell can be built at that value, else the bound in words
@@ -70,7 +70,7 @@ class Bracket:
         values bracketing added and why it is still at an edge, where it is."""
         rows = stats.where(cells, self.where | fixed)  # every row: what the grid held
         cells = self.rows(cells)
-        raw = stats.select(cells, self.column, self.where | fixed, self.on,
+        raw = choices.select(cells, self.column, self.where | fixed, self.on,
                            maximize=self.maximize, bound=self.bound)
         added = []
         if ROUND in rows:  # values no round-0 row holds (not rows another bracket added)
@@ -102,20 +102,20 @@ class Bracket:
         HARD + why where the next integer value cannot be built, or the bound that stops
         it."""
         cells = self.rows(cells)
-        sel = sel or stats.select(cells, self.column, self.where | fixed, self.on,
+        sel = sel or choices.select(cells, self.column, self.where | fixed, self.on,
                                   maximize=self.maximize, bound=self.bound)
         if not sel.edge or isinstance(sel.chosen, str):
             return None, ""
         grid = sorted(sel.grid)
         chosen, at = sel.chosen, grid.index(sel.chosen)
-        failed = stats.diverged_runs(stats.where(cells, self.where | fixed), self.column)
+        failed = choices.diverged_runs(stats.where(cells, self.where | fixed), self.column)
         neighbours = [grid[i] for i in (at + 1, at - 1)
                       if 0 <= i < len(grid) and grid[i] in failed]
         # an end of the grid is stepped past first: a stability limit on one side says
         # nothing about the other
         if len(grid) >= 2 and chosen == grid[-1]:
             value = self._step(chosen, grid[-2], up=True)
-        elif len(grid) >= 2 and chosen == grid[0] and stats.edge_limit(chosen, grid, self.bound):
+        elif len(grid) >= 2 and chosen == grid[0] and choices.edge_limit(chosen, grid, self.bound):
             value = self._step(chosen, grid[1], up=False)
         elif neighbours:
             other = neighbours[0]

@@ -15,9 +15,9 @@
 
 from __future__ import annotations
 
+import json
 import math
-import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -182,6 +182,16 @@ class Comparison:
     def to_dict(self) -> dict:
         return _clean(asdict(self))
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Comparison:
+        """Back from to_dict (JSON's null is NaN again); other keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: (math.nan if v is None and k in NUMBERS else v)
+                      for k, v in d.items() if k in names})
+
+
+NUMBERS = ("mean_a", "mean_b", "diff", "low", "high", "seed_sd")  # never None in a Comparison
+
 
 def compare(cells: pd.DataFrame, a: dict, b: dict, metric: str, *, label_a: str,
             label_b: str, higher_is_better: bool = True,
@@ -308,6 +318,13 @@ def _share(side: pd.DataFrame, column: str) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
+def beats_null(mean: float, c: Comparison) -> bool | None:
+    """Whether a side's mean is better than the null model's (None: no null)."""
+    if c.null is None or not np.isfinite(mean):
+        return None
+    return mean > c.null if c.higher_is_better else mean < c.null
+
+
 def flipped(c: Comparison) -> Comparison:
     """The same comparison the other way round: b - a."""
     verdict = {"a": "b", "b": "a"}.get(c.verdict, c.verdict)
@@ -318,231 +335,6 @@ def flipped(c: Comparison) -> Comparison:
 
 
 @dataclass
-class Best:
-    """The candidate with the best mean (on the metric it was chosen on, where chosen_on
-    names one), compared with every other candidate on the metric.
-
-    "Better than every other one" is one claim (an intersection-union test): it stands
-    when each comparison's 95% interval excludes zero. Short of that, the sentence picks
-    single claims out of the comparisons ("against X, the difference favours Y"), so they
-    are a family: each interval is then at Bonferroni's level, and all of them hold
-    together at 95%."""
-
-    top: str
-    comparisons: list[Comparison]
-    top_mean: float = math.nan  # the top's mean on the metric, over its finished cells
-    chosen_on: str | None = None  # the validation (or training) metric it was chosen on
-    chosen_value: float = math.nan  # the top's mean on it
-    ties: list[str] = field(default_factory=list)  # as good on chosen_on within float32
-
-    @property
-    def clear(self) -> bool:
-        """Better than every other candidate, each interval excluding zero."""
-        return bool(self.comparisons) and all(c.verdict == "a" for c in self.comparisons)
-
-    @property
-    def level(self) -> float:
-        """The level of each comparison's interval."""
-        return self.comparisons[0].level if self.comparisons else LEVEL
-
-
-def family_level(m: int) -> float:
-    """Bonferroni: the level of each of m intervals that hold together at LEVEL."""
-    return 1 - (1 - LEVEL) / max(m, 1)
-
-
-def best_of(cells: pd.DataFrame, candidates: dict[str, dict], metric: str, *,
-            higher_is_better: bool = True, choose_on: str | None = None) -> Best:
-    """Among candidates (label -> the columns that pick its cells), the one with the best
-    mean `choose_on` (a validation or training metric, better in the same direction as
-    `metric`) or, without one, the best mean `metric`, which then may not be a test
-    metric; compared over paired seeds with each other candidate on `metric`: at 95% when
-    it beats every one, else at the family's level (see Best). Candidates tied on it within
-    float32 resolution: the first listed is taken, and the others are named. A candidate
-    where some seed diverged is no choice while another one trained in every seed."""
-    if choose_on is not None and not (is_validation(choose_on)
-                                      or choose_on.startswith("train_")):
-        raise ValueError(f"best_of: {choose_on!r} is not a validation or training metric; "
-                         "choices are made on validation data (val_*, cv_*) or training "
-                         "data, never on test data")
-    if choose_on is None and metric.startswith("test_"):
-        raise ValueError(f"best_of: a best on {metric!r} needs choose_on (a validation or "
-                         "training metric): a choice is never made on test data")
-    means, on, unstable = {}, {}, set()  # per candidate: mean metric, mean chosen on
-    for label, match in candidates.items():
-        mine = where(cells, match)
-        ok = _ok(mine)
-        values = ok[metric].dropna()
-        if len(values):
-            means[label] = float(values.mean())
-            on[label] = float(ok[choose_on].mean()) if choose_on else means[label]
-        if len(ok) < len(mine):
-            unstable.add(label)
-    usable = {k: v for k, v in on.items() if np.isfinite(v)}
-    # a candidate where some seed diverged: its mean is over the survivors alone
-    usable = {k: v for k, v in usable.items() if k not in unstable} or usable
-    if not usable and any(len(where(cells, m)) for m in candidates.values()) and \
-            not any(len(_ok(where(cells, m))) for m in candidates.values()):
-        return Best("", [])  # every run of every candidate diverged or collapsed
-    if not usable:
-        raise ValueError(f"best_of: no finished cell of {list(candidates)} has a "
-                         f"{choose_on or metric}")
-    best = (max if higher_is_better else min)(usable.values())
-    tied = [k for k, v in usable.items() if abs(v - best) <= RESIDUE * abs(best)]
-    top = tied[0]
-    others = [other for other in means if other != top]
-
-    def comparisons(level: float) -> list[Comparison]:
-        return [compare(cells, candidates[top], candidates[other], metric, label_a=top,
-                        label_b=other, higher_is_better=higher_is_better, level=level)
-                for other in others]
-
-    comps = comparisons(LEVEL)
-    if not (comps and all(c.verdict == "a" for c in comps)):
-        comps = comparisons(family_level(len(others)))
-    return Best(top, comps, means[top], choose_on, on[top] if choose_on else math.nan,
-                tied[1:])
-
-
-@dataclass
-class Selection:
-    """A config value chosen on validation numbers, and where it sits in its grid."""
-
-    column: str
-    on: str
-    chosen: object
-    value: float  # the mean validation number of the chosen value
-    grid: list
-    edge: bool  # a better value may lie past the chosen one (see `limit`)
-    ties: list = field(default_factory=list)  # values equal to it within float32 resolution
-    limit: str = ""  # why: "the grid's largest", "next to 10, where runs diverged", ...
-    added: list = field(default_factory=list)  # values bracketing added to the grid
-    stop: str = ""  # why bracketing stopped short of an interior choice, or where it ended
-
-    @property
-    def interior(self) -> bool:
-        return not self.edge
-
-    def to_dict(self) -> dict:
-        return _clean(asdict(self) | {"interior": self.interior})
-
-
-NAMES = {"val_acc": "validation accuracy", "val_loss": "validation loss",
-         "cv_loss": "cross-validation loss",
-         "train_loss": "training loss", "train_acc": "training accuracy",
-         "test_acc": "test accuracy", "test_loss": "test loss"}
-
-
-def name(metric: str) -> str:
-    """A metric's name in a sentence."""
-    return NAMES.get(metric, metric.replace("_", " "))
-
-
-def sentence(text: str) -> str:
-    """Capitalise the first letter (labels may start a sentence in lower case)."""
-    return text[:1].upper() + text[1:]
-
-
-def is_validation(metric: str) -> bool:
-    return metric.startswith(("val_", "cv_"))
-
-
-def at_edge(value, grid: list, bound: float = 0) -> bool:
-    """The value is the smallest or largest of a grid of 3 or more, and a wider grid could
-    go past it: the least value the knob can take (`bound`: 0 for rates, lambdas or
-    degrees, 1 for a depth) at the bottom of the grid is a bound, no edge."""
-    return bool(edge_limit(value, grid, bound))
-
-
-def edge_limit(value, grid: list, bound: float = 0) -> str:
-    """Which edge of its grid the value is at (see at_edge), in words; "" for none."""
-    if len(grid) < 3 or isinstance(value, str):
-        return ""
-    low, high = min(grid), max(grid)
-    if value == high:
-        return "the grid's largest"
-    if value == low and not (low == bound and high > bound):
-        return "the grid's smallest"
-    return ""
-
-
-def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
-           maximize: bool, bound: float = 0) -> Selection:
-    """Choose the value of `column` whose mean `on` (a validation metric) is best; bound:
-    the least value `column` can take (see at_edge).
-
-    A value where some seed diverged is no candidate while another value trained in every
-    seed (its mean would be over the survivors). A choice next to a value where runs
-    diverged is an edge as much as the grid's end: the best may lie between the two."""
-    if not (is_validation(on) or on.startswith("train_")):
-        raise ValueError(f"select: {on!r} is not a validation or training metric; choices "
-                         "are made on validation data (val_*, cv_*) or, where the question "
-                         "is how fast a model trains, training data; never on test data")
-    mine = where(cells, fixed)
-    part = _ok(mine)
-    means = part.groupby(column)[on].mean().dropna()
-    if means.empty:
-        raise ValueError(f"select: no finished cell for {fixed} has a {on}")
-    failed = diverged_runs(mine, column)
-    stable = means[[v not in failed for v in means.index]]
-    if not stable.empty:
-        means = stable
-    best = means.max() if maximize else means.min()
-    # values equal to the best within float32 resolution tie: the smallest is taken
-    tied = sorted(means[(means - best).abs() <= RESIDUE * abs(best)].index)
-    chosen = tied[0]
-    grid = sorted(mine[column].unique().tolist())
-    end = edge_limit(chosen, grid, bound)
-    reasons = [end] if end else []
-    if not isinstance(chosen, str):  # neighbours only in an ordered grid
-        at = grid.index(chosen)
-        for i in (at + 1, at - 1):
-            if 0 <= i < len(grid) and grid[i] in failed:
-                k, n = failed[grid[i]]
-                reasons.append(f"next to {_value(_py(grid[i]))}, where {k} of {n} runs "
-                               "diverged")
-        inner = inner_neighbour(chosen, grid)
-        if (end and inner not in failed and "seed" in mine
-                and not mine.duplicated([column, "seed"]).any()):
-            reasons.append(not_separated(mine, {column: chosen}, {column: inner}, on,
-                                         maximize, _value(_py(inner))))
-    limit = "; ".join(r for r in reasons if r)
-    return Selection(column, on, _py(chosen), float(means[chosen]), [_py(g) for g in grid],
-                     bool(limit), [_py(v) for v in tied[1:]], limit)
-
-
-def inner_neighbour(value, grid: list):
-    """The value one step inside the grid from its end (value is the smallest or largest)."""
-    g = sorted(grid)
-    at = g.index(value)
-    return g[at - 1] if at == len(g) - 1 else g[at + 1]
-
-
-def not_separated(cells: pd.DataFrame, chosen: dict, inner: dict, on: str, maximize: bool,
-                  label: str) -> str:
-    """For a choice at its grid's end: where the paired comparison on `on` with the value
-    one step inside is a tie, that difference in words (validation does not yet show that
-    the metric still moves towards the edge); "" otherwise."""
-    c = compare(cells, chosen, inner, on, label_a="", label_b="", higher_is_better=maximize)
-    if c.n > 1 and c.verdict == "tie":
-        return f"{name(on)} does not separate it from {label} ({fmt_difference(c)})"
-    return ""
-
-
-def diverged_runs(cells: pd.DataFrame, column: str) -> dict:
-    """The values of `column` where some run diverged: value -> (diverged runs, runs),
-    counting the seeds inside collapsed rows (see collapse)."""
-    if "diverged" not in cells:
-        return {}
-    if "seeds_diverged" in cells:
-        k, n = cells["seeds_diverged"], cells["seeds"]
-    else:
-        k, n = cells["diverged"].astype(bool).astype(int), pd.Series(1, index=cells.index)
-    counts = pd.DataFrame({"v": cells[column], "k": k, "n": n}).groupby("v")[["k", "n"]].sum()
-    return {_py(v): (int(r.k), int(r.n)) for v, r in counts.iterrows() if r.k > 0}
-
-
-@dataclass
 class Censored:
     """A quantity that not every seed reaches (epochs to a target loss)."""
 
@@ -550,12 +342,6 @@ class Censored:
     n: int
     mean: float  # over the seeds that reached it
     ci95: float
-
-    def text(self, unit: str = "") -> str:
-        if not self.reached:
-            return f"reached in 0 of {self.n} seeds"
-        return (f"reached in {self.reached} of {self.n} seeds, after "
-                f"{fmt_interval(self.mean, self.ci95)}{unit} on average over those")
 
 
 def mean_ci(x: np.ndarray) -> tuple[float, float]:
@@ -576,246 +362,15 @@ def censored(values: pd.Series) -> Censored:
     return Censored(len(hit), len(x), *mean_ci(hit))
 
 
-# ---------------------------------------------------------------- numbers as text
-
-
-def fmt(v: float | None, digits: int = 3, zeros: bool = False) -> str:
-    """A number for a sentence: 3 significant digits; 'n/a' for a missing one. zeros:
-    keep trailing zeros (-0.30 beside -0.31), so that numbers read at one precision."""
-    if v is None or not np.isfinite(v):
-        return "n/a"
-    return f"{v:#.{digits}g}".rstrip(".") if zeros and v != 0 else f"{v:.{digits}g}"
-
-
-def is_residue(d: float, *scale: float) -> bool:
-    """A difference of two numbers of this scale within float32's rounding residue."""
-    big = max((abs(v) for v in scale if np.isfinite(v)), default=0.0)
-    return bool(np.isfinite(d) and abs(d) <= RESIDUE * big)
-
-
-def fmt_diff(d: float, *scale: float, digits: int = 2) -> str:
-    """A difference of two numbers of this scale: a float32 rounding residue prints as 0."""
-    return "0" if is_residue(d, *scale) else fmt(d, digits, zeros=True)
-
-
-def ci_digits(low: float, high: float) -> int:
-    """Significant digits (2 to 6), at the interval's larger end, at which the rounding
-    step is at most a tenth of its width: its ends, and a difference inside it, print
-    where they are, not at a neighbouring rounding (-2.660 to -2.644, not -2.7 to -2.6)."""
-    width = abs(high - low)
-    big = max(abs(low), abs(high))
-    if not (np.isfinite(width) and width > 0 and big > 0):
-        return 3
-    digits = math.floor(math.log10(big)) + 2 - math.log10(width)
-    return int(min(6, max(2, math.ceil(digits - 1e-9))))
-
-
-def ci_decimals(low: float, high: float) -> int | None:
-    """Decimal places for both ends of an interval (and a difference inside it): the
-    larger end's at ci_digits, so that both ends read at one precision across a power of
-    ten (-1.67 to -0.80); None where fixed-point would not read (tiny or huge numbers)."""
-    big = max(abs(low), abs(high))
-    if not (np.isfinite(big) and 1e-4 <= big < 1e6):
-        return None
-    return max(0, ci_digits(low, high) - 1 - math.floor(math.log10(big)))
-
-
-def fmt_at(v: float, low: float, high: float) -> str:
-    """v (an end of the interval low..high, or a number inside it) at the interval's
-    precision; a nonzero number that would print as 0.00 keeps 2 significant digits, so
-    that its sign (which side of zero an end lies) still reads."""
-    places = ci_decimals(low, high)
-    if places is None or not np.isfinite(v):
-        return fmt(v, ci_digits(low, high), zeros=True)
-    if v != 0 and round(v, places) == 0:
-        return fmt(v, 2, zeros=True)
-    return f"{v:.{places}f}"
-
-
-def level_text(level: float) -> str:
-    """A coverage in per cent, rounded down (98.75%, never 98.8%)."""
-    return f"{math.floor(10000 * level + 1e-6) / 100:g}%"
-
-
-def fmt_ci(low: float, high: float, level: float = LEVEL) -> str:
-    """'95% CI low to high' at ci_digits."""
-    return f"{level_text(level)} CI {fmt_at(low, low, high)} to {fmt_at(high, low, high)}"
-
-
-def fmt_interval(mean: float, ci95: float) -> str:
-    """'mean ± half-width', the mean to the decimal place of the half-width's second
-    significant digit (12.7195 ± 0.0055, not 12.7 ± 0.0055; 0.00086 ± 0.00027)."""
-    if not np.isfinite(ci95):
-        return fmt(mean)
-    return f"{fmt_like(mean, ci95)} ± {fmt(ci95, 2, zeros=True)}"
-
-
-def fmt_like(v: float, ci95: float) -> str:
-    """v to the decimal place of the half-width's second significant digit (a mean beside
-    its interval, or a number read beside such a mean); 3 significant digits where the
-    half-width is 0 or missing."""
-    if not (np.isfinite(ci95) and ci95 > 0 and np.isfinite(v)) or v == 0:
-        return fmt(v)
-    place = math.floor(math.log10(ci95)) - 1  # the half-width's second digit
-    digits = max(1, math.floor(math.log10(abs(v))) - place + 1)
-    return fmt(v, min(digits, 8), zeros=True)
-
-
-def fmt_difference(c: Comparison) -> str:
-    """'difference a - b, 95% CI low to high', the difference to the interval's digits."""
-    return f"difference {_diff_at(c)}{points_text(c)}, {fmt_ci(c.low, c.high, c.level)}"
-
-
-def _diff_at(c: Comparison) -> str:
-    """The difference at its interval's precision; a float32 residue prints as 0."""
-    return "0" if is_residue(c.diff, c.mean_a, c.mean_b) else fmt_at(c.diff, c.low, c.high)
-
-
-def points_text(c: Comparison, form: str = " ({} of {} test points)") -> str:
-    """A test accuracy difference as a number of test points: ' (3.4 of 359 test
-    points)'; '' for other metrics."""
-    if not (c.test_points and c.metric == "test_acc" and np.isfinite(c.diff)):
-        return ""
-    return form.format(f"{abs(c.diff) * c.test_points:.1f}", c.test_points)
-
-
-def beats_null(mean: float, c: Comparison) -> bool | None:
-    """Whether a side's mean is better than the null model's (None: no null)."""
-    if c.null is None or not np.isfinite(mean):
-        return None
-    return mean > c.null if c.higher_is_better else mean < c.null
-
-
-def caveats(comparisons: list[Comparison], short: bool = False,
-            unconverged_too: bool = True) -> str:
-    """What a reader must know before the verdict, said first: the sides whose runs
-    collapsed (the pairs left hold only the runs that trained, so a side that collapsed is
-    judged on its survivors), the sides that do not beat the null model, and
-    (unconverged_too) those whose runs did not all converge. Each side is checked in every
-    setting it was compared in, and named once. short: a statement's words."""
-    below, unconverged, lost, seen, runs = [], [], [], set(), 0
-    order: list[str] = []  # the sides' labels as met, a before b
-    for c in comparisons:
-        for label, mean, conv, gone, side in (
-                (c.label_a, c.mean_a, c.converged_a, c.collapsed_a, c.a),
-                (c.label_b, c.mean_b, c.converged_b, c.collapsed_b, c.b)):
-            label = re.sub(r" \([^()]*\)$", "", label) or label  # without its aside
-            key = (label, tuple(sorted((k, str(v)) for k, v in side.items())))
-            if key in seen:
-                continue
-            seen.add(key)
-            order.append(label)
-            runs += c.n
-            if gone:
-                lost.append((label, gone, c.n + gone))
-            if beats_null(mean, c) is False:
-                below.append((label, c))
-            if conv is not None and conv < 1 and c.n:
-                unconverged.append((label, round((1 - conv) * c.n), c.n))
-    names = {label for label, _ in seen}
-    lost, unconverged = _by_label(lost), _by_label(unconverged)
-    out = []
-    if lost:
-        k, total = sum(g for _, g, _ in lost), sum(t for _, _, t in lost)
-        out.append(f"Collapsed: {k} of {total} runs of {_and([x[0] for x in lost])}, "
-                   "left out." if short else
-                   "Collapsed and left out of the pairs: "
-                   + _and([f"{label} ({g} of {t} runs)" for label, g, t in lost])
-                   + "; the rest compare the runs that trained.")
-    if below:
-        c = below[0][1]
-        null = f"{c.null_model}, {fmt(c.null)}" if c.null_model else fmt(c.null)
-        who_below = _once([label for label, _ in below])
-        every = len(below) == len(seen) and len(names) > 1  # every side, in every setting
-        if every and len(names) == 2:  # named, where the names are short
-            first, second = dict.fromkeys(order)
-            who = (f"neither {first} nor {second}" if len(first) + len(second) <= 60
-                   else "neither side")
-        else:
-            who = "none of them" if every else _and(who_below)
-        verb = "beats" if every else \
-            ("does not beat" if len(who_below) == 1 else "do not beat")
-        out.append(sentence(f"{who} {verb} the null model ({null})" if short else
-                            f"{who} {verb} the null model on {name(c.metric)} ({null})."))
-        if short:
-            out[-1] += "."
-    if not unconverged_too:
-        pass
-    elif unconverged and short:
-        k = sum(u[1] for u in unconverged)
-        out.append(f"Not converged: {k} of {runs} runs." if len(unconverged) > 1
-                   else f"Not converged: {unconverged[0][0]} ({k} of {unconverged[0][2]} "
-                        "runs).")
-    elif unconverged:
-        out.append("Not converged: " + _and([f"{label} ({k} of {n} runs)"
-                                             for label, k, n in unconverged])
-                   + ", still improving over the last tenth of training.")
-    return " ".join(out)
-
-
-def _by_label(counts: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
-    """(label, k, of n) rows with the counts of a label's settings summed, in order."""
-    out: dict[str, list[int]] = {}
-    for label, k, n in counts:
-        total = out.setdefault(label, [0, 0])
-        total[0], total[1] = total[0] + k, total[1] + n
-    return [(label, k, n) for label, (k, n) in out.items()]
-
-
-def _once(labels: list[str]) -> list[str]:
-    """The labels in order, each once."""
-    return list(dict.fromkeys(labels))
-
-
-def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
-
-
-def comparison_text(c: Comparison, what: str, pairs: str = "paired runs") -> str:
-    """A sentence that says no more than the verdict: a winner only when the interval of
-    the difference excludes zero, otherwise 'indistinguishable', with the difference.
-    pairs: what the paired units are, in words ("paired runs": training seeds)."""
-    pre = caveats([c])
-    body = _comparison_body(c, what, pairs)
-    return f"{pre} {body}" if pre else body
-
-
-def _comparison_body(c: Comparison, what: str, pairs: str) -> str:
-    if not c.tested:
-        return sentence(f"{c.label_a} and {c.label_b} are not compared on {what}: "
-                        f"{untested_text(c)}.")
-    if c.verdict == "b":  # the winner is named first
-        c = flipped(c)
-    first, second, m1, m2 = c.label_a, c.label_b, c.mean_a, c.mean_b
-    if c.identical and not c.test_points:  # one value per side in every seed
-        if c.verdict == "tie":
-            return sentence(f"{first} and {second} give the same {what}, {fmt(m1)}, in all "
-                            f"{c.n} seeds.")
-        better = "higher" if c.higher_is_better else "lower"
-        return sentence(f"{first} gives {better} {what} than {second}: {fmt(m1)} vs "
-                        f"{fmt(m2)}. The seed changes nothing here (all {c.n} seeds gave these "
-                        f"two values): one result per side, without an interval.")
-    digits = ci_digits(c.low, c.high)
-    units = f"{c.n} {pairs}" + (f" and {c.test_points} test points" if c.test_points else "")
-    numbers = (f"{fmt(m1, max(3, digits), zeros=True)} vs {fmt(m2, max(3, digits), zeros=True)}"
-               f", difference {_diff_at(c)}{points_text(c, ', or {} of the {} test points')} "
-               f"({fmt_ci(c.low, c.high, c.level)}, {units})")
-    if c.verdict == "tie":
-        return sentence(f"{first} and {second} are indistinguishable on {what}: {numbers}.")
-    better = "higher" if c.higher_is_better else "lower"
-    return sentence(f"{first} gives {better} {what} than {second}: {numbers}.")
-
-
-def untested_text(c: Comparison) -> str:
-    """Why a comparison has no interval: how few pairs finished on both sides."""
-    if not c.n:
-        return "no paired run finished on both sides"
-    return (f"only one paired run finished on both sides ({fmt(c.mean_a)} vs "
-            f"{fmt(c.mean_b)}), too few for an interval")
-
-
 def _value(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def mark(kind: str, *args) -> str:
+    """A marker for a number (or a metric's name) inside words written before the report:
+    the report formats it (pipeline.report.numbers), so that a number's format is the
+    report's alone. kind: one of pipeline.report.numbers.FORMATS."""
+    return f"⟦{kind}:{json.dumps(_clean(list(args)))}⟧"
 
 
 def _py(v):

@@ -75,7 +75,7 @@ def test_one_pair_is_not_compared_nor_called_alike():
     towards no confidence."""
     import math
 
-    from pipeline import stats
+    from pipeline import choices
     from pipeline.findings import best, comparison, family
 
     one = _c("tie", 0.22, math.nan, math.nan, n=1, a="He", b="Xavier")
@@ -97,7 +97,7 @@ def test_one_pair_is_not_compared_nor_called_alike():
     c1, cw = answers.comparison(one), answers.comparison(win)
     assert "not compared" in comparison("o", c1, "test accuracy").text
     assert "indistinguishable" not in comparison("o", c1, "test accuracy").text
-    b = stats.Best("He", [cw, c1], 0.63)
+    b = choices.Best("He", [cw, c1], 0.63)
     text = best("b", b, "test accuracy", "inits").text
     assert "not compared with Xavier (only one paired run" in text
     assert "indistinguishable" not in text
@@ -119,7 +119,7 @@ def test_caveats_become_tags():
                        "past it: adam (0.3, the grid's largest).")
     assert answers.tags(edge) == []  # the tag reads the data, not the words
     from pipeline import findings as F
-    from pipeline.stats import Selection
+    from pipeline.choices import Selection
 
     sel = Selection("lr", "val_acc", 0.3, 0.9, [0.01, 0.1, 0.3], True,
                     limit="the grid's largest")
@@ -218,11 +218,11 @@ def test_an_estimate_drops_its_asides_before_it_is_cut_and_a_count_keeps_its_res
 
 
 def test_a_verdict_that_the_family_level_undoes_is_underpowered_with_the_seeds_it_needs():
-    from pipeline import stats
+    from pipeline import choices, stats
 
     # five pairs with spread 0.02 and mean 0.028: the 95% interval excludes zero, the
     # 98.33% one (a family of three) does not
-    sd, n, diff, level = 0.02, 5, 0.028, stats.family_level(3)
+    sd, n, diff, level = 0.02, 5, 0.028, choices.family_level(3)
     half = stats.half_width(sd, n, level)
     assert stats.half_width(sd, n) < diff < half
     fragile = _c("tie", diff, diff - half, diff + half, level=level)

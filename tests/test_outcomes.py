@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from pipeline import outcomes, stats
-from pipeline.report import answers
+from pipeline import choices, outcomes, stats
+from pipeline.report import answers, words
 
 N = 359  # the digits' test set
 
@@ -47,7 +47,7 @@ def test_a_few_test_points_with_a_tight_seed_interval_is_indistinguishable():
     assert both.verdict == "tie" and both.low < 0 < both.high
     assert both.sources == ["seeds", "test_points"] and both.test_points == N
     assert both.diff == seeds_only.diff  # the same difference, a wider interval
-    text = stats.comparison_text(both, "test accuracy")
+    text = words.comparison_text(both, "test accuracy")
     assert "indistinguishable" in text and f"or 3.0 of the {N} test points" in text
     assert f"5 paired runs and {N} test points" in text
     # a large difference still stands when the test points are counted
@@ -119,7 +119,7 @@ def test_a_finding_whose_two_sides_both_lose_to_the_null_says_so_first():
     c = stats.compare(cells, {"model": "a"}, {"model": "b"}, "test_acc", label_a="relu",
                       label_b="linear")
     assert c.null == 0.5 and c.null_model == "the majority class"
-    text = stats.comparison_text(c, "test accuracy")
+    text = words.comparison_text(c, "test accuracy")
     assert text.startswith("Neither relu nor linear beats the null model on test accuracy "
                            "(the majority class, 0.5).")
     finding = {"id": "x", "kind": "comparison", "text": text, "data": c.to_dict()}
@@ -127,17 +127,17 @@ def test_a_finding_whose_two_sides_both_lose_to_the_null_says_so_first():
     long = stats.compare(cells, {"model": "a"}, {"model": "b"}, "test_acc",
                          label_a="a network of four hidden layers of 64 units each",
                          label_b="the linear model on raw pixels")
-    assert stats.comparison_text(long, "test accuracy").startswith(
+    assert words.comparison_text(long, "test accuracy").startswith(
         "Neither side beats the null model")  # names too long to repeat
     assert "null" in answers.tags(finding)
     # one side below it: named; both above: nothing said
     one = stats.compare(_two_sided(0.42, 0.45, 0.40), {"model": "a"}, {"model": "b"},
                         "test_acc", label_a="relu", label_b="linear")
-    assert stats.comparison_text(one, "test accuracy").startswith(
+    assert words.comparison_text(one, "test accuracy").startswith(
         "Linear does not beat the null model")
     fine = stats.compare(_two_sided(0.3, 0.45, 0.40), {"model": "a"}, {"model": "b"},
                          "test_acc", label_a="relu", label_b="linear")
-    assert stats.caveats([fine]) == ""
+    assert words.caveats([fine]) == ""
     assert "null" not in answers.tags({"id": "x", "kind": "comparison", "text": "",
                                        "data": fine.to_dict()})
 
@@ -147,7 +147,7 @@ def test_unconverged_runs_are_said_first():
     c = stats.compare(cells, {"model": "a"}, {"model": "b"}, "test_acc", label_a="relu",
                       label_b="linear")
     assert c.converged_a == 1.0 and c.converged_b == 0.6
-    assert stats.comparison_text(c, "test accuracy").startswith(
+    assert words.comparison_text(c, "test accuracy").startswith(
         "Not converged: linear (2 of 5 runs)")
     finding = {"id": "x", "kind": "comparison", "text": "", "data": c.to_dict()}
     assert "unconverged" in answers.tags(finding)
@@ -177,7 +177,7 @@ def test_collapsed_runs_are_counted_never_averaged():
     assert c.n == 4 and c.collapsed == 1
     assert "collapsed" in answers.tags({"id": "x", "kind": "comparison", "text": "",
                                         "data": c.to_dict()})
-    s = stats.select(cells.assign(lr=np.where(cells["model"] == "a", 0.1, 1.0),
+    s = choices.select(cells.assign(lr=np.where(cells["model"] == "a", 0.1, 1.0),
                                   val_acc=cells["test_acc"]), "lr", {}, "val_acc",
                      maximize=True)
     assert s.chosen == 0.1
@@ -234,12 +234,12 @@ def test_collapsed_runs_are_said_first_and_each_setting_is_checked():
     pairs = [stats.compare(cells, {"dataset": d, "model": "a"}, {"dataset": d, "model": "b"},
                            "test_acc", label_a="A", label_b="B") for d in ("easy", "hard")]
     assert [(c.n, c.collapsed_a, c.collapsed_b) for c in pairs] == [(3, 1, 0), (3, 1, 0)]
-    text = stats.caveats(pairs)
+    text = words.caveats(pairs)
     assert text.startswith("Collapsed and left out of the pairs: A (2 of 8 runs)")
     # both sides beat the null on "easy"; on "hard" neither does: said, though the labels
     # were seen before
     assert "A and B do not beat the null model on test accuracy" in text
-    short = stats.caveats(pairs, short=True)
+    short = words.caveats(pairs, short=True)
     assert short.startswith("Collapsed: 2 of 8 runs of A, left out.")
 
 
@@ -251,14 +251,16 @@ def test_a_choice_that_loses_to_the_null_says_so_first():
             for i, (lam, s) in enumerate((lam, s) for lam in (1.0, 10.0, 100.0)
                                          for s in range(3))]
     cells = pd.DataFrame(rows)
-    sel = stats.select(cells, "lam", {}, "val_loss", maximize=False)
+    sel = choices.select(cells, "lam", {}, "val_loss", maximize=False)
     chosen = stats.where(cells, {"lam": sel.chosen})
     null = stats.null_check(cells, chosen, "test_loss", chosen["test_loss"].mean(), False)
     assert null["beats_null"] is False and null["null_model"] == "the training mean"
-    f = F.to_json(F.selection("lam", sel, "Lambda", "Its test loss is 0.0111.", null))
+    one = F.selection("lam", sel, "Lambda", "Its test loss is 0.0111.", null)
+    f = F.to_json(one) | {"text": one.text}
     assert f["text"].startswith(f"The chosen lambda, {sel.chosen:g}, does not beat the null "
                                 "model on test loss (the training mean, 0.0107). Lambda chosen")
     assert "null" in answers.tags(f | {"study": "s"})
     better = stats.null_check(cells, chosen, "test_loss", 0.0100, False)
-    g = F.to_json(F.selection("lam", sel, "Lambda", "", better))
+    other = F.selection("lam", sel, "Lambda", "", better)
+    g = F.to_json(other) | {"text": other.text}
     assert g["text"].startswith("Lambda chosen") and "null" not in answers.tags(g)

@@ -44,6 +44,8 @@ def test_repro_runs_every_stage_and_writes_outputs(tiny_repo):
             assert ((diverged["lr"] >= 100) | (diverged["bracket_round"] > 0)).all()
     for report in ("report.html", "report.pdf", "findings.json", "scorecard.csv"):
         assert (root / "reports" / report).exists()
+    for written in ("report.html", "findings.json", "scorecard.csv"):  # every marker written out
+        assert "⟦" not in (root / "reports" / written).read_text(), written
     assert list((root / "reports" / "figures").glob("*.svg"))
     assert "/spiral.npz" in (root / "data" / ".gitignore").read_text()  # git-ignored by DVC
 
@@ -206,8 +208,8 @@ def test_compare_with_the_last_commit(tiny_repo):
 
 TOY = '''"""Toy: the depth of a tiny ReLU MLP on the spiral, a study in one module."""
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.config import PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
 from pipeline.studies.base import Study
@@ -240,8 +242,8 @@ class Toy(Study):
         a = Analysis()
         t = a.table("accuracy", "Accuracy by depth", stats.summarize(
             out.cells, ["depth"], ["val_acc", "test_acc"]))
-        a.findings.append(F.selection("depth", stats.select(out.cells, "depth", {}, "val_acc",
-                                                             maximize=True), "Depth"))
+        a.findings.append(F.selection("depth", choices.select(out.cells, "depth", {}, "val_acc",
+                                                              maximize=True), "Depth"))
         for r in t.itertuples():
             a.metric(f"test_acc/{r.depth}", r.test_acc_mean, r.test_acc_std)
         a.plots["accuracy"] = t[["depth", "test_acc_mean"]]
@@ -295,15 +297,42 @@ def test_adding_a_study_is_one_module_one_params_section_one_stage(tiny_repo, tm
     assert any(f["study"] == "toy" for f in findings)
 
 
-def test_rewording_the_report_reruns_only_the_report_stages(tiny_repo, tmp_path):
-    """The short statements are written at report time (pipeline/report/answers.py): a
-    rewording there leaves every study stage, and the check, up to date."""
+@pytest.mark.parametrize("module, old, new, shown", [
+    ("words.py", "are indistinguishable on", "cannot be told apart on", "told apart"),
+    ("numbers.py", " CI {fmt_at(low", " CI: {fmt_at(low", "95% CI: "),  # a number's format
+    ("answers.py", "are indistinguishable on", "cannot be told apart on", ""),  # a statement
+])
+def test_rewording_the_report_reruns_only_the_report_stages(tiny_repo, tmp_path, module, old,
+                                                            new, shown):
+    """Every sentence and every number's format is written at report time
+    (pipeline/report/words.py, numbers.py, answers.py): a rewording there leaves every
+    study stage, and the check, up to date, and the re-run report stages print it."""
     _, _, pristine = tiny_repo
     root = tmp_path / "project"
     shutil.copytree(pristine, root, symlinks=True)
-    words = root / "pipeline" / "report" / "answers.py"
+    words = root / "pipeline" / "report" / module
     text = words.read_text()
-    assert "are indistinguishable on" in text
-    words.write_text(text.replace("are indistinguishable on", "cannot be told apart on"))
+    assert old in text
+    words.write_text(text.replace(old, new))
     status = dvc("status", "--json", cwd=root)
     assert set(json.loads(status.stdout)) == {"aggregate", "report"}
+    if not shown:
+        return
+    before = (root / "reports" / "findings.json").read_text()
+    assert dvc("repro", "aggregate", cwd=root).returncode == 0
+    after = (root / "reports" / "findings.json").read_text()
+    assert shown not in before and shown in after
+
+
+def test_no_study_stage_depends_on_the_reports_words():
+    """No stage before the aggregate lists anything under pipeline/report/ (and each stage
+    lists every project file it imports: the test above), so no study stage writes a
+    sentence or formats a number of the report."""
+    root = Path(__file__).resolve().parents[1]
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        if name in ("aggregate", "report"):
+            continue
+        deps = [d for d in (stage.get("deps") or stage.get("do", {}).get("deps", []))
+                if isinstance(d, str)]
+        assert deps and not [d for d in deps if d.startswith("pipeline/report")], name

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
+from pipeline.report import numbers, words
 
 
 def _cells(values: dict[str, list[float]], **extra) -> pd.DataFrame:
@@ -37,7 +38,7 @@ def test_a_tie_is_indistinguishable():
     c = stats.compare(cells, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
                       label_b="B")
     assert c.verdict == "tie" and c.low < 0 < c.high
-    text = stats.comparison_text(c, "accuracy")
+    text = words.comparison_text(c, "accuracy")
     assert "indistinguishable" in text and "better" not in text and "higher" not in text
 
 
@@ -47,7 +48,7 @@ def test_a_clear_difference_names_the_winner_either_way_round():
     ba = stats.compare(cells, {"config": "B"}, {"config": "A"}, "acc", label_a="B", label_b="A")
     assert ab.verdict == "a" and ba.verdict == "b" and ab.low > 0
     for c in (ab, ba):
-        assert stats.comparison_text(c, "accuracy").startswith("A gives higher accuracy than B")
+        assert words.comparison_text(c, "accuracy").startswith("A gives higher accuracy than B")
     lower = stats.compare(cells, {"config": "B"}, {"config": "A"}, "acc", label_a="B",
                           label_b="A", higher_is_better=False)
     assert lower.verdict == "a"  # lower is better: B wins
@@ -63,11 +64,11 @@ def test_pairs_follow_the_seed_not_the_row_order():
 
 def test_best_is_claimed_only_when_every_interval_excludes_zero():
     clear = _cells({"A": [0.9, 0.91, 0.92], "B": [0.8, 0.82, 0.81], "C": [0.7, 0.7, 0.72]})
-    b = stats.best_of(clear, {k: {"config": k} for k in "ABC"}, "acc")
+    b = choices.best_of(clear, {k: {"config": k} for k in "ABC"}, "acc")
     assert b.top == "A" and b.clear
     assert "gives the best" in F.best("x", b, "accuracy", "configs").text
     close = _cells({"A": [0.9, 0.95, 0.91], "B": [0.93, 0.91, 0.92], "C": [0.5, 0.5, 0.52]})
-    b = stats.best_of(close, {k: {"config": k} for k in "ABC"}, "acc")
+    b = choices.best_of(close, {k: {"config": k} for k in "ABC"}, "acc")
     f = F.best("x", b, "accuracy", "configs")
     assert not b.clear and "No single best" in f.text and "indistinguishable from B" in f.text
     assert "C (0.5" not in f.text  # only the ties are listed
@@ -78,13 +79,13 @@ def test_best_is_claimed_only_when_every_interval_excludes_zero():
 def test_an_edge_optimum_is_flagged_and_said():
     cells = pd.DataFrame({"lambda": [0.0, 1.0, 10.0] * 2, "seed": [0] * 3 + [1] * 3,
                           "val_loss": [3.0, 2.0, 1.0, 3.1, 2.1, 1.1], "diverged": False})
-    s = stats.select(cells, "lambda", {}, "val_loss", maximize=False)
+    s = choices.select(cells, "lambda", {}, "val_loss", maximize=False)
     assert s.chosen == 10.0 and s.edge
     assert F.selection("lam", s, "Lambda").text.endswith(
         "Lambda chosen at an edge, where the optimum may lie past it: 10 (the grid's "
         "largest).")
     inner = cells.assign(val_loss=[3.0, 1.0, 2.0, 3.0, 1.0, 2.0])
-    s = stats.select(inner, "lambda", {}, "val_loss", maximize=False)
+    s = choices.select(inner, "lambda", {}, "val_loss", maximize=False)
     assert s.chosen == 1.0 and not s.edge
     assert "edge" not in F.selection("lam", s, "Lambda").text
 
@@ -97,7 +98,7 @@ def test_a_choice_next_to_a_diverged_value_is_an_edge_and_survivors_are_no_choic
     rows += [{"lr": 10.0, "seed": s, "val_acc": float("nan"), "diverged": True}
              for s in range(3)]
     cells = pd.DataFrame(rows)
-    s = stats.select(cells, "lr", {}, "val_acc", maximize=True)
+    s = choices.select(cells, "lr", {}, "val_acc", maximize=True)
     assert s.chosen == 1.0 and s.edge and s.limit == "next to 10, where 3 of 3 runs diverged"
     assert "1 (next to 10, where 3 of 3 runs diverged)" in F.selection("lr", s, "Lr").text
     assert F.edge_item("sgd", s) == "sgd (1, next to 10, where 3 of 3 runs diverged)"
@@ -105,10 +106,10 @@ def test_a_choice_next_to_a_diverged_value_is_an_edge_and_survivors_are_no_choic
         [{"lr": 3.0, "seed": 0, "val_acc": 0.9, "diverged": False},
          {"lr": 3.0, "seed": 1, "val_acc": 0.95, "diverged": False},
          {"lr": 3.0, "seed": 2, "val_acc": float("nan"), "diverged": True}])])
-    s = stats.select(unstable, "lr", {}, "val_acc", maximize=True)
+    s = choices.select(unstable, "lr", {}, "val_acc", maximize=True)
     assert s.chosen == 1.0 and s.limit == "next to 3, where 1 of 3 runs diverged"
     calm = cells[cells["lr"] < 10]
-    s = stats.select(calm, "lr", {}, "val_acc", maximize=True)
+    s = choices.select(calm, "lr", {}, "val_acc", maximize=True)
     assert s.limit == "the grid's largest"
     # the grid's end beside a neighbour where a seed diverged: both said, and the
     # neighbour's survivors are not compared with it
@@ -118,7 +119,7 @@ def test_a_choice_next_to_a_diverged_value_is_an_edge_and_survivors_are_no_choic
         + [{"lr": 0.1, "seed": s, "val_acc": v, "diverged": d}
            for s, (v, d) in enumerate(((0.5, False), (0.6, False), (float("nan"), True)))]
         + [{"lr": 1.0, "seed": s, "val_acc": float("nan"), "diverged": True} for s in range(3)])
-    s = stats.select(low_end, "lr", {}, "val_acc", maximize=True)
+    s = choices.select(low_end, "lr", {}, "val_acc", maximize=True)
     assert s.limit == "the grid's smallest; next to 0.1, where 1 of 3 runs diverged"
 
 
@@ -128,34 +129,34 @@ def test_an_edge_choice_level_with_its_neighbour_says_so():
     cells = pd.DataFrame({"lambda": [0.0, 1.0, 10.0] * 3, "seed": [0] * 3 + [1] * 3 + [2] * 3,
                           "val_loss": [3.0, 1.02, 1.0, 3.1, 0.98, 1.01, 3.0, 1.01, 0.99],
                           "diverged": False})
-    s = stats.select(cells, "lambda", {}, "val_loss", maximize=False)
+    s = choices.select(cells, "lambda", {}, "val_loss", maximize=False)
     assert s.chosen == 10.0 and s.edge
-    assert s.limit == ("the grid's largest; validation loss does not separate it from 1 "
-                       "(difference -0.003, 95% CI -0.075 to 0.068)")
+    assert numbers.numbers(s.limit) == ("the grid's largest; validation loss does not separate "
+                                        "it from 1 (difference -0.003, 95% CI -0.075 to 0.068)")
 
 
 def test_zero_at_the_bottom_of_a_grid_is_a_bound_not_an_edge():
-    assert not stats.at_edge(0.0, [0.0, 0.5, 0.8])  # no dropout: nothing lies below it
-    assert stats.at_edge(0.2, [0.2, 0.5, 0.8])  # a grid that could start lower
-    assert stats.at_edge(0.8, [0.0, 0.5, 0.8]) and not stats.at_edge(0.5, [0.0, 0.5, 0.8])
-    assert not stats.at_edge(1.0, [1.0, 2.0])  # two values have no inside
+    assert not choices.at_edge(0.0, [0.0, 0.5, 0.8])  # no dropout: nothing lies below it
+    assert choices.at_edge(0.2, [0.2, 0.5, 0.8])  # a grid that could start lower
+    assert choices.at_edge(0.8, [0.0, 0.5, 0.8]) and not choices.at_edge(0.5, [0.0, 0.5, 0.8])
+    assert not choices.at_edge(1.0, [1.0, 2.0])  # two values have no inside
 
 
 def test_an_interval_is_printed_with_the_digits_that_tell_its_ends_apart():
-    assert stats.fmt_ci(0.49812, 0.49981) == "95% CI 0.4981 to 0.4998"  # one precision
-    assert stats.fmt_ci(-0.0088, 0.0088) == "95% CI -0.0088 to 0.0088"
+    assert numbers.fmt_ci(0.49812, 0.49981) == "95% CI 0.4981 to 0.4998"  # one precision
+    assert numbers.fmt_ci(-0.0088, 0.0088) == "95% CI -0.0088 to 0.0088"
     # a narrow interval far from zero: its ends, not a neighbouring rounding
-    assert stats.fmt_ci(-2.6601, -2.6443) == "95% CI -2.660 to -2.644"
-    assert stats.fmt_ci(0.33, 0.47) == "95% CI 0.33 to 0.47"
+    assert numbers.fmt_ci(-2.6601, -2.6443) == "95% CI -2.660 to -2.644"
+    assert numbers.fmt_ci(0.33, 0.47) == "95% CI 0.33 to 0.47"
 
 
 def test_a_mean_prints_to_the_digits_of_its_interval():
     """12.7195 ± 0.0055 printed as 12.7 ± 0.0055 names an interval that misses the mean."""
-    assert stats.fmt_interval(12.7195, 0.0055) == "12.7195 ± 0.0055"
-    assert stats.fmt_interval(-3.41407, 0.00074) == "-3.41407 ± 0.00074"
-    assert stats.fmt_interval(0.943, 0.011) == "0.943 ± 0.011"
-    assert stats.fmt_interval(82.04, 5.3) == "82.0 ± 5.3"  # never below 3 digits
-    assert stats.fmt_interval(0.5, float("nan")) == "0.5"
+    assert numbers.fmt_interval(12.7195, 0.0055) == "12.7195 ± 0.0055"
+    assert numbers.fmt_interval(-3.41407, 0.00074) == "-3.41407 ± 0.00074"
+    assert numbers.fmt_interval(0.943, 0.011) == "0.943 ± 0.011"
+    assert numbers.fmt_interval(82.04, 5.3) == "82.0 ± 5.3"  # never below 3 digits
+    assert numbers.fmt_interval(0.5, float("nan")) == "0.5"
 
 
 def test_a_float32_residue_is_no_difference():
@@ -166,8 +167,8 @@ def test_a_float32_residue_is_no_difference():
     cells = _cells({"A": a, "B": b})
     c = stats.compare(cells, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
                       label_b="B")
-    assert c.verdict == "tie" and "difference 0 " in stats.comparison_text(c, "accuracy")
-    assert stats.fmt_diff(1e-4, 0.93) == "0.00010"
+    assert c.verdict == "tie" and "difference 0 " in words.comparison_text(c, "accuracy")
+    assert numbers.fmt_diff(1e-4, 0.93) == "0.00010"
 
 
 def test_one_value_per_side_in_every_seed_is_a_deterministic_result():
@@ -176,13 +177,13 @@ def test_one_value_per_side_in_every_seed_is_a_deterministic_result():
     cells = _cells({"A": [0.0] * 5, "B": [0.408] * 5})
     c = stats.compare(cells, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
                       label_b="B", higher_is_better=False)
-    text = stats.comparison_text(c, "error")
+    text = words.comparison_text(c, "error")
     assert c.identical and c.verdict == "a"
     assert "seed changes nothing" in text and "without an interval" in text
     assert "CI" not in text
     same = stats.compare(_cells({"A": [0.5] * 3, "B": [0.5] * 3}), {"config": "A"},
                          {"config": "B"}, "acc", label_a="A", label_b="B")
-    assert same.verdict == "tie" and "give the same" in stats.comparison_text(same, "acc")
+    assert same.verdict == "tie" and "give the same" in words.comparison_text(same, "acc")
     varied = _cells({"A": [0.5, 0.6, 0.5], "B": [0.4] * 3})
     assert not stats.compare(varied, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
                              label_b="B").identical
@@ -202,7 +203,7 @@ def test_a_validation_tie_within_float32_takes_the_smallest_and_says_so():
     """Depths 2 and 4 with the same correct count, their means a float32 rounding apart."""
     cells = pd.DataFrame({"depth": [1, 2, 3, 4] * 2, "seed": [0] * 4 + [1] * 4,
                           "val_acc": [0.9, 0.96875, 0.95, 0.968750012] * 2, "diverged": False})
-    s = stats.select(cells, "depth", {}, "val_acc", maximize=True)
+    s = choices.select(cells, "depth", {}, "val_acc", maximize=True)
     assert s.chosen == 2 and s.ties == [4] and not s.edge
     assert "tied with 4" in F.selection("d", s, "Depth").text
 
@@ -227,7 +228,7 @@ def test_a_best_chosen_on_validation_names_what_beats_it_on_test():
     cells = _cells({"A": [0.9, 0.91, 0.92], "B": [0.8, 0.82, 0.81], "C": [0.7, 0.7, 0.72]})
     cells["test_acc"] = cells["acc"]
     cells["val_acc"] = cells["config"].map({"A": 0.5, "B": 0.9, "C": 0.6})
-    b = stats.best_of(cells, {k: {"config": k} for k in "ABC"}, "test_acc",
+    b = choices.best_of(cells, {k: {"config": k} for k in "ABC"}, "test_acc",
                       choose_on="val_acc")
     assert b.top == "B" and not b.clear and b.chosen_value == pytest.approx(0.9)
     f = F.best("x", b, "test accuracy", "configs")
@@ -236,7 +237,7 @@ def test_a_best_chosen_on_validation_names_what_beats_it_on_test():
     assert "Against C, the difference favours B" in f.text
     assert "Against B, A (0.910) gives higher test accuracy: difference 0.10" in f.text
     with pytest.raises(ValueError, match="never on test data"):
-        stats.best_of(cells, {k: {"config": k} for k in "ABC"}, "acc", choose_on="test_acc")
+        choices.best_of(cells, {k: {"config": k} for k in "ABC"}, "acc", choose_on="test_acc")
 
 
 def test_the_comparisons_of_a_best_hold_together():
@@ -252,14 +253,14 @@ def test_the_comparisons_of_a_best_hold_together():
     alone = stats.compare(cells, {"config": "A"}, {"config": "B"}, "acc", label_a="A",
                           label_b="B")
     assert alone.verdict == "a"
-    b = stats.best_of(cells, {k: {"config": k} for k in "ABCDE"}, "acc", choose_on="val_acc")
+    b = choices.best_of(cells, {k: {"config": k} for k in "ABCDE"}, "acc", choose_on="val_acc")
     assert b.level == pytest.approx(0.9875) and not b.clear
     assert all(c.verdict == "tie" and c.low < 0 for c in b.comparisons)
     text = F.best("x", b, "accuracy", "configs").text
     assert "98.75% CI" in text and "hold together at 95% (Bonferroni)" in text
     assert "favours" not in text
     # beating every other one is one claim: each 95% interval excluding zero is enough
-    clear = stats.best_of(cells[cells["config"] != "E"], {k: {"config": k} for k in "ABCD"},
+    clear = choices.best_of(cells[cells["config"] != "E"], {k: {"config": k} for k in "ABCD"},
                           "acc", choose_on="val_acc")
     assert clear.clear and clear.level == 0.95
     text = F.best("x", clear, "accuracy", "configs").text
@@ -271,20 +272,20 @@ def test_a_candidate_where_a_seed_diverged_is_no_best():
     cells = _cells({"A": [0.9, 0.95, float("nan")], "B": [0.8, 0.82, 0.81]})
     cells.loc[(cells["config"] == "A") & (cells["seed"] == 2), "diverged"] = True
     cells["val_acc"] = cells["acc"]
-    b = stats.best_of(cells, {k: {"config": k} for k in "AB"}, "acc", choose_on="val_acc")
+    b = choices.best_of(cells, {k: {"config": k} for k in "AB"}, "acc", choose_on="val_acc")
     assert b.top == "B"
 
 
 def test_an_interval_reads_at_one_precision_across_a_power_of_ten():
-    assert stats.fmt_ci(-1.673, -0.796) == "95% CI -1.67 to -0.80"
-    assert stats.fmt_ci(0.9990, 1.0001) == "95% CI 0.9990 to 1.0001"
+    assert numbers.fmt_ci(-1.673, -0.796) == "95% CI -1.67 to -0.80"
+    assert numbers.fmt_ci(0.9990, 1.0001) == "95% CI 0.9990 to 1.0001"
     # an end next to zero keeps its sign: not "-0.00 to 0.11"
-    assert stats.fmt_ci(-0.00071, 0.11) == "95% CI -0.00071 to 0.11"
+    assert numbers.fmt_ci(-0.00071, 0.11) == "95% CI -0.00071 to 0.11"
     rng = np.random.default_rng(0)
     for _ in range(200):  # the rounding step is at most a tenth of the width (rounding
         low = rng.normal() * 10 ** rng.uniform(-3, 3)  # to half a step: a twentieth)
         high = low + abs(low) * 10 ** rng.uniform(-3.5, 1)  # within 6 digits' reach
-        text = stats.fmt_ci(low, high).split("CI ")[1]
+        text = numbers.fmt_ci(low, high).split("CI ")[1]
         a, b = (float(v) for v in text.split(" to "))
         assert abs(a - low) <= (high - low) / 20 + 1e-12
         assert abs(b - high) <= (high - low) / 20 + 1e-12
@@ -297,7 +298,7 @@ def test_a_family_of_settings_says_each_verdict_at_its_level():
     both = pd.concat([cells, near])
     cs = [stats.compare(both, {"config": "A", "width": w}, {"config": "B", "width": w}, "acc",
                         label_a="A", label_b="B", higher_is_better=False,
-                        level=stats.family_level(2)) for w in (1, 2)]
+                        level=choices.family_level(2)) for w in (1, 2)]
     f = F.family("f", cs, "A against B", ["width 1", "width 2"], "error")
     assert f.text.startswith("A against B (error, A minus B; each interval at 97.5%")
     assert "width 1: A lower (difference -1.03" in f.text
@@ -308,9 +309,9 @@ def test_a_best_on_test_numbers_needs_a_choice_made_elsewhere():
     cells = _cells({"A": [0.2, 0.3], "B": [0.4, 0.5]}).rename(columns={"acc": "test_loss"})
     cand = {k: {"config": k} for k in "AB"}
     with pytest.raises(ValueError, match="never made on test data"):
-        stats.best_of(cells, cand, "test_loss", higher_is_better=False)
+        choices.best_of(cells, cand, "test_loss", higher_is_better=False)
     cells["train_loss"] = cells["test_loss"] * 0.5
-    b = stats.best_of(cells, cand, "test_loss", higher_is_better=False,
+    b = choices.best_of(cells, cand, "test_loss", higher_is_better=False,
                       choose_on="train_loss")
     assert b.top == "A" and "the choice on training loss" in F.best("x", b, "loss", "c").text
 
@@ -318,7 +319,7 @@ def test_a_best_on_test_numbers_needs_a_choice_made_elsewhere():
 def test_candidates_tied_on_validation_are_named():
     cells = _cells({"A": [0.5, 0.6], "B": [0.7, 0.8]})
     cells["val_acc"] = cells["config"].map({"A": 0.96875, "B": 0.968750012})
-    b = stats.best_of(cells, {k: {"config": k} for k in "AB"}, "acc", choose_on="val_acc")
+    b = choices.best_of(cells, {k: {"config": k} for k in "AB"}, "acc", choose_on="val_acc")
     assert b.top == "A" and b.ties == ["B"]
     assert "tied on it with B within float32 resolution" in F.best("x", b, "acc", "c").text
 
@@ -326,7 +327,7 @@ def test_candidates_tied_on_validation_are_named():
 def test_a_choice_on_test_numbers_is_refused():
     cells = _cells({"A": [0.9], "B": [0.8]}).rename(columns={"acc": "test_acc"})
     with pytest.raises(ValueError, match="never on test data"):
-        stats.select(cells, "config", {}, "test_acc", maximize=True)
+        choices.select(cells, "config", {}, "test_acc", maximize=True)
 
 
 def test_a_censored_quantity_says_k_of_n():

@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import stats, studies
+from pipeline import choices, stats, studies
 from pipeline.config import load_config
 from pipeline.datasets import draw, with_draws
 from pipeline.findings import to_json
+from pipeline.report import numbers
 from pipeline.studies.base import Study, run_study
 from tests.conftest import TINY
 
@@ -117,9 +118,10 @@ def test_choices_never_look_at_test_numbers(outputs, name):
 def _choice(f) -> dict | None:
     """What a finding chose: a selection's data, or the top of a best-of chosen on
     validation data."""
-    if f.kind == "selection":  # how the choice stands against the null is a test number
+    if f.kind == "selection":  # how the choice stands against the null is a test number,
+        # and the words after it give its test number
         return {k: v for k, v in f.data.items()
-                if k not in ("null", "null_model", "null_metric", "beats_null")}
+                if k not in ("null", "null_model", "null_metric", "beats_null", "after")}
     if f.kind == "best" and f.data["chosen_on"]:
         return {"top": f.data["top"], "chosen_on": f.data["chosen_on"]}
     return None
@@ -364,7 +366,7 @@ def test_the_factorial_parts_the_gradient_between_activation_and_init(outputs):
     assert got["activation"]["diff"] == pytest.approx(act) and act > 1
     assert got["init"]["diff"] == pytest.approx(init) and init > 1
     assert got["interaction"]["diff"] == pytest.approx(inter)
-    assert {d["level"] for d in got.values()} == {stats.family_level(3)}
+    assert {d["level"] for d in got.values()} == {choices.family_level(3)}
 
 
 def test_the_interaction_sets_hes_gain_with_relu_against_every_other_activation():
@@ -540,7 +542,7 @@ def test_rbm_features_beat_raw_pixels_as_scikit_learn_reports(outputs):
     # the published tolerance is met before the solver moves: every class alike
     tol = out.tables["published_tol"]
     assert (tol["test_acc"] < 0.2).all()
-    assert stats.fmt(tol["test_acc"].min()) in _finding(a, "published_tol").text
+    assert numbers.fmt(tol["test_acc"].min()) in _finding(a, "published_tol").text
 
 
 def test_the_dbn_starts_from_its_rbms_and_shares_the_random_models_top_layer(outputs):
@@ -631,9 +633,9 @@ def test_depth_overall_counts_which_side_wins_each_comparison():
                            "verdict": verdict, "pair_on": ["seed"], "identical": False})
 
     depth = {"depth 1": 1, "depth 2": 2, "depth 3": 3}
-    shallow = [("images", 1000, stats.Best("depth 1", [c("a", "depth 1", "depth 3"),
+    shallow = [("images", 1000, choices.Best("depth 1", [c("a", "depth 1", "depth 3"),
                                                         c("tie", "depth 1", "depth 2")]), depth),
-               ("spiral", 100, stats.Best("depth 2", [c("tie", "depth 2", "depth 1")]), depth)]
+               ("spiral", 100, choices.Best("depth 2", [c("tie", "depth 2", "depth 1")]), depth)]
     mine = pd.DataFrame({"depth": [1, 2, 3], "converged": [1.0, 0.0, 0.0]})
     f = WidthDepth._overall(shallow, mine)
     assert f.text.startswith("Depth never helped at these budgets")
@@ -641,7 +643,7 @@ def test_depth_overall_counts_which_side_wins_each_comparison():
     assert f.data["depth_1_chosen"] == 1 and f.data["unconverged"] == 2
     # the comparisons behind each claim travel with it, for the default-run check
     assert [c["setting"] for c in f.data["backing"]] == ["images at 1000 parameters"]
-    deep = shallow + [("images", 5000, stats.Best("depth 1", [c("b", "depth 1", "depth 2")]),
+    deep = shallow + [("images", 5000, choices.Best("depth 1", [c("b", "depth 1", "depth 2")]),
                        depth)]
     f = WidthDepth._overall(deep, mine)
     assert f.data["deeper"] == ["images at 5000 parameters, depth 2 over depth 1"]
@@ -699,8 +701,9 @@ def test_a_dropout_pair_at_its_grid_end_says_which_rate_and_how_flat():
 
     grids = ([0.0, 0.2, 0.5], [0.0, 0.5, 0.8])
     flat = _pair_edges(cells((0.965, 0.955, 0.964)), 0.2, 0.8, *grids)
-    assert flat == ["p2 0.8: the grid's largest; validation accuracy does not separate it "
-                    "from 0.2/0.5 (difference 0.001, 95% CI -0.036 to 0.038)"]
+    assert [numbers.numbers(x) for x in flat] == [
+        "p2 0.8: the grid's largest; validation accuracy does not separate it from 0.2/0.5 "
+        "(difference 0.001, 95% CI -0.036 to 0.038)"]
     steep = _pair_edges(cells((0.99, 0.995, 0.985)), 0.2, 0.8, *grids)
     assert steep == ["p2 0.8: the grid's largest"]
 

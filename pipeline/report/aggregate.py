@@ -11,12 +11,17 @@ import json
 from pathlib import Path
 
 from pipeline.io import write_csv, write_json
-from pipeline.report import answers
+from pipeline.report import answers, words
 
 
 def load_analyses(results: Path) -> list[dict]:
-    """Every study's analysis.json under the results folder, in report order."""
+    """Every study's analysis.json under the results folder, in report order, with each
+    finding's sentence and each reference's published value written out (words)."""
     found = [json.loads(p.read_text()) for p in sorted(results.glob("*/analysis.json"))]
+    for a in found:
+        a["findings"] = [{"id": f["id"], "kind": f["kind"], "text": words.render(f),
+                          "data": f["data"]} for f in a["findings"]]
+        a["references"] = [words.reference(r) for r in a["references"]]
     return sorted(found, key=lambda a: (a.get("order", 100), a["study"]))
 
 

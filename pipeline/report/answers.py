@@ -9,14 +9,13 @@ beside them (folded in the HTML, in the PDF's appendix). Nothing here names a st
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 
 from pipeline import stats
+from pipeline.report import numbers, words
 from pipeline.stats import Comparison
 
-FIELDS = {f.name for f in dataclasses.fields(Comparison)}
 SHORT = 200  # characters: a statement longer than this is cut at a clause
 LONGER = 280  # an estimate, a count or a choice: up to two sentences within this
 TOTAL = 300  # a statement with its caveats and its power note
@@ -44,12 +43,10 @@ MAX_SEEDS = 1000  # a search bound: "more than this" past it
 PAIR = 60  # longest pair of names an underpowered tag spells out
 
 
-NUMBERS = ("mean_a", "mean_b", "diff", "low", "high", "seed_sd")  # JSON's null is NaN
 
 
 def comparison(d: dict) -> Comparison:
-    return Comparison(**{k: (math.nan if v is None and k in NUMBERS else v)
-                         for k, v in d.items() if k in FIELDS})
+    return Comparison.from_dict(d)
 
 
 def comparisons(finding: dict) -> list[tuple[str, Comparison]]:
@@ -183,7 +180,7 @@ def _depths(text: str) -> list[int]:
 
 def _what(data: dict, c: Comparison) -> str:
     """What was compared, in the study's words where it gave them."""
-    return data.get("what") or stats.name(c.metric)
+    return data.get("what") or numbers.name(c.metric)
 
 
 def _versus(c: Comparison, what: str) -> str:
@@ -194,13 +191,13 @@ def _versus(c: Comparison, what: str) -> str:
     if c.verdict == "b":
         c = stats.flipped(c)
     if c.identical and not c.test_points:
-        return (f"{c.label_a} {stats.fmt(c.mean_a)} vs {c.label_b} {stats.fmt(c.mean_b)} "
+        return (f"{c.label_a} {numbers.fmt(c.mean_a)} vs {c.label_b} {numbers.fmt(c.mean_b)} "
                 f"on {what}, in every seed")
     if c.verdict == "tie":
         return (f"{c.label_a} and {c.label_b} are indistinguishable on {what} "
-                f"({stats.fmt_difference(c)})")
+                f"({words.fmt_difference(c)})")
     word = "higher" if c.higher_is_better else "lower"
-    return f"{c.label_a} gives {word} {what} than {c.label_b} ({stats.fmt_difference(c)})"
+    return f"{c.label_a} gives {word} {what} than {c.label_b} ({words.fmt_difference(c)})"
 
 
 def statement(finding: dict, unconverged_too: bool = True) -> str:
@@ -211,10 +208,10 @@ def statement(finding: dict, unconverged_too: bool = True) -> str:
     are left to the finding's tag."""
     power = _power(finding)
     text = _statement(finding) + power
-    pre = stats.caveats([c for _, c in comparisons(finding)], short=True,
+    pre = words.caveats([c for _, c in comparisons(finding)], short=True,
                         unconverged_too=unconverged_too)
     if unconverged_too and len(pre) + 1 + len(text) > TOTAL:
-        pre = stats.caveats([c for _, c in comparisons(finding)], short=True,
+        pre = words.caveats([c for _, c in comparisons(finding)], short=True,
                             unconverged_too=False)
     if len(pre) + 1 + len(text) > TOTAL:  # the verdict itself, cut shorter
         text = _statement(finding, TOTAL - len(pre) - 1 - len(power)) + power
@@ -238,15 +235,15 @@ def _power(finding: dict) -> str:
         effect = wide[0][1]
         seeds = [m for m, _, _ in wide]
         if None in seeds:
-            text += (f" Underpowered for ±{stats.fmt(effect)}: the test set alone keeps the "
+            text += (f" Underpowered for ±{numbers.fmt(effect)}: the test set alone keeps the "
                      "interval wider, whatever the seeds.")
         else:
             m, _, how = max(wide, key=lambda r: r[0])
             if len({h for *_, h in wide}) > 1:
                 how = ""  # the ties go different ways: one count for either
             does = {"differs": "would show a difference",
-                    "within": f"would rule out a difference of {stats.fmt(effect)}"}
-            text += f" Underpowered for ±{stats.fmt(effect)}: " + (
+                    "within": f"would rule out a difference of {numbers.fmt(effect)}"}
+            text += f" Underpowered for ±{numbers.fmt(effect)}: " + (
                 f"more than {MAX_SEEDS} seeds would be needed to resolve it." if m > MAX_SEEDS
                 else f"at this spread, about {m} seeds "
                      f"{does.get(how, 'would resolve it, one way or the other')}.")
@@ -257,15 +254,15 @@ def _statement(finding: dict, room: int = SHORT) -> str:
     kind, data = finding["kind"], finding.get("data", {})
     pairs = comparisons(finding)
     if kind == "comparison" and pairs:
-        return _cut(stats.sentence(_versus(pairs[0][1], _what(data, pairs[0][1]))) + ".", room)
+        return _cut(numbers.sentence(_versus(pairs[0][1], _what(data, pairs[0][1]))) + ".", room)
     if kind == "best" and pairs:
         cs = [c for _, c in pairs]
         what = _what(data, cs[0])
         if data.get("clear"):
             closest = min(cs, key=lambda c: abs(c.diff))
-            text = stats.sentence(
+            text = numbers.sentence(
                 f"{data['top']} gives the best {what}, ahead of every other; the closest, "
-                f"{closest.label_b}: {stats.fmt_difference(closest)}.")
+                f"{closest.label_b}: {words.fmt_difference(closest)}.")
             return text if room >= SHORT else _cut(text, room)
         ties = [c.label_b for c in cs if c.verdict == "tie" and c.tested]
         untested = [c.label_b for c in cs if not c.tested]
@@ -273,7 +270,7 @@ def _statement(finding: dict, room: int = SHORT) -> str:
         ahead = [c.label_b for c in cs if c.verdict == "b"]
         if data.get("chosen_on"):  # the validation choice, not the best on this metric
             text = (f"No single best on {what}: {data['top']}, the choice on "
-                    f"{stats.name(data['chosen_on'])}")
+                    f"{numbers.name(data['chosen_on'])}")
         else:
             text = f"No single best on {what}: {data['top']} has the best mean"
         if ties:
@@ -284,7 +281,7 @@ def _statement(finding: dict, room: int = SHORT) -> str:
             text += f"; it is ahead of {_listed(beaten)}"
         if ahead:
             text += f"; {_listed(ahead)} {'do' if len(ahead) > 1 else 'does'} better"
-        return _cut(stats.sentence(text) + ".", room)
+        return _cut(numbers.sentence(text) + ".", room)
     if kind == "family" and pairs:
         c0 = pairs[0][1]
         wins = {}
@@ -295,7 +292,7 @@ def _statement(finding: dict, room: int = SHORT) -> str:
         plain = ("indistinguishable", "not compared")
         parts = [f"{who if who in plain else f'{who} {word}'} at {_listed(where)}"
                  for who, where in wins.items()]
-        return _cut(stats.sentence(f"{c0.label_a} vs {c0.label_b} on {_what(data, c0)}: "
+        return _cut(numbers.sentence(f"{c0.label_a} vs {c0.label_b} on {_what(data, c0)}: "
                                    + "; ".join(parts)) + ".", room)
     # an estimate, a count or a selection
     return _cut(finding["text"], LONGER if room >= SHORT else room)
@@ -357,7 +354,7 @@ def forest_rows(analysis: dict) -> list[dict]:
                 c = stats.flipped(c)
             label = _label(c.label_a) + " − " + _label(c.label_b)
             label = f"{setting}: {label}" if setting else label
-            rows.append({"finding": f["id"], "label": label, "metric": stats.name(c.metric),
+            rows.append({"finding": f["id"], "label": label, "metric": numbers.name(c.metric),
                          "diff": c.diff, "low": c.low, "high": c.high, "level": c.level,
                          "verdict": "tie" if c.verdict == "tie" else "differs",
                          "better": "higher" if sign > 0 else "lower",

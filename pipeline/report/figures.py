@@ -23,6 +23,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from pipeline import stats  # noqa: E402
+from pipeline.report import numbers  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="paper")
 plt.rcParams["svg.hashsalt"] = "report"  # stable ids: the same numbers give the same SVG
@@ -341,7 +342,7 @@ def forest(rows: list[dict]):
             ax.plot([r.low, r.high], [yi, yi], color=colour, lw=2, solid_capstyle="butt")
             ax.plot([r.diff], [yi], "o", color=colour, ms=4)
             if r.level > stats.LEVEL + 1e-9:  # a family's level
-                ax.annotate(stats.level_text(r.level), (r.high, yi), xytext=(3, 0),
+                ax.annotate(numbers.level_text(r.level), (r.high, yi), xytext=(3, 0),
                             textcoords="offset points", va="center", fontsize=6,
                             color="#555")
         ax.axvline(0, color="#333", lw=0.8)

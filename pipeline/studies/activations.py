@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
 from pipeline.studies.base import Study, StudyOutput
@@ -163,7 +163,7 @@ class Activations(Study):
             sig = stats.where(deep, {"activation": "sigmoid", "init": "torch"})
             relu = stats.where(deep, {"activation": "relu", "init": "he_normal"})
             orders = np.log10(relu["first_grad_init"].mean() / sig["first_grad_init"].mean())
-            f.text += (f" That is {stats.fmt(orders, 2)} orders of magnitude, with both the "
+            f.template += (f" That is {F.fmt(orders, 2)} orders of magnitude, with both the "
                        "activation and the initialisation changed: the factorial findings "
                        "part them.")
             f.data["orders_of_magnitude"] = float(orders)
@@ -173,7 +173,7 @@ class Activations(Study):
             cand = {INIT_LABELS[i]: {"depth": deepest, "activation": act, "init": i}
                     for i in p.inits if i != "constant"}
             if len(cand) > 1:
-                b = stats.best_of(cells, cand, "test_acc", choose_on="val_acc")
+                b = choices.best_of(cells, cand, "test_acc", choose_on="val_acc")
                 a.findings.append(F.best(f"init_{act}", b, f"test accuracy with {act} at "
                                                            f"depth {deepest}",
                                          "random initialisations (the constant one apart)"))
@@ -191,7 +191,7 @@ class Activations(Study):
                     f"{deepest}: activation x initialisation (random inits), over seeds",
                     stats.summarize(table[table["factor"] == "cell"], ["activation", "init"],
                                     ["log10_first_grad"]))
-        level = stats.family_level(3)
+        level = choices.family_level(3)
         hi, lo = (ACT_LABELS.get(x, x) for x in acts)
         him, lom = INIT_LABELS[inits[0]], INIT_LABELS[inits[1]]
         kept = table.loc[table["factor"] == "cell", "init"].unique()
@@ -226,7 +226,7 @@ class Activations(Study):
                               level=level, at_init=True)
             f = F.comparison(id_, c, what, table="factorial")  # the per-seed rows
             if gone and id_ == "factor_activation":
-                f.text += (f" Left out: {', '.join(gone)}, whose first-layer gradient "
+                f.template += (f" Left out: {', '.join(gone)}, whose first-layer gradient "
                            f"underflows to 0 in float32 at depth {deepest}.")
                 f.data["left_out"] = gone
             a.findings.append(f)
@@ -245,7 +245,7 @@ class Activations(Study):
             "symmetry", f"Constant initialisation: after training, the largest difference "
                         f"between two first-layer units' incoming weights is {worst:g} over "
                         f"all {len(const)} runs, so {verdict}; with random initialisations "
-                        f"the smallest is {stats.fmt(least)}.", largest_constant=worst,
+                        f"the smallest is {F.fmt(least)}.", largest_constant=worst,
             smallest_random=least))
         a.metric("symmetry/largest_unit_spread_constant", worst)
 
@@ -259,9 +259,9 @@ class Activations(Study):
         a.findings.append(F.estimate(
             "products", f"A random {p.product_size} x {p.product_size} N(0, 1) matrix "
                         f"times {p.products} more (as d2l writes it): the largest |entry| of "
-                        f"the product is 10^{stats.fmt(row.log10_max_entry_mean)} (the mean "
+                        f"the product is 10^{F.fmt(row.log10_max_entry_mean)} (the mean "
                         f"of its log10 over seeds, 95% CI ± "
-                        f"{stats.fmt(row.log10_max_entry_ci95, 2)}); a gradient through "
+                        f"{F.fmt(row.log10_max_entry_ci95, 2)}); a gradient through "
                         f"{p.products} such layers explodes.",
             log10_max_entry=row.log10_max_entry_mean))
         a.metric("products/log10_max_entry", row.log10_max_entry_mean, row.log10_max_entry_std)

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
 from pipeline.specs import matched_width, n_params
@@ -163,7 +163,7 @@ class Approximation(Study):
                                     ["mean_error", "max_error", "train_loss", "test_loss"]))
             cand = {f"depth {d} x width {w}": {"experiment": "depth", "depth": d}
                     for d, w in depth.drop_duplicates("depth")[["depth", "width"]].to_numpy()}
-            b = stats.best_of(cells, cand, "test_loss", higher_is_better=False,
+            b = choices.best_of(cells, cand, "test_loss", higher_is_better=False,
                               choose_on="train_loss")  # the functions have no validation set
             a.findings.append(F.best("depth", b, "test MSE on the sawtooth",
                                      f"networks of about {p.depth.budget} parameters"))
@@ -234,7 +234,7 @@ def width_trend(cells: pd.DataFrame, target: str):
     for lo, hi in zip(widths, widths[1:]):
         both = table[[lo, hi]].dropna() if {lo, hi} <= set(table.columns) else []
         pairs.append((lo, hi, len(both)))
-    level = stats.family_level(max(1, sum(k >= 2 for *_, k in pairs)))
+    level = choices.family_level(max(1, sum(k >= 2 for *_, k in pairs)))
     steps = []
     for lo, hi, k in pairs:
         if k < 2:
@@ -261,8 +261,8 @@ def width_trend(cells: pd.DataFrame, target: str):
                 "no monotone trend shown": f"no monotone trend of the error on {target} "
                                            f"with width is shown (the interval holds 0)"}
         text = (f"{where}, {said[trend]}: rank correlation of width and mean absolute error "
-                f"{stats.fmt(mean, 2)} (95% CI {stats.fmt(mean - half, 2)} to "
-                f"{stats.fmt(mean + half, 2)}, {n} seeds).")
+                f"{F.fmt(mean, 2)} (95% CI {F.fmt(mean - half, 2)} to "
+                f"{F.fmt(mean + half, 2)}, {n} seeds).")
     n_gone = int(gone.sum())
     if n_gone:
         at = ", ".join(str(x) for x in sorted(w.loc[gone, "width"].unique()))
@@ -277,13 +277,13 @@ def width_trend(cells: pd.DataFrame, target: str):
     up = [s for s in judged if s["verdict"] == "tie" and s["diff"] >= 0]
     unpaired = [s for s in steps if s["verdict"] == "not compared"]
     if judged:
-        text += (f" Step by step, it falls beyond its {stats.level_text(level)} interval at "
+        text += (f" Step by step, it falls beyond its {F.level_text(level)} interval at "
                  f"{len(falls)} of {len(judged)} steps"
                  + (f" ({named(falls)})" if falls else "") + ".")
     if rise:
         text += (" It rises beyond it from " + "; ".join(
-            f"{s['from']} to {s['to']} ({stats.fmt(s['diff'], 2)}, "
-            f"{stats.fmt_ci(s['low'], s['high'], level)})" for s in rise) + ".")
+            f"{s['from']} to {s['to']} ({F.fmt(s['diff'], 2)}, "
+            f"{F.fmt_ci(s['low'], s['high'], level)})" for s in rise) + ".")
     if up:
         text += (" Its mean does not fall from " + named(up)
                  + ("" if rise else " (no step rises beyond its interval)") + ".")

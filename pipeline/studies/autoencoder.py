@@ -17,8 +17,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
 from pipeline.studies.base import Study, StudyOutput, image_rows
@@ -160,10 +160,10 @@ class Autoencoder(Study):
             ratios = (linear["test_loss_mean"] / linear["pca_test_loss"]).to_numpy()
             trained = (linear["train_loss_mean"] / linear["pca_train_loss"]).to_numpy()
             near = trained <= 1 + self.config.converge_tol
-            listed = "; ".join(f"{int(r.bottleneck)} units: {stats.fmt(r.test_loss_mean)} vs "
-                               f"{stats.fmt(r.pca_test_loss)}" for r in linear.itertuples())
+            listed = "; ".join(f"{int(r.bottleneck)} units: {F.fmt(r.test_loss_mean)} vs "
+                               f"{F.fmt(r.pca_test_loss)}" for r in linear.itertuples())
             short = [str(int(b)) for b, ok in zip(linear["bottleneck"], near) if not ok]
-            span = f"{stats.fmt(trained.min(), 4)} to {stats.fmt(trained.max(), 4)}"
+            span = f"{F.fmt(trained.min(), 4)} to {F.fmt(trained.max(), 4)}"
             tol = f"{self.config.converge_tol:.0%}"
             reach = (f"On its own training images the autoencoder reaches PCA's error within "
                      f"{tol} at every width ({span} times PCA's), so the test errors compare "
@@ -175,7 +175,7 @@ class Autoencoder(Study):
             a.findings.append(F.estimate(
                 "pca", f"{reach} The linear autoencoder against PCA (test reconstruction "
                        f"error): {listed}; the autoencoder's error is "
-                       f"{stats.fmt(ratios.min())} to {stats.fmt(ratios.max())} times PCA's.",
+                       f"{F.fmt(ratios.min())} to {F.fmt(ratios.max())} times PCA's.",
                 ratios=ratios.tolist(), train_ratios=trained.tolist(),
                 reached=[int(b) for b, ok in zip(linear["bottleneck"], near) if ok]))
             for r, ratio in zip(linear.itertuples(), ratios):
@@ -202,7 +202,7 @@ class Autoencoder(Study):
                 f.data["setting"] = f"{k} units"  # beside the other widths' in the figure
                 a.findings.append(f)
                 widths = [w for w in p.bottlenecks if w != k]
-                level = stats.family_level(len(widths))
+                level = choices.family_level(len(widths))
                 others = [stats.compare(
                     cells, side(w, act_a, tie_a), side(w, act_b, tie_b), "test_loss",
                     label_a=label_a, label_b=label_b, higher_is_better=False, level=level)
@@ -245,8 +245,8 @@ class Autoencoder(Study):
         for model, rows in relu.groupby("model", sort=False):
             ratio = rows["train_loss_mean"] / rows["pca_train_loss"]
             above[model] = [int(k) for k, r in zip(rows["bottleneck"], ratio) if r > 1 + tol]
-            span = (f"{stats.fmt(ratio.min(), 3)} to {stats.fmt(ratio.max(), 3)}"
-                    if len(ratio) > 1 else stats.fmt(ratio.iloc[0], 3))
+            span = (f"{F.fmt(ratio.min(), 3)} to {F.fmt(ratio.max(), 3)}"
+                    if len(ratio) > 1 else F.fmt(ratio.iloc[0], 3))
             parts.append(f"{span} ({model})")
         lost = int(relu.get("n_collapsed", pd.Series(0)).fillna(0).sum()
                    + relu.get("n_diverged", pd.Series(0)).fillna(0).sum())

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
 from pipeline.datasets.mnist import SIDE
 from pipeline.findings import Analysis, Figure
@@ -172,7 +172,7 @@ class Cnn(Study):
                                 ["train_acc", "val_acc", "test_acc"]), show=False)
         steps = list(zip(learned, learned[1:]))
         if steps:
-            level = stats.family_level(len(steps))
+            level = choices.family_level(len(steps))
             comps = [stats.compare(cells, {"variant": after, "lr": chosen[after].chosen},
                                    {"variant": before, "lr": chosen[before].chosen},
                                    "test_acc", label_a="with the ingredient",
@@ -187,8 +187,8 @@ class Cnn(Study):
             names = sorted(set(unfit["variant"]), key=LADDER.index)
             parts = [f"{v} ({(unfit['variant'] == v).sum()} of "
                      f"{(mine['variant'] == v).sum()} runs, training loss "
-                     f"{stats.fmt(unfit.loc[unfit['variant'] == v, 'train_loss'].min(), 2)} to "
-                     f"{stats.fmt(unfit.loc[unfit['variant'] == v, 'train_loss'].max(), 2)})"
+                     f"{F.fmt(unfit.loc[unfit['variant'] == v, 'train_loss'].min(), 2)} to "
+                     f"{F.fmt(unfit.loc[unfit['variant'] == v, 'train_loss'].max(), 2)})"
                      for v in names]
             a.findings.append(F.estimate(
                 "unfit", f"Not fitted within {p.epochs} epochs at the chosen learning rate: "
@@ -242,11 +242,11 @@ class Cnn(Study):
         logs = np.log((slow / fast).dropna().to_numpy(dtype=float))
         mean, half = stats.mean_ci(logs)
         ratio, low, high = (math.exp(v) for v in (mean, mean - half, mean + half))
-        text = (f"ReLU LeNet reaches {target} {stats.fmt(ratio, 2)} times sooner than sigmoid "
-                f"LeNet (95% CI {stats.fmt(low, 2)} to {stats.fmt(high, 2)}, geometric mean "
+        text = (f"ReLU LeNet reaches {target} {F.fmt(ratio, 2)} times sooner than sigmoid "
+                f"LeNet (95% CI {F.fmt(low, 2)} to {F.fmt(high, 2)}, geometric mean "
                 f"over {len(logs)} seeds), each at its fastest learning rate (ReLU {lr_r:g}, "
-                f"sigmoid {lr_s:g}): {stats.fmt(fast.mean(), 2)} against "
-                f"{stats.fmt(slow.mean(), 3)} epochs" + context)
+                f"sigmoid {lr_s:g}): {F.fmt(fast.mean(), 2)} against "
+                f"{F.fmt(slow.mean(), 3)} epochs" + context)
         a.findings.append(F.estimate("relu_speed", text, ratio=ratio, low=low, high=high,
                                      lr_relu=lr_r, lr_sigmoid=lr_s))
 

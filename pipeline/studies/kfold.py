@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.config import NonNegFloat, PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
 from pipeline.specs import WeightDecayRun
@@ -166,17 +166,17 @@ class KFoldStudy(Study):
 
     def _selection(self, a: Analysis, t: pd.DataFrame, folds: pd.DataFrame,
                    refit: pd.DataFrame, selection: str) -> None:
-        sel = stats.select(folds, "value", {"selection": selection}, "cv_loss", maximize=False)
+        sel = choices.select(folds, "value", {"selection": selection}, "cv_loss", maximize=False)
         row = t[(t["selection"] == selection) & (t["value"] == sel.chosen)].iloc[0]
         name = "Degree" if selection == "degree" else "Lambda"
         covers = abs(row.cv_loss_mean - row.test_loss_mean) <= row.cv_loss_ci95
         a.findings.append(F.selection(
             selection, sel, f"{name} ({self.p.k}-fold)",
             f"Refitted on all training rows, its test loss is "
-            f"{stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}. The CV "
-            f"estimate is {stats.fmt_interval(row.cv_loss_mean, row.cv_loss_ci95)} over the "
+            f"{F.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}. The CV "
+            f"estimate is {F.fmt_interval(row.cv_loss_mean, row.cv_loss_ci95)} over the "
             f"{self.p.k} folds (which share training rows, so that interval understates its "
-            f"uncertainty). The estimate is {stats.fmt(row.cv_loss_mean / row.test_loss_mean)} "
+            f"uncertainty). The estimate is {F.fmt(row.cv_loss_mean / row.test_loss_mean)} "
             f"times the test loss, " + ("but its interval covers the test loss, so the gap is "
                                         "within the folds' spread." if covers else
                                         "and its interval does not reach the test loss."),

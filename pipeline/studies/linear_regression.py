@@ -17,8 +17,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
 from pipeline.studies.base import Study, StudyOutput
@@ -106,30 +106,30 @@ class LinearRegression(Study):
                 out.tables["closed_form"])
         d2l = {"lr": p.d2l_lr, "batch_size": p.d2l_batch_size}
         row = stats.where(t, d2l).iloc[0]
-        w_err = stats.fmt_interval(row.w_error_mean, row.w_error_ci95)
-        b_err = stats.fmt_interval(row.b_error_mean, row.b_error_ci95)
+        w_err = F.fmt_interval(row.w_error_mean, row.w_error_ci95)
+        b_err = F.fmt_interval(row.b_error_mean, row.b_error_ci95)
         a.findings.append(F.estimate(
             "d2l", f"d2l's cell (lr {p.d2l_lr:g}, batch {p.d2l_batch_size}, {p.epochs} "
                    f"epochs) recovers w within {w_err} and b within {b_err} (norms of the "
                    f"errors); its training loss "
-                   f"{stats.fmt_interval(row.train_loss_mean, row.train_loss_ci95)} is "
-                   f"{stats.fmt(row.train_loss_mean / noise)} times the noise level "
-                   f"sigma^2 / 2 = {stats.fmt(noise)} (the expected loss at the true w and "
-                   f"b), and {stats.fmt(row.train_loss_mean / closed.train_loss)} times the "
-                   f"closed-form solution's {stats.fmt(closed.train_loss)}.",
+                   f"{F.fmt_interval(row.train_loss_mean, row.train_loss_ci95)} is "
+                   f"{F.fmt(row.train_loss_mean / noise)} times the noise level "
+                   f"sigma^2 / 2 = {F.fmt(noise)} (the expected loss at the true w and "
+                   f"b), and {F.fmt(row.train_loss_mean / closed.train_loss)} times the "
+                   f"closed-form solution's {F.fmt(closed.train_loss)}.",
             ratio_to_noise=row.train_loss_mean / noise))
         for batch in p.batch_sizes:
             lrs = sorted(cells.loc[cells["batch_size"] == batch, "lr"].unique())
             cand = {f"lr {lr:g}": {"lr": lr, "batch_size": batch} for lr in lrs}
-            b = stats.best_of(cells, cand, "train_loss", higher_is_better=False)
+            b = choices.best_of(cells, cand, "train_loss", higher_is_better=False)
             f = F.best(f"lr_batch_{batch}", b,
                        f"training loss after {p.epochs} epochs at batch {batch}",
                        "learning rates")
             sel = self.brackets()[0].select(cells, {"batch_size": batch})
             if sel.added:
-                f.text += f" Bracketing added lr {F._values(sel.added)} to the grid."
+                f.template += f" Bracketing added lr {F._values(sel.added)} to the grid."
             if b.top and sel.edge and cand[b.top]["lr"] == sel.chosen:
-                f.text += (f" The lowest mean is at an edge, where the optimum may lie past "
+                f.template += (f" The lowest mean is at an edge, where the optimum may lie past "
                            f"it: {b.top} ({sel.limit}).")
                 f.data["edge"] = [f"{b.top} ({sel.limit})"]
             a.findings.append(f)

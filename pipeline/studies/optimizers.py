@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.bracketing import Bracket
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
@@ -181,7 +181,7 @@ class Optimizers(Study):
                                        f"Learning rates on {dataset}"))
         cand = {o: {"experiment": "lr_sweep", "dataset": dataset, "optimizer": o,
                     "lr": s.chosen} for o, s in chosen.items()}
-        b = stats.best_of(sweep, cand, "test_acc", choose_on="val_acc")
+        b = choices.best_of(sweep, cand, "test_acc", choose_on="val_acc")
         f = F.best(f"{dataset}_best", b, f"test accuracy on {dataset}",
                    "optimizers at their chosen learning rates")
         F.add_edge(f, [F.edge_item(o, s) for o, s in chosen.items() if s.edge],
@@ -229,7 +229,7 @@ class Optimizers(Study):
             a.references.append(F.reference(
                 f"wilson_{o}", src, "adaptive methods label every test point with the majority "
                 "class: the test error is the minority fraction, arbitrarily close to half as "
-                f"p nears 1/2 (here {stats.fmt(minority)})", f"test error of {o}",
+                f"p nears 1/2 (here {F.fmt(minority)})", f"test error of {o}",
                 wilson[wilson["optimizer"] == o]["test_error"], value=minority,
                 tolerance=0.01, fixed_by="the test set's minority share"))
 

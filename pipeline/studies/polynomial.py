@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
 from pipeline.datasets.polynomial import features
 from pipeline.findings import Analysis, Figure
@@ -138,9 +138,9 @@ class Polynomial(Study):
         t = a.table("degrees", "Loss (mean squared error) by degree over seeds",
                     stats.summarize(deg, ["degree"], ["train_loss", "val_loss", "test_loss",
                                                       "gap", "weight_error"]))
-        sel = stats.select(deg, "degree", {}, "val_loss", maximize=False)
+        sel = choices.select(deg, "degree", {}, "val_loss", maximize=False)
         chosen = t[t["degree"] == sel.chosen].iloc[0]
-        test = stats.fmt_interval(chosen.test_loss_mean, chosen.test_loss_ci95)
+        test = F.fmt_interval(chosen.test_loss_mean, chosen.test_loss_ci95)
         null = stats.null_check(deg, stats.where(deg, {"degree": sel.chosen}), "test_loss",
                                 chosen.test_loss_mean, False)
         a.findings.append(F.selection("degree", sel, "Degree", f"Its test loss is {test}.",
@@ -149,9 +149,9 @@ class Polynomial(Study):
         a.metric("chosen_test_loss", chosen.test_loss_mean, chosen.test_loss_std)
         low, high = min(self.p.degrees), max(self.p.degrees)
         gaps = "; ".join(
-            f"degree {int(r.degree)}: {stats.fmt_interval(r.gap_mean, r.gap_ci95)} (train "
-            f"{stats.fmt_like(r.train_loss_mean, r.gap_ci95)}, test "
-            f"{stats.fmt_like(r.test_loss_mean, r.gap_ci95)})"
+            f"degree {int(r.degree)}: {F.fmt_interval(r.gap_mean, r.gap_ci95)} (train "
+            f"{F.fmt_like(r.train_loss_mean, r.gap_ci95)}, test "
+            f"{F.fmt_like(r.test_loss_mean, r.gap_ci95)})"
             for r in t[t["degree"].isin([low, sel.chosen, high])].itertuples())
         a.findings.append(F.estimate(
             "gap", f"Train-test gap (test minus train loss) after {self.p.epochs} epochs: "
@@ -184,7 +184,7 @@ class Polynomial(Study):
                         f"{p.d2l.epochs} epochs (d2l's fit)",
                         stats.summarize(fit, ["index", "true_weight"],
                                         ["weight"]))
-        learned = ", ".join(stats.fmt_interval(r.weight_mean, r.weight_ci95)
+        learned = ", ".join(F.fmt_interval(r.weight_mean, r.weight_ci95)
                             for r in table.itertuples())
         a.findings.append(F.estimate(
             "d2l_weights", f"d2l's degree-{p.d2l.degree} fit ({p.d2l.epochs} epochs) learns "
@@ -212,7 +212,7 @@ class Polynomial(Study):
                 a.findings.append(F.estimate(
                     f"min_norm_{n}", f"Minimum-norm fits on {n} points: from "
                     f"{int(bad['n_features'].min())} features on, the condition number "
-                    f"({stats.fmt(bad['condition'].min())} and more) exceeds "
+                    f"({F.fmt(bad['condition'].min())} and more) exceeds "
                     f"{self.p.max_condition:g}, so those fits are left out.",
                     train_size=n, first_left_out=int(bad["n_features"].min())))
         self._double_descent(a, out.tables["double_descent"])
@@ -224,14 +224,14 @@ class Polynomial(Study):
         what the highest degree's validation loss is there against its test loss."""
         ext = out.tables["extrapolation"].set_index("split")
         r = t[t["degree"] == high].iloc[0]
-        reach = stats.fmt(float(ext["train_reach"].iloc[0]))
+        reach = F.fmt(float(ext["train_reach"].iloc[0]))
         return (f" The training points reach |x| = {reach}; past it lie "
                 f"{int(ext.loc['val', 'outside'])} of the {int(ext.loc['val', 'points'])} "
                 f"validation points and {int(ext.loc['test', 'outside'])} of the "
                 f"{int(ext.loc['test', 'points'])} test points, and degree {high}'s "
-                f"validation loss is {stats.fmt(r.val_loss_mean)}, "
-                f"{stats.fmt(r.val_loss_mean / r.train_loss_mean)} times its training loss, "
-                f"against {stats.fmt(r.test_loss_mean)} on test.")
+                f"validation loss is {F.fmt(r.val_loss_mean)}, "
+                f"{F.fmt(r.val_loss_mean / r.train_loss_mean)} times its training loss, "
+                f"against {F.fmt(r.test_loss_mean)} on test.")
 
     def _double_descent(self, a: Analysis, dd: pd.DataFrame) -> None:
         n, last = self.p.double_descent.train_rows, int(dd["n_features"].max())
@@ -241,7 +241,7 @@ class Polynomial(Study):
                     stats.summarize(dd, ["n_features"], ["train_loss", "val_loss",
                                                          "test_loss", "log10_test_loss",
                                                          "test_acc"]))
-        sel = stats.select(dd[dd["n_features"] < n], "n_features", {}, "val_loss",
+        sel = choices.select(dd[dd["n_features"] < n], "n_features", {}, "val_loss",
                            maximize=False)
         pairs = "draws of the rows and the features, paired"
         end = f"{last} features"
@@ -259,11 +259,11 @@ class Polynomial(Study):
                  best.verdict == "a", "the null model": stats.beats_null(best.mean_a, best)}
         won = [k for k, v in beats.items() if v]
         lost = [k for k, v in beats.items() if not v]
-        f.text += (f" Past the threshold, {end} beat " + F._listed(won) + "." if won else
+        f.template += (f" Past the threshold, {end} beat " + F._listed(won) + "." if won else
                    f" {end.capitalize()} beat none of the peak, the best fit below the "
                    "threshold and the null model.")
         if won and lost:
-            f.text += " It does not beat " + F._listed(lost) + "."
+            f.template += " It does not beat " + F._listed(lost) + "."
         f.data["beats"] = {k: bool(v) for k, v in beats.items()}
         f.data["appeared"] = all(beats.values())
         if sel.edge:

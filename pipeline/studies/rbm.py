@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
 from pipeline.datasets.mnist import SIDE
 from pipeline.findings import Analysis, Figure
@@ -191,7 +191,7 @@ class Rbm(Study):
                           label_b="logistic regression on raw pixels")
         f = F.comparison("rbm_vs_raw", c, "test accuracy on the nudged digits",
                          table="example")
-        f.text += (" The interval counts the test images as independent, though many are "
+        f.template += (" The interval counts the test images as independent, though many are "
                    "one-pixel shifts of digits whose other copies are in training.")
         a.findings.append(f)
         for model, low, high, what in (("rbm", 0.94, 0.95, "RBM features"),
@@ -209,14 +209,14 @@ class Rbm(Study):
                 "tolerance (first seed)", tol)
         import sklearn
 
-        accs = sorted({stats.fmt(v) for v in tol["test_acc"]})
+        accs = [F.fmt(v) for v in sorted({float(f"{v:.3g}") for v in tol["test_acc"]})]
         a.findings.append(F.estimate(
             "published_tol", f"Run exactly as published (newton-cg, tol = "
             f"{stats._value(p.example.published_tol)}), the logistic regression of the "
             f"scikit-learn installed here ({sklearn.__version__}; the published numbers came "
             f"from earlier versions) stops before it learns: test accuracy "
             f"{' and '.join(accs)} (the majority class: "
-            f"{stats.fmt(tol['null_test_acc'].iloc[0])}); the comparison above runs newton-cg "
+            f"{F.fmt(tol['null_test_acc'].iloc[0])}); the comparison above runs newton-cg "
             "at its default tolerance.",
             test_acc=tol["test_acc"].tolist()))
 
@@ -237,7 +237,7 @@ class Rbm(Study):
                 stats.summarize(cells, ["labelled", "init", "lr", "bracket_round"],
                                 ["train_acc", "val_acc", "test_acc"]), show=False)
         sizes = sorted(cells["labelled"].unique())
-        level = stats.family_level(len(sizes))
+        level = choices.family_level(len(sizes))
         comps = [stats.compare(cells, {"init": "dbn", "labelled": n, "lr": own[("dbn", n)]},
                                {"init": "random", "labelled": n, "lr": own[("random", n)]},
                                "test_acc", label_a=INITS["dbn"], label_b=INITS["random"],

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.bracketing import Bracket
 from pipeline.config import (
     NonNegFloat,
@@ -180,9 +180,9 @@ class Regularization(Study):
                                     ["weight_norm", "train_loss", "val_loss", "test_loss"]))
         sel = self.brackets()[0].select(cells, {})
         row = t[t["lambda"] == sel.chosen].iloc[0]
-        test = stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)
+        test = F.fmt_interval(row.test_loss_mean, row.test_loss_ci95)
         a.findings.append(F.selection("lambda", sel, "Lambda (SGD)", f"Its test loss is {test} "
-                                      f"and ||w|| {stats.fmt(row.weight_norm_mean)}.",
+                                      f"and ||w|| {F.fmt(row.weight_norm_mean)}.",
                                       stats.null_check(wd, stats.where(wd, {"lambda": sel.chosen}),
                                                        "test_loss", row.test_loss_mean,
                                                        False)))
@@ -278,15 +278,15 @@ class Regularization(Study):
         t = a.table("dropout", "Dropout p1 x p2 over seeds",
                     stats.summarize(dr, ["p1", "p2"], ["train_acc", "val_acc", "test_acc", "gap"]))
         pairs = dr.assign(rates=dr["p1"].map("{:g}".format) + "/" + dr["p2"].map("{:g}".format))
-        sel = stats.select(pairs, "rates", {}, "val_acc", maximize=True)
+        sel = choices.select(pairs, "rates", {}, "val_acc", maximize=True)
         p1, p2 = (float(v) for v in sel.chosen.split("/"))
         sel.limit = "; ".join(_pair_edges(dr, p1, p2, self.p.dropout.p1, self.p.dropout.p2))
         sel.edge = bool(sel.limit)
         row = t[(t["p1"] == p1) & (t["p2"] == p2)].iloc[0]
         a.findings.append(F.selection(
             "dropout", sel, "Dropout rates p1/p2",
-            f"Test accuracy {stats.fmt_interval(row.test_acc_mean, row.test_acc_ci95)}, "
-            f"train-test gap {stats.fmt_interval(row.gap_mean, row.gap_ci95)}.",
+            f"Test accuracy {F.fmt_interval(row.test_acc_mean, row.test_acc_ci95)}, "
+            f"train-test gap {F.fmt_interval(row.gap_mean, row.gap_ci95)}.",
             stats.null_check(dr, stats.where(dr, {"p1": p1, "p2": p2}), "test_acc",
                              row.test_acc_mean, True)))
         a.metric("dropout/chosen_p1", p1)
@@ -369,15 +369,15 @@ STUDY = Regularization
 def _pair_edges(dr: pd.DataFrame, p1: float, p2: float, grid1: list, grid2: list) -> list:
     """Each rate of the chosen dropout pair at its grid's end, with the paired validation
     comparison against the pair one step inside, where validation does not separate them
-    (as stats.select says it of a single knob)."""
+    (as choices.select says it of a single knob)."""
     said = []
     for name, v, values in (("p1", p1, grid1), ("p2", p2, grid2)):
-        limit = stats.edge_limit(v, values)
+        limit = choices.edge_limit(v, values)
         if not limit:
             continue
-        other = {"p1": p1, "p2": p2} | {name: stats.inner_neighbour(v, values)}
+        other = {"p1": p1, "p2": p2} | {name: choices.inner_neighbour(v, values)}
         if len(stats.where(dr, other)):
-            flat = stats.not_separated(dr, {"p1": p1, "p2": p2}, other, "val_acc", True,
+            flat = choices.not_separated(dr, {"p1": p1, "p2": p2}, other, "val_acc", True,
                                        f"{other['p1']:g}/{other['p2']:g}")
             limit += f"; {flat}" if flat else ""
         said.append(f"{name} {v:g}: {limit}")
@@ -400,24 +400,24 @@ def _baseline(base: pd.Series, t: pd.DataFrame, lam: float) -> F.Finding:
     else:
         verdict = "lies above it: the fit is further off than the baseline"
     text = (f"Predicting the training targets' mean, with no features, gives test loss "
-            f"{stats.fmt(test)}. At lambda {lam:g} the test loss is "
-            f"{stats.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}; its interval "
+            f"{F.fmt(test)}. At lambda {lam:g} the test loss is "
+            f"{F.fmt_interval(row.test_loss_mean, row.test_loss_ci95)}; its interval "
             f"{verdict}.")
     least = t.loc[t["val_loss_mean"].idxmin()]
     if val < least.val_loss_mean:
-        text += (f" The baseline's validation loss, {stats.fmt(val)}, lies below every "
-                 f"lambda's mean (the least: {stats.fmt(least.val_loss_mean)}, at lambda "
+        text += (f" The baseline's validation loss, {F.fmt(val)}, lies below every "
+                 f"lambda's mean (the least: {F.fmt(least.val_loss_mean)}, at lambda "
                  f"{least['lambda']:g}).")
     return F.estimate("baseline", text, test_loss=test, val_loss=val)
 
 
 def _best_pair(cells: pd.DataFrame, form: str) -> tuple[float, float]:
     """The (learning rate, lambda) of one form whose mean validation accuracy is best
-    (stats.select over the pairs: its rules for diverged runs and ties)."""
+    (choices.select over the pairs: its rules for diverged runs and ties)."""
     rows = cells[(cells["experiment"] == "adam_decay") & (cells["optimizer"] == form)]
     pairs = rows.assign(pair=[f"{float(lr)!r}/{float(lam)!r}"
                               for lr, lam in zip(rows["lr"], rows["lambda"])])
-    lr, lam = stats.select(pairs, "pair", {}, "val_acc", maximize=True).chosen.split("/")
+    lr, lam = choices.select(pairs, "pair", {}, "val_acc", maximize=True).chosen.split("/")
     return float(lr), float(lam)
 
 
@@ -442,7 +442,7 @@ def _lambda_by_lr(cells: pd.DataFrame, lrs: list[float]) -> F.Finding:
     best, separated, parts = {}, {}, []
     for form, label in FORMS.items():
         rows = cells[cells["optimizer"] == form]
-        best[form] = {lr: stats.select(rows, "lambda", {"lr": lr}, "val_acc",
+        best[form] = {lr: choices.select(rows, "lambda", {"lr": lr}, "val_acc",
                                        maximize=True).chosen for lr in lrs}
         separated[form] = [lr for lr, lam in best[form].items() if lam != 0.0 and stats.compare(
             rows, {"lr": lr, "lambda": lam}, {"lr": lr, "lambda": 0.0}, "val_acc",

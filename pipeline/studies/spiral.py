@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.bracketing import Bracket
 from pipeline.config import Activation, NonNegFloat, PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
@@ -120,7 +120,7 @@ class Spiral(Study):
 
     # ---------------------------------------------------------------- after training
 
-    def chosen_lrs(self, cells: pd.DataFrame) -> dict[tuple[str, str], stats.Selection]:
+    def chosen_lrs(self, cells: pd.DataFrame) -> dict[tuple[str, str], choices.Selection]:
         """Per activation and optimizer, the learning rate chosen on validation accuracy."""
         fair = self.brackets()[0]
         return {(a, o): fair.select(cells, {"activation": a, "optimizer": o})
@@ -129,10 +129,10 @@ class Spiral(Study):
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
         from pipeline.engine import predict
 
-        choices = self.chosen_lrs(out.cells)
+        picked = self.chosen_lrs(out.cells)
         out.tables["choices"] = pd.DataFrame(
             [{"activation": a, "optimizer": o, "lr": s.chosen, "val_acc": s.value,
-              "limit": s.limit} for (a, o), s in choices.items()])
+              "limit": s.limit} for (a, o), s in picked.items()])
         # decision boundaries: first seed; the course pair and every activation with Adam
         from pipeline.datasets import draw
 
@@ -146,7 +146,7 @@ class Spiral(Study):
             if c["seed"] != self.seeds[0] or c["experiment"] == "cs231n":
                 continue
             if c["experiment"] == "fair" and (c["optimizer"] != "adam" or
-                                              c["lr"] != choices[(c["activation"], "adam")].chosen):
+                                              c["lr"] != picked[(c["activation"], "adam")].chosen):
                 continue
             label = (f"course: {c['model']}" if c["experiment"] == "course"
                      else f"{c['activation']} + adam, lr {c['lr']:g}")
@@ -200,8 +200,8 @@ class Spiral(Study):
                                 "over seeds)", "lines", "table/course_curves", x="epoch",
                                 y=["train_acc"], hue="model", ylabel="training accuracy"))
 
-    def _fair(self, a: Analysis, cells: pd.DataFrame, choices: pd.DataFrame,
-              chosen_lrs: dict[tuple[str, str], stats.Selection]) -> None:
+    def _fair(self, a: Analysis, cells: pd.DataFrame, picked: pd.DataFrame,
+              chosen_lrs: dict[tuple[str, str], choices.Selection]) -> None:
         fair = cells[cells["experiment"] == "fair"]
         a.table("fair", "Every activation, optimizer and learning rate, over seeds "
                 "(bracket_round: 0 for the grid, k for a rate added in round k)",
@@ -213,24 +213,24 @@ class Spiral(Study):
             "fair_diverged", fair, ["activation", "optimizer", "lr"],
             lambda r: f"{r['activation']} + {r['optimizer']} at lr {r['lr']:g}",
             " in the fair comparison's grid"))
-        chosen = fair.merge(choices[["activation", "optimizer", "lr"]])
+        chosen = fair.merge(picked[["activation", "optimizer", "lr"]])
         a.table("fair_chosen", "Each activation and optimizer at its chosen learning rate",
                 stats.summarize(chosen, ["activation", "optimizer", "lr"],
                                 ["val_acc", "test_acc"]))
         for opt in ("sgd", "adam"):
             cand = {r.activation: {"experiment": "fair", "activation": r.activation,
                                    "optimizer": opt, "lr": r.lr}
-                    for r in choices[choices["optimizer"] == opt].itertuples()}
+                    for r in picked[picked["optimizer"] == opt].itertuples()}
             named = {LABELS.get(k, k): v for k, v in cand.items()}
-            b = stats.best_of(cells, named, "test_acc", choose_on="val_acc")
+            b = choices.best_of(cells, named, "test_acc", choose_on="val_acc")
             f = F.best(f"fair_best_{opt}", b, "test accuracy", f"activations trained with {opt}")
-            mine = choices[choices["optimizer"] == opt]
+            mine = picked[picked["optimizer"] == opt]
             edge = {r.activation: f"{LABELS.get(r.activation, r.activation)} ({r.lr:g}, "
                                   f"{_limit(r)})" for r in mine.itertuples() if _limit(r)}
             F.add_edge(f, list(edge.values()), "learning rates")
             a.findings.append(f)
             nonlinear = {k: v for k, v in cand.items() if k != "none"}
-            top = stats.best_of(cells, nonlinear, "val_acc").top if nonlinear else ""
+            top = choices.best_of(cells, nonlinear, "val_acc").top if nonlinear else ""
             if top and "none" in cand:  # the network picked on validation, not test
                 c = stats.compare(cells, cand[top], cand["none"], "test_acc",
                                   label_a=f"{top} with {opt} (the network best on validation)",

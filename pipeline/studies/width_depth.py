@@ -19,8 +19,8 @@ from typing import Annotated
 import pandas as pd
 from pydantic import Field
 
+from pipeline import choices, stats
 from pipeline import findings as F
-from pipeline import stats
 from pipeline.config import Activation, Optimizer, PositiveFloat, PositiveInt, Section, grid
 from pipeline.findings import Analysis, Figure
 from pipeline.specs import matched_width, n_params
@@ -97,7 +97,7 @@ class WidthDepth(Study):
         keep = []
         for _, group in cells.groupby(["dataset", "budget", "depth"], sort=False):
             try:
-                chosen = stats.select(group, "lr", {}, "val_acc", maximize=True).chosen
+                chosen = choices.select(group, "lr", {}, "val_acc", maximize=True).chosen
             except ValueError:  # every run of the group diverged
                 continue
             keep.append(group[group["lr"] == chosen])
@@ -170,14 +170,14 @@ class WidthDepth(Study):
                     b_cells, {"dataset": dataset, "budget": budget})
                 cand = {f"depth {d}": {"dataset": dataset, "budget": budget, "depth": d,
                                        "lr": own[d].chosen} for d in depths}
-                b = stats.best_of(b_cells, cand, "test_acc", choose_on="val_acc")
+                b = choices.best_of(b_cells, cand, "test_acc", choose_on="val_acc")
                 bests.append((dataset, budget, b, {k: int(v["depth"]) for k, v in cand.items()}))
                 f = F.best(f"{dataset}_{budget}", b,
                            f"test accuracy on {dataset} at {budget} parameters", "depths")
                 top = int(cand[b.top]["depth"]) if b.top else None
                 limit = ("" if top is None else chosen[label].limit
                          if chosen[label].chosen == top
-                         else stats.edge_limit(top, depths, bound=1))
+                         else choices.edge_limit(top, depths, bound=1))
                 if limit:
                     F.add_edge(f, [f"{b.top} ({limit})"], "depth")
                 a.findings.append(f)
