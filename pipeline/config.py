@@ -157,7 +157,7 @@ class FunctionsData(Section):
     n_train: Annotated[int, Field(ge=2)] = 256
     n_test: Annotated[int, Field(ge=2)] = 2001
     interval: PositiveFloat = 3.14159
-    teeth: PositiveInt = 8  # of the sawtooth
+    teeth: grid(PositiveInt) = [4, 16]  # one sawtooth per count (sawtooth_T)
 
 
 class DataConfig(Section):

@@ -70,15 +70,17 @@ def test_functions_are_the_named_targets_on_their_interval():
     from pipeline.config import FunctionsData
     from pipeline.datasets import functions
 
-    cfg = FunctionsData(n_train=64, n_test=257, interval=2.0, teeth=4)
+    cfg = FunctionsData(n_train=64, n_test=257, interval=2.0, teeth=[4, 8])
     d = functions.generate(cfg)
     x = d["x_test"][:, 0].astype(np.float64)
     assert d["x_train"].shape == (64, 1) and x.min() == -2.0 and x.max() == 2.0
     np.testing.assert_allclose(d["y_test_sin"][:, 0], np.sin(3 * x), atol=1e-6)
     np.testing.assert_allclose(d["y_test_abs"][:, 0], np.abs(x), atol=1e-6)
     assert set(np.unique(d["y_test_step"])) == {-1.0, 0.0, 1.0}
-    saw = d["y_test_sawtooth"][:, 0]
-    assert saw.min() >= 0 and saw.max() <= 1 and np.sum(np.isclose(saw, 0, atol=1e-6)) == 5
+    for teeth in (4, 8):  # zeros at both ends and between the teeth
+        saw = d[f"y_test_sawtooth_{teeth}"][:, 0]
+        assert saw.min() >= 0 and saw.max() <= 1
+        assert np.sum(np.isclose(saw, 0, atol=1e-6)) == teeth + 1
 
 
 def test_polynomial_features_and_truth():

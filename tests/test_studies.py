@@ -423,6 +423,50 @@ def test_every_depth_trains_the_same_steps_while_widths_stop_when_converged(outp
     assert (last == study.p.depth.epochs).all()
 
 
+def test_telgarskys_construction_writes_the_sawtooth_with_few_parameters():
+    """Depth log2(T) + 1 of width 2 writes the T-tooth sawtooth exactly (float32 rounding
+    aside); one layer fewer writes half the teeth."""
+    from pipeline.config import FunctionsData
+    from pipeline.datasets import functions
+    from pipeline.studies.approximation import telgarsky
+
+    cfg = FunctionsData(n_train=64, n_test=2001, interval=3.14159, teeth=[4, 16])
+    d = functions.generate(cfg)
+    x = d["x_test"][:, 0]
+    for teeth, depth, params in ((4, 3, 19), (16, 5, 31)):
+        y = d[f"y_test_sawtooth_{teeth}"][:, 0]
+        built = telgarsky(teeth, x, y, cfg.interval)
+        assert (built["depth"], built["n_params"]) == (depth, params)
+        assert built["test_loss"] < 1e-10
+    half = telgarsky(4, x, d["y_test_sawtooth_16"][:, 0], cfg.interval)
+    assert half["test_loss"] > 0.01
+
+
+def test_each_sawtooth_compares_depths_at_their_own_rates_beside_the_null(outputs):
+    """Every depth of every sawtooth trains at each rate of the grid; the comparison is
+    made at each depth's rate chosen on training loss; the null model, the collapsed runs
+    and the construction are reported beside it."""
+    study, out, a = outputs["approximation"]
+    depth = out.cells[out.cells["experiment"] == "depth"]
+    assert set(depth["lr"]) >= set(study.p.depth.lrs)
+    own = study.at_own_lr(out.cells)
+    for (teeth, d), group in own.groupby(["teeth", "depth"]):
+        rows = depth[(depth["teeth"] == teeth) & (depth["depth"] == d)]
+        means = rows[~rows["collapsed"].astype(bool)].groupby("lr")["train_loss"].mean()
+        if len(means):
+            assert group["lr"].iloc[0] == means.idxmin()
+    for teeth in study.teeth:
+        best = _finding(a, f"depth_{teeth}")
+        assert {c["label_a"] for c in best.data["comparisons"]} <= {best.data["top"]}
+        fit = _finding(a, f"fit_{teeth}")
+        by_depth = fit.data["collapsed_by_depth"]
+        assert fit.data["null"] > 0 and set(by_depth) == set(study.p.depth.depths)
+        assert fit.data["collapsed"] == sum(by_depth.values())
+        assert f"{2 * teeth} linear pieces" in fit.text
+        assert [r["teeth"] for r in fit.data["construction"]] == [teeth]
+        assert f"depth_{teeth}" in study.answer
+
+
 def test_the_width_trend_is_judged_on_the_whole_curve(outputs):
     """Per seed, Spearman's rank correlation of width and error over the widths that
     trained; each neighbouring step named where the error does not fall."""

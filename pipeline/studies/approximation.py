@@ -7,8 +7,13 @@ about 1000 fits a smooth target (sin 3x), one with a kink (|x|) and a step, on a
 grid of the interval, and the mean and largest error are measured on a denser grid.
 Depth against width: Telgarsky (2016) shows functions with many oscillations, such as a
 sawtooth, that a deep narrow ReLU net writes with few parameters and a shallow one only
-with a unit per tooth; MLPs of several depths at a matched parameter budget fit a
-sawtooth, and the finding says which one wins, if any.
+with a unit per tooth (one hidden layer of width w writes at most w + 1 linear pieces; T
+teeth are 2T pieces). At a budget where one hidden layer has fewer units than the
+sawtooth has pieces, MLPs of several depths, each at its own learning rate (bracketed on
+training loss), fit sawtooths of a few and of many teeth; the finding per sawtooth says
+which depth fits best, if any, beside the null model (the training mean) and the runs
+that collapsed to a constant, and Telgarsky's construction (depth log2(T) + 1, width 2,
+written out, not trained) shows what the deep networks could write.
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ Target = Literal["sin", "abs", "step"]
 
 class Depth(Section):
     depths: grid(PositiveInt) = [1, 2, 3, 4]
-    budget: PositiveInt = 200  # parameters
+    budget: PositiveInt = 50  # parameters: one hidden layer of 16 units, 17 linear pieces
     tolerance: float = Field(default=0.1, gt=0, lt=1)
+    lrs: grid(PositiveFloat) = [0.003, 0.01, 0.03]  # Adam's, per sawtooth and depth
     # full-batch Adam steps for every depth: none stops at a plateau, so that a deeper
     # network, which may sit on one for a while, trains as long as a shallow one
     epochs: PositiveInt = 6000
@@ -55,17 +61,25 @@ class Params(Section):
 class Approximation(Study):
     name = "approximation"
     order = 8
-    answer = ("width_trend_sin", "depth")  # the findings the summary gives
+
     title = "Universal approximation: width, and depth against width"
     question = ("Does the error of one hidden layer fall as it widens, and at an equal "
                 "parameter count, does depth beat width on a function with many teeth?")
     Params = Params
     datasets = ("functions",)
 
+    @property
+    def answer(self) -> tuple[str, ...]:  # the findings the summary gives
+        return ("width_trend_sin", *(f"depth_{t}" for t in self.teeth))
+
+    @property
+    def teeth(self) -> list[int]:
+        return list(self.config.data.functions.teeth)
+
     def arrays(self, data: dict) -> dict:
-        """One training set per target: functions/NAME."""
+        """One training set per target: functions/NAME (sawtooth_T for T teeth)."""
         d = data["functions"]
-        names = set(self.p.targets) | {"sawtooth"}
+        names = set(self.p.targets) | {f"sawtooth_{t}" for t in self.teeth}
         return {f"functions/{t}": {"x_train": d["x_train"], "x_test": d["x_test"],
                                    "y_train": d[f"y_train_{t}"], "y_test": d[f"y_test_{t}"]}
                 for t in sorted(names)}
@@ -91,10 +105,33 @@ class Approximation(Study):
         cells = [{"experiment": "width", "dataset": f"functions/{t}", "target": t,
                   "depth": 1, "width": w, "n_params": n_params((1, w, 1)), "seed": s}
                  for t, w, s in itertools.product(p.targets, p.widths, self.seeds)]
-        return cells + [{"experiment": "depth", "dataset": "functions/sawtooth",
-                         "target": "sawtooth", "depth": r["depth"], "width": r["width"],
-                         "n_params": r["n_params"], "seed": s}
-                        for r in self.depth_plan() if r["matched"] for s in self.seeds]
+        cells = [c | {"teeth": None, "lr": p.lr} for c in cells]
+        return cells + [{"experiment": "depth", "dataset": f"functions/sawtooth_{t}",
+                         "target": "sawtooth", "teeth": t, "depth": r["depth"],
+                         "width": r["width"], "n_params": r["n_params"], "lr": lr, "seed": s}
+                        for t in self.teeth for r in self.depth_plan() if r["matched"]
+                        for lr in p.depth.lrs for s in self.seeds]
+
+    def brackets(self) -> list:
+        """Each depth's learning rate per sawtooth, on training loss: the question is how
+        well a depth can fit, and the functions have no validation points."""
+        from pipeline.bracketing import Bracket
+
+        return [Bracket("lr", "train_loss", maximize=False, where={"experiment": "depth"},
+                        by=("teeth", "depth"))]
+
+    def at_own_lr(self, cells: pd.DataFrame) -> pd.DataFrame:
+        """The depth runs of each sawtooth and depth at the learning rate chosen for it on
+        training loss (none where every run failed)."""
+        keep = []
+        depth = cells[cells["experiment"] == "depth"]
+        for _, group in depth.groupby(["teeth", "depth"], sort=False):
+            try:
+                chosen = choices.select(group, "lr", {}, "train_loss", maximize=False).chosen
+            except ValueError:  # every run of the group diverged or collapsed
+                chosen = group["lr"].min()
+            keep.append(group[group["lr"] == chosen])
+        return pd.concat(keep) if keep else depth.iloc[:0]
 
     def job(self, cell: dict, data: dict):
         from pipeline.engine import Arch, Job, TrainSpec
@@ -107,7 +144,7 @@ class Approximation(Study):
         spec = TrainSpec(arch, "adam", "mse", epochs=epochs,
                          log_every=max(1, epochs // (40 if stop or not width else 10)),
                          stop_tol=self.config.converge_tol if stop else None)
-        return Job(spec, seed=cell["seed"], lr=p.lr)
+        return Job(spec, seed=cell["seed"], lr=cell["lr"])
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
         """The mean and the largest absolute error on the dense test grid."""
@@ -131,6 +168,66 @@ class Approximation(Study):
                                           "x": a["x_test"][:, 0], "fit": pred,
                                           "truth": a["y_test"][:, 0]}))
         out.tables["fits"] = pd.concat(rows, ignore_index=True)
+        d = data["functions"]
+        out.tables["construction"] = pd.DataFrame(
+            [telgarsky(t, d["x_test"][:, 0], d[f"y_test_sawtooth_{t}"][:, 0],
+                       self.config.data.functions.interval)
+             for t in self.teeth if is_power_of_two(t)],
+            columns=["teeth", "depth", "width", "n_params", "test_loss"])
+
+    def _depth(self, a: Analysis, out: StudyOutput) -> None:
+        """Per sawtooth: the best depth at its own learning rate (chosen on training loss),
+        beside the null model, the runs that collapsed and Telgarsky's construction."""
+        p, cells = self.p, out.cells
+        own = self.at_own_lr(cells).astype({"teeth": int})
+        a.table("depth", f"Sawtooths, depth against width at about {p.depth.budget} "
+                "parameters, each depth at its learning rate (chosen on training loss), "
+                "over seeds", stats.summarize(
+                    own, ["teeth", "depth", "width", "n_params", "lr"],
+                    ["mean_error", "max_error", "train_loss", "test_loss", "null_test_loss"]))
+        built = out.tables.get("construction", pd.DataFrame(columns=["teeth"]))
+        for t, rows in own.groupby("teeth", sort=True):
+            t = int(t)
+            cand = {f"depth {int(r.depth)} x width {int(r.width)}":
+                    {"experiment": "depth", "teeth": t, "depth": int(r.depth), "lr": r.lr}
+                    for r in rows.drop_duplicates("depth").itertuples()}
+            b = choices.best_of(cells, cand, "test_loss", higher_is_better=False,
+                                choose_on="train_loss")  # the functions have no validation set
+            a.findings.append(F.best(f"depth_{t}", b, f"test MSE on the {t}-tooth sawtooth",
+                                     f"networks of about {p.depth.budget} parameters"))
+            for d, group in rows.groupby("depth"):
+                ok = group[~stats.failed(group)]["test_loss"]
+                a.metric(f"sawtooth_{t}/test_loss/depth_{d}", ok.mean(), ok.std())
+            a.findings.append(self._fit(t, rows, built[built["teeth"] == t]))
+        a.figures.append(Figure(
+            f"Test MSE on each sawtooth by depth at about {p.depth.budget} parameters, each "
+            "depth at its learning rate (95% interval over the runs that did not collapse); "
+            "the training mean's test MSE is the null model's", "lines", "table/depth",
+            x="depth", y=["test_loss", "null_test_loss"], col="teeth", logy=True,
+            ylabel="test MSE"))
+
+    def _fit(self, teeth: int, rows: pd.DataFrame, built: pd.DataFrame) -> F.Finding:
+        """What the budget lets one hidden layer write, the runs that collapsed to a
+        constant per depth, the null model's error, and the construction's."""
+        shallow = rows.loc[rows["depth"] == 1, "width"]
+        gone = {int(d): (int(g["collapsed"].astype(bool).sum()), len(g))
+                for d, g in rows.groupby("depth")}
+        null = float(rows["null_test_loss"].mean())
+        text = (f"The {teeth}-tooth sawtooth has {2 * teeth} linear pieces"
+                + (f"; one hidden layer of {int(shallow.iloc[0])} units writes at most "
+                   f"{int(shallow.iloc[0]) + 1}" if len(shallow) else "") + ". Runs that "
+                "collapsed to a constant, at each depth's learning rate: "
+                + ", ".join(f"depth {d}: {k} of {n}" for d, (k, n) in gone.items())
+                + f". The null model (the training mean) has test MSE {F.fmt(null)}.")
+        if len(built):
+            r = built.iloc[0]
+            text += (f" Telgarsky's construction, depth {int(r.depth)} of width "
+                     f"{int(r.width)} ({int(r.n_params)} parameters, written out, not "
+                     f"trained), has test MSE {F.fmt(r.test_loss)}.")
+        return F.estimate(f"fit_{teeth}", text, teeth=teeth, null=null,
+                          collapsed=sum(k for k, _ in gone.values()),  # a count: its tag
+                          collapsed_by_depth={d: k for d, (k, _) in gone.items()},
+                          construction=built.to_dict("records"))
 
     def analyze(self, out: StudyOutput) -> Analysis:
         a = Analysis()
@@ -155,21 +252,8 @@ class Approximation(Study):
                 a.findings.append(f)
                 if f.data["n"]:
                     a.metric(f"{target}/width_trend", f.data["rho"])
-        depth = cells[cells["experiment"] == "depth"]
-        if depth["depth"].nunique() > 1:
-            a.table("depth", f"Sawtooth, depth against width at about {p.depth.budget} "
-                    "parameters, over seeds",
-                    stats.summarize(depth, ["depth", "width", "n_params"],
-                                    ["mean_error", "max_error", "train_loss", "test_loss"]))
-            cand = {f"depth {d} x width {w}": {"experiment": "depth", "depth": d}
-                    for d, w in depth.drop_duplicates("depth")[["depth", "width"]].to_numpy()}
-            b = choices.best_of(cells, cand, "test_loss", higher_is_better=False,
-                              choose_on="train_loss")  # the functions have no validation set
-            a.findings.append(F.best("depth", b, "test MSE on the sawtooth",
-                                     f"networks of about {p.depth.budget} parameters"))
-            for d, group in depth.groupby("depth"):
-                a.metric(f"sawtooth/test_loss/depth_{d}", group["test_loss"].mean(),
-                         group["test_loss"].std())
+        if (cells["experiment"] == "depth").any():
+            self._depth(a, out)
         unmatched = [f"depth {r['depth']}" for r in self.depth_plan() if not r["matched"]]
         if unmatched:
             a.findings.append(F.estimate("unmatched", "No width matches the budget within "
@@ -199,15 +283,33 @@ class Approximation(Study):
                    f"training loss falling by less than {self.config.converge_tol:.0%} over a "
                    f"tenth of its bound)" if p.until_converged else
                    f"{p.epochs} full-batch steps")
-                + " on the squared error. Depth against width: a sawtooth of "
-                f"{d.teeth} teeth, depths {', '.join(map(str, p.depth.depths))} at the width "
-                f"whose parameter count is closest to {p.depth.budget} (within "
-                f"{p.depth.tolerance:.0%}), each trained for {p.depth.epochs} steps (none "
-                "stopped at a plateau, so that every depth has the same steps). Means over "
-                f"{len(self.seeds)} seeds.")
+                + " on the squared error. Depth against width: sawtooths of "
+                f"{' and '.join(map(str, d.teeth))} teeth, depths "
+                f"{', '.join(map(str, p.depth.depths))} at the width whose parameter count is "
+                f"closest to {p.depth.budget} (within {p.depth.tolerance:.0%}), each at its "
+                f"own Adam learning rate from {', '.join(f'{v:g}' for v in p.depth.lrs)}, "
+                f"chosen on training loss and bracketed, each trained for {p.depth.epochs} "
+                "full-batch steps (none stopped at a plateau, so that every depth has the same "
+                f"steps). Means over {len(self.seeds)} seeds.")
 
 
 STUDY = Approximation
+
+
+def is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def telgarsky(teeth: int, x: np.ndarray, y: np.ndarray, interval: float) -> dict:
+    """Telgarsky's (2016) sawtooth, written out as a ReLU net: u = (x + a) / 2a in [0, 1],
+    then the tent map t(u) = 2 relu(u) - 4 relu(u - 1/2) composed k = log2(teeth) + 1
+    times (t^k has 2^(k-1) teeth), each a hidden layer of two units; its test MSE."""
+    k = int(round(math.log2(teeth))) + 1
+    u = ((x.astype(np.float32) + np.float32(interval)) / np.float32(2 * interval))
+    for _ in range(k):
+        u = 2 * np.maximum(u, 0) - 4 * np.maximum(u - np.float32(0.5), 0)
+    return {"teeth": teeth, "depth": k, "width": 2, "n_params": n_params((1, *[2] * k, 1)),
+            "test_loss": float(np.mean((u - y) ** 2))}
 
 
 def width_trend(cells: pd.DataFrame, target: str):
