@@ -69,8 +69,11 @@ class Approximation(Study):
     datasets = ("functions",)
 
     @property
-    def answer(self) -> tuple[str, ...]:  # the findings the summary gives
-        return ("width_trend_sin", *(f"depth_{t}" for t in self.teeth))
+    def answer(self) -> tuple[str, ...]:
+        """The findings the summary gives: the width trend, and on the sawtooth of most
+        teeth, the depths trained and what a depth could write."""
+        most = max(self.teeth)
+        return ("width_trend_sin", f"depth_{most}", f"fit_{most}")
 
     @property
     def teeth(self) -> list[int]:
@@ -213,17 +216,19 @@ class Approximation(Study):
         gone = {int(d): (int(g["collapsed"].astype(bool).sum()), len(g))
                 for d, g in rows.groupby("depth")}
         null = float(rows["null_test_loss"].mean())
-        text = (f"The {teeth}-tooth sawtooth has {2 * teeth} linear pieces"
-                + (f"; one hidden layer of {int(shallow.iloc[0])} units writes at most "
-                   f"{int(shallow.iloc[0]) + 1}" if len(shallow) else "") + ". Runs that "
-                "collapsed to a constant, at each depth's learning rate: "
-                + ", ".join(f"depth {d}: {k} of {n}" for d, (k, n) in gone.items())
-                + f". The null model (the training mean) has test MSE {F.fmt(null)}.")
+        text = ""
         if len(built):
             r = built.iloc[0]
-            text += (f" Telgarsky's construction, depth {int(r.depth)} of width "
-                     f"{int(r.width)} ({int(r.n_params)} parameters, written out, not "
-                     f"trained), has test MSE {F.fmt(r.test_loss)}.")
+            text = (f"Telgarsky's construction, depth {int(r.depth)} of width {int(r.width)} "
+                    f"({int(r.n_params)} parameters, written out, not trained), writes the "
+                    f"{teeth}-tooth sawtooth with test MSE {F.fmt(r.test_loss)}; ")
+        text += (f"the null model (the training mean) has {F.fmt(null)}. "
+                 f"The sawtooth has {2 * teeth} linear pieces"
+                 + (f"; one hidden layer of {int(shallow.iloc[0])} units writes at most "
+                    f"{int(shallow.iloc[0]) + 1}" if len(shallow) else "") + ". Runs that "
+                 "collapsed to a constant, at each depth's learning rate: "
+                 + ", ".join(f"depth {d}: {k} of {n}" for d, (k, n) in gone.items()) + ".")
+        text = text[:1].upper() + text[1:]
         return F.estimate(f"fit_{teeth}", text, teeth=teeth, null=null,
                           collapsed=sum(k for k, _ in gone.values()),  # a count: its tag
                           collapsed_by_depth={d: k for d, (k, _) in gone.items()},
