@@ -20,6 +20,7 @@ from pipeline.stats import (
     RESIDUE,
     Comparison,
     _clean,
+    _flag,
     _ok,
     _py,
     _value,
@@ -167,9 +168,10 @@ def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
     """Choose the value of `column` whose mean `on` (a validation metric) is best; bound:
     the least value `column` can take (see at_edge).
 
-    A value where some seed diverged is no candidate while another value trained in every
-    seed (its mean would be over the survivors). A choice next to a value where runs
-    diverged is an edge as much as the grid's end: the best may lie between the two."""
+    A value where some seed diverged or collapsed is no candidate while another value
+    trained in every seed (its mean would be over the survivors); one where runs diverged
+    gives way first. A choice next to a value where runs diverged is an edge as much as the
+    grid's end: the best may lie between the two."""
     if not (is_validation(on) or on.startswith("train_")):
         raise ValueError(f"select: {on!r} is not a validation or training metric; choices "
                          "are made on validation data (val_*, cv_*) or, where the question "
@@ -180,8 +182,12 @@ def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
     if means.empty:
         raise ValueError(f"select: no finished cell for {fixed} has a {on}")
     failed = diverged_runs(mine, column)
+    lost = {_py(v) for v in mine.loc[_flag(mine, "collapsed"), column]}
     stable = means[[v not in failed for v in means.index]]
-    if not stable.empty:
+    whole = stable[[v not in lost for v in stable.index]]
+    if not whole.empty:
+        means = whole
+    elif not stable.empty:
         means = stable
     best = means.max() if maximize else means.min()
     # values equal to the best within float32 resolution tie: the smallest is taken

@@ -367,3 +367,17 @@ def test_a_published_single_run_is_compared_with_the_spread_of_one_draw():
     assert inside.draw_low < 0.515 and inside.reproduced  # a draw could give it
     # the same values without draws: only the mean (± tolerance) counts
     assert not F.reference("r", "src", "claim", "m", values, value=0.515).reproduced
+
+
+def test_a_value_where_runs_collapsed_is_no_choice_while_another_trained_in_every_seed():
+    """Collapsed runs count like diverged ones: the mean of the survivors at a rate where
+    most runs collapsed does not win the choice; where every value lost runs, the
+    survivors' means decide."""
+    rows = [{"lr": lr, "seed": s, "train_loss": loss, "diverged": False, "collapsed": gone}
+            for lr, losses, lost in ((0.01, (0.05, 0.06, 0.07), ()),
+                                     (0.03, (0.01, 0.08, 0.08), (1, 2)))
+            for s, (loss, gone) in enumerate(zip(losses, [s in lost for s in range(3)]))]
+    cells = pd.DataFrame(rows)
+    assert choices.select(cells, "lr", {}, "train_loss", maximize=False).chosen == 0.01
+    every = cells.assign(collapsed=cells["seed"] == 2)
+    assert choices.select(every, "lr", {}, "train_loss", maximize=False).chosen == 0.03

@@ -442,6 +442,17 @@ def test_telgarskys_construction_writes_the_sawtooth_with_few_parameters():
     assert half["test_loss"] > 0.01
 
 
+def test_which_shapes_write_a_sawtooth_by_composing_zigzags():
+    """One hidden layer writes at most width + 1 pieces; deeper nets multiply the pieces of
+    their layers' zigzags (at most width each)."""
+    from pipeline.studies.approximation import folding
+
+    assert folding(32, 1, 16) is None and folding(32, 1, 31) == [32]
+    assert folding(32, 3, 4) == [4, 4, 2] and folding(32, 2, 5) is None
+    assert folding(32, 4, 3) is None and folding(32, 5, 2) == [2, 2, 2, 2, 2]
+    assert folding(8, 4, 3) == [2, 2, 2] and folding(8, 3, 4) == [4, 2]
+
+
 def test_each_sawtooth_compares_depths_at_their_own_rates_beside_the_null(outputs):
     """Every depth of every sawtooth trains at each rate of the grid; the comparison is
     made at each depth's rate chosen on training loss; the null model, the collapsed runs
@@ -462,7 +473,7 @@ def test_each_sawtooth_compares_depths_at_their_own_rates_beside_the_null(output
         by_depth = fit.data["collapsed_by_depth"]
         assert fit.data["null"] > 0 and set(by_depth) == set(study.p.depth.depths)
         assert fit.data["collapsed"] == sum(by_depth.values())
-        assert f"{2 * teeth} linear pieces" in fit.text
+        assert f"{2 * teeth} linear pieces" in fit.text and fit.data["best"] > 0
         assert [r["teeth"] for r in fit.data["construction"]] == [teeth]
     most = max(study.teeth)
     assert study.answer[1:] == (f"depth_{most}", f"fit_{most}")

@@ -210,26 +210,38 @@ class Approximation(Study):
             ylabel="test MSE"))
 
     def _fit(self, teeth: int, rows: pd.DataFrame, built: pd.DataFrame) -> F.Finding:
-        """What the budget lets one hidden layer write, the runs that collapsed to a
-        constant per depth, the null model's error, and the construction's."""
-        shallow = rows.loc[rows["depth"] == 1, "width"]
-        gone = {int(d): (int(g["collapsed"].astype(bool).sum()), len(g))
-                for d, g in rows.groupby("depth")}
+        """The trained networks' best against the null model, which trained shapes could
+        write the sawtooth exactly, Telgarsky's construction, and the runs that collapsed
+        to a constant per depth (each depth at its chosen learning rate)."""
+        pieces = 2 * teeth
         null = float(rows["null_test_loss"].mean())
-        text = ""
+        shapes = rows.drop_duplicates("depth")[["depth", "width"]].astype(int).to_numpy()
+        ok = rows[~stats.failed(rows)]
+        means = ok.groupby("depth")["test_loss"].mean()
+        text = f"On the {teeth}-tooth sawtooth ({pieces} linear pieces)"
+        if len(means):
+            d = int(means.idxmin())
+            w = int(rows.loc[rows["depth"] == d, "width"].iloc[0])
+            text += (f", the lowest mean test MSE of the trained networks is "
+                     f"{F.fmt(means.min())} (depth {d} x width {w}), {means.min() / null:.0%} "
+                     f"of the null model's {F.fmt(null)} (the training mean)")
+        reach = {f"depth {d} x width {w}": folding(pieces, d, w) for d, w in shapes}
+        able = [f"{k} ({'·'.join(map(str, f))})" for k, f in reach.items() if f]
+        text += (". Written exactly, by one hidden layer (at most width + 1 pieces) or by "
+                 "composing zigzags of at most width pieces per layer, it is within reach of "
+                 + (F._listed(able) if able else "none of the trained shapes") + ".")
         if len(built):
             r = built.iloc[0]
-            text = (f"Telgarsky's construction, depth {int(r.depth)} of width {int(r.width)} "
-                    f"({int(r.n_params)} parameters, written out, not trained), writes the "
-                    f"{teeth}-tooth sawtooth with test MSE {F.fmt(r.test_loss)}; ")
-        text += (f"the null model (the training mean) has {F.fmt(null)}. "
-                 f"The sawtooth has {2 * teeth} linear pieces"
-                 + (f"; one hidden layer of {int(shallow.iloc[0])} units writes at most "
-                    f"{int(shallow.iloc[0]) + 1}" if len(shallow) else "") + ". Runs that "
-                 "collapsed to a constant, at each depth's learning rate: "
+            text += (f" Telgarsky's construction, depth {int(r.depth)} of width {int(r.width)} "
+                     f"({int(r.n_params)} parameters, written out, not trained), writes it "
+                     f"with test MSE {F.fmt(r.test_loss)}.")
+        gone = {int(d): (int(g["collapsed"].astype(bool).sum()), len(g))
+                for d, g in rows.groupby("depth")}
+        text += (" Runs that collapsed to a constant: "
                  + ", ".join(f"depth {d}: {k} of {n}" for d, (k, n) in gone.items()) + ".")
-        text = text[:1].upper() + text[1:]
         return F.estimate(f"fit_{teeth}", text, teeth=teeth, null=null,
+                          best=float(means.min()) if len(means) else None,
+                          reach={k: f for k, f in reach.items()},
                           collapsed=sum(k for k, _ in gone.values()),  # a count: its tag
                           collapsed_by_depth={d: k for d, (k, _) in gone.items()},
                           construction=built.to_dict("records"))
@@ -295,10 +307,34 @@ class Approximation(Study):
                 f"own Adam learning rate from {', '.join(f'{v:g}' for v in p.depth.lrs)}, "
                 f"chosen on training loss and bracketed, each trained for {p.depth.epochs} "
                 "full-batch steps (none stopped at a plateau, so that every depth has the same "
-                f"steps). Means over {len(self.seeds)} seeds.")
+                "steps). The training and test points are grids of one function, so the "
+                "training loss a rate is chosen on tracks the test MSE: the depth comparison is "
+                f"of fits, not of generalisation. Means over {len(self.seeds)} seeds.")
 
 
 STUDY = Approximation
+
+
+def folding(pieces: int, depth: int, width: int) -> list[int] | None:
+    """How a ReLU net of `depth` hidden layers of `width` units writes a sawtooth of
+    `pieces` linear pieces exactly, if it can by a simple construction: one hidden layer
+    writes at most width + 1 pieces; deeper, each layer writes a zigzag of at most `width`
+    pieces over [0, 1], and composing them multiplies the pieces (Telgarsky 2016; Montúfar
+    et al. 2014). The pieces per layer, largest first; None where no such product of
+    `depth` factors of at most `width` gives `pieces`."""
+    if depth == 1:
+        return [pieces] if pieces <= width + 1 else None
+
+    def split(n: int, layers: int, most: int) -> list[int] | None:
+        if layers == 0:
+            return [] if n == 1 else None
+        for k in range(min(n, most), 0, -1):
+            if n % k == 0 and (rest := split(n // k, layers - 1, k)) is not None:
+                return [k, *rest]
+        return None
+
+    factors = split(pieces, depth, width)
+    return [k for k in factors if k > 1] if factors else None
 
 
 def is_power_of_two(n: int) -> bool:
