@@ -106,6 +106,17 @@ def test_one_pair_is_not_compared_nor_called_alike():
     assert "depth 20: not compared, only one paired run" in text
 
 
+def test_a_best_that_is_not_clear_gives_the_means_it_compares():
+    """The statement says by how much: the top's mean and each tied candidate's."""
+    tie = _c("tie", 0.004, -0.01, 0.02, a="relu", b="tanh")
+    beat = _c("a", 0.05, 0.02, 0.08, a="relu", b="linear")
+    top = _best("b", "relu", [tie, beat])
+    top["data"] |= {"top_mean": 0.904, "chosen_on": "val_acc"}
+    text = answers.statement(top)
+    assert "relu (0.904), the choice on validation accuracy" in text
+    assert "indistinguishable from tanh (0.900)" in text and "ahead of linear" in text
+
+
 def test_a_comparison_that_names_its_setting_is_labelled_with_it():
     at = _comparison("relu_vs_linear", _c("b", -0.01, -0.02, -0.005, a="relu", b="linear")
                      | {"setting": "8 units"})

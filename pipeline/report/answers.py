@@ -264,15 +264,18 @@ def _statement(finding: dict, room: int = SHORT) -> str:
                 f"{data['top']} gives the best {what}, ahead of every other; the closest, "
                 f"{closest.label_b}: {words.fmt_difference(closest)}.")
             return text if room >= SHORT else _cut(text, room)
-        ties = [c.label_b for c in cs if c.verdict == "tie" and c.tested]
+        ties = [f"{c.label_b} ({numbers.fmt(c.mean_b, zeros=True)})" for c in cs
+                if c.verdict == "tie" and c.tested]
         untested = [c.label_b for c in cs if not c.tested]
         beaten = [c.label_b for c in cs if c.verdict == "a"]
         ahead = [c.label_b for c in cs if c.verdict == "b"]
+        top = data["top"] + (f" ({numbers.fmt(data['top_mean'], zeros=True)})"
+                             if data.get("top_mean") is not None else "")
         if data.get("chosen_on"):  # the validation choice, not the best on this metric
-            text = (f"No single best on {what}: {data['top']}, the choice on "
+            text = (f"No single best on {what}: {top}, the choice on "
                     f"{numbers.name(data['chosen_on'])}")
         else:
-            text = f"No single best on {what}: {data['top']} has the best mean"
+            text = f"No single best on {what}: {top} has the best mean"
         if ties:
             text += f", indistinguishable from {_listed(ties)}"
         if untested:
