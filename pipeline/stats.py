@@ -5,12 +5,12 @@
   did not diverge makes its group's mean NaN rather than silently shrinking n.
 - `compare`: two configurations over the same seeds: the paired difference, its 95%
   t-interval and a verdict (a, b, or tie: the interval contains zero).
-- `best_of`: the candidate with the best mean, and whether the intervals show it better
-  than every other one.
-- `select`: a choice made on validation numbers (never test numbers), flagged when it
-  lands on the edge of its grid.
 - `censored`: a quantity that some seeds never reach: reached in k of n, and its mean
   over those that did.
+
+Choices among configurations (`best_of`, `select`) are in pipeline.choices; every number
+and sentence the report prints is written by pipeline.report (numbers, words); `mark`
+leaves a number for it inside a study's own words.
 """
 
 from __future__ import annotations
