@@ -96,11 +96,15 @@ def fmt_like(v: float, ci95: float) -> str:
 
 
 
+def diff_at(diff: float, low: float, high: float, *scale: float) -> str:
+    """A difference at its interval's precision; a float32 residue of numbers of this scale
+    prints as 0."""
+    return "0" if is_residue(diff, *scale) else fmt_at(diff, low, high)
+
+
 def difference(diff: float, low: float, high: float, level: float, *scale: float) -> str:
-    """'difference d, 95% CI low to high': d at its interval's precision (a float32 residue
-    of numbers of this scale prints as 0)."""
-    at = "0" if is_residue(diff, *scale) else fmt_at(diff, low, high)
-    return f"difference {at}, {fmt_ci(low, high, level)}"
+    """'difference d, 95% CI low to high', d at its interval's precision."""
+    return f"difference {diff_at(diff, low, high, *scale)}, {fmt_ci(low, high, level)}"
 
 
 NAMES = {"val_acc": "validation accuracy", "val_loss": "validation loss",

@@ -19,11 +19,10 @@ from pipeline.findings import _values, edge_item
 from pipeline.report.numbers import (
     MARK,
     ci_digits,
+    diff_at,
     fmt,
-    fmt_at,
     fmt_ci,
     fmt_interval,
-    is_residue,
     level_text,
     name,
     numbers,
@@ -48,7 +47,7 @@ def fmt_difference(c: Comparison) -> str:
 
 def _diff_at(c: Comparison) -> str:
     """The difference at its interval's precision; a float32 residue prints as 0."""
-    return "0" if is_residue(c.diff, c.mean_a, c.mean_b) else fmt_at(c.diff, c.low, c.high)
+    return diff_at(c.diff, c.low, c.high, c.mean_a, c.mean_b)
 
 
 def points_text(c: Comparison, form: str = " ({} of {} test points)") -> str:

@@ -241,7 +241,7 @@ class Approximation(Study):
                  + ", ".join(f"depth {d}: {k} of {n}" for d, (k, n) in gone.items()) + ".")
         return F.estimate(f"fit_{teeth}", text, teeth=teeth, null=null,
                           best=float(means.min()) if len(means) else None,
-                          reach={k: f for k, f in reach.items()},
+                          reach=reach,
                           collapsed=sum(k for k, _ in gone.values()),  # a count: its tag
                           collapsed_by_depth={d: k for d, (k, _) in gone.items()},
                           construction=built.to_dict("records"))
