@@ -213,6 +213,24 @@ def select(cells: pd.DataFrame, column: str, fixed: dict, on: str, *,
                      bool(limit), [_py(v) for v in tied[1:]], limit)
 
 
+def at_chosen(cells: pd.DataFrame, by: list[str], column: str, on: str, *, maximize: bool,
+              all_failed: str = "drop") -> pd.DataFrame:
+    """The rows of each group of `by` at the value of `column` that select chooses for it
+    on `on`. Where every run of a group failed (diverged or collapsed), all_failed says
+    what is kept: "drop" nothing of it, "smallest" its rows at the smallest value, so
+    that its failures are counted."""
+    keep = []
+    for _, group in cells.groupby(by, sort=False):
+        try:
+            chosen = select(group, column, {}, on, maximize=maximize).chosen
+        except ValueError:  # every run of the group failed
+            if all_failed == "drop":
+                continue
+            chosen = group[column].min()
+        keep.append(group[group[column] == chosen])
+    return pd.concat(keep) if keep else cells.iloc[:0]
+
+
 def inner_neighbour(value, grid: list):
     """The value one step inside the grid from its end (value is the smallest or largest)."""
     g = sorted(grid)

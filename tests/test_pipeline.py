@@ -336,3 +336,11 @@ def test_no_study_stage_depends_on_the_reports_words():
         deps = [d for d in (stage.get("deps") or stage.get("do", {}).get("deps", []))
                 if isinstance(d, str)]
         assert deps and not [d for d in deps if d.startswith("pipeline/report")], name
+
+
+def test_every_module_is_under_400_lines():
+    """A module that outgrows 400 lines is split where its parts separate (a study's
+    helpers go in a module of studies/ named with a leading underscore)."""
+    long = {str(p.relative_to(ROOT)): n for p in sorted(ROOT.glob("pipeline/**/*.py"))
+            if (n := len(p.read_text().splitlines())) >= 400}
+    assert not long, long

@@ -381,3 +381,20 @@ def test_a_value_where_runs_collapsed_is_no_choice_while_another_trained_in_ever
     assert choices.select(cells, "lr", {}, "train_loss", maximize=False).chosen == 0.01
     every = cells.assign(collapsed=cells["seed"] == 2)
     assert choices.select(every, "lr", {}, "train_loss", maximize=False).chosen == 0.03
+
+
+def test_each_group_keeps_its_chosen_rows_and_a_failed_group_is_dropped_or_counted():
+    """at_chosen: per group, the rows at the value select chooses; a group whose every run
+    collapsed is dropped, or kept at its smallest value where its failures must count."""
+    rows = [{"depth": d, "lr": lr, "seed": s, "train_loss": loss + s / 100,
+             "diverged": False, "collapsed": d == 3}
+            for d, losses in ((1, (0.3, 0.1, 0.2)), (2, (0.1, 0.2, 0.3)), (3, (0.5, 0.4, 0.6)))
+            for lr, loss in zip((0.001, 0.01, 0.1), losses) for s in range(3)]
+    cells = pd.DataFrame(rows)
+    kept = choices.at_chosen(cells, ["depth"], "lr", "train_loss", maximize=False)
+    assert kept.groupby("depth")["lr"].unique().map(list).to_dict() == {1: [0.01],
+                                                                        2: [0.001]}
+    assert len(kept) == 6
+    counted = choices.at_chosen(cells, ["depth"], "lr", "train_loss", maximize=False,
+                                all_failed="smallest")
+    assert set(counted[counted["depth"] == 3]["lr"]) == {0.001} and len(counted) == 9

@@ -428,7 +428,7 @@ def test_telgarskys_construction_writes_the_sawtooth_with_few_parameters():
     aside); one layer fewer writes half the teeth."""
     from pipeline.config import FunctionsData
     from pipeline.datasets import functions
-    from pipeline.studies.approximation import telgarsky
+    from pipeline.studies._approximation import telgarsky
 
     cfg = FunctionsData(n_train=64, n_test=2001, interval=3.14159, teeth=[4, 16])
     d = functions.generate(cfg)
@@ -445,7 +445,7 @@ def test_telgarskys_construction_writes_the_sawtooth_with_few_parameters():
 def test_which_shapes_write_a_sawtooth_by_composing_zigzags():
     """One hidden layer writes at most width + 1 pieces; deeper nets multiply the pieces of
     their layers' zigzags (at most width each)."""
-    from pipeline.studies.approximation import folding
+    from pipeline.studies._approximation import folding
 
     assert folding(32, 1, 16) is None and folding(32, 1, 31) == [32]
     assert folding(32, 3, 4) == [4, 4, 2] and folding(32, 2, 5) is None
@@ -508,7 +508,7 @@ def test_the_width_trend_is_judged_on_the_whole_curve(outputs):
 def test_a_width_step_without_pairs_is_named_and_left_out_of_the_count():
     """Collapsed runs leave a step with fewer than two pairs: it is not compared, said so,
     and not counted among the steps judged; with one seed the trend cannot be judged."""
-    from pipeline.studies.approximation import width_trend
+    from pipeline.studies._approximation import width_trend
 
     widths, rows = [1, 2, 4, 8], []
     for seed in range(4):
@@ -595,6 +595,9 @@ def test_rbm_features_beat_raw_pixels_as_scikit_learn_reports(outputs):
     assert c["verdict"] == "a" and c["test_points"] == len(out.tables["example"].attrs[
         "points"].values["test_acc"][0])
     assert c["mean_a"] > c["null"] and c["mean_b"] > c["null"]
+    n = len(out.cells["seed"].unique())  # the pairs are RBM seeds, not paired runs
+    assert f"{n} RBM seeds, each against the one deterministic raw-pixel fit" in \
+        _finding(a, "rbm_vs_raw").text
     # the published tolerance is met before the solver moves: every class alike
     tol = out.tables["published_tol"]
     assert (tol["test_acc"] < 0.2).all()
@@ -722,18 +725,18 @@ def test_a_finding_that_says_it_is_at_an_edge_is_tagged_so(outputs):
 def test_the_no_feature_baseline_is_said_by_where_the_interval_lies():
     """Weight decay's chosen fit beside predicting the training mean: the interval of its
     test loss covers the baseline, lies below it, or above it, and each is said so."""
-    from pipeline.studies.regularization import _baseline
+    from pipeline.studies._regularization import baseline
 
     table = pd.DataFrame({"lambda": [0.0, 300.0], "test_loss_mean": [80.0, 0.0109],
                           "test_loss_ci95": [5.0, 0.0003], "val_loss_mean": [70.0, 0.01248]})
     base = pd.Series({"test_loss": 0.0107, "val_loss": 0.0124})
-    text = _baseline(base, table, 300.0).text
+    text = baseline(base, table, 300.0).text
     assert "covers that value: on test loss, the fit is indistinguishable" in text
     assert "validation loss, 0.0124, lies below every lambda's mean (the least: 0.0125, " \
         "at lambda 300)" in text
-    below = _baseline(pd.Series({"test_loss": 0.02, "val_loss": 0.02}), table, 300.0).text
+    below = baseline(pd.Series({"test_loss": 0.02, "val_loss": 0.02}), table, 300.0).text
     assert "lies below it: the fit captures something" in below and "validation" not in below
-    above = _baseline(pd.Series({"test_loss": 0.005, "val_loss": 0.0124}), table, 300.0).text
+    above = baseline(pd.Series({"test_loss": 0.005, "val_loss": 0.0124}), table, 300.0).text
     assert "lies above it: the fit is further off than the baseline" in above
 
 
@@ -748,7 +751,7 @@ def test_a_spiral_choice_read_back_from_its_table_keeps_its_edge():
 def test_a_dropout_pair_at_its_grid_end_says_which_rate_and_how_flat():
     """p2 0.8 is its grid's largest; the pair one step inside (0.2/0.5) is level with it
     on validation, so the paired difference is printed; p1 0.2 is inside its grid."""
-    from pipeline.studies.regularization import _pair_edges
+    from pipeline.studies._regularization import pair_edges
 
     def cells(at_08):
         return pd.DataFrame([{"p1": 0.2, "p2": p2, "seed": s, "val_acc": v, "diverged": False}
@@ -756,11 +759,11 @@ def test_a_dropout_pair_at_its_grid_end_says_which_rate_and_how_flat():
                              for s, v in enumerate(vs)])
 
     grids = ([0.0, 0.2, 0.5], [0.0, 0.5, 0.8])
-    flat = _pair_edges(cells((0.965, 0.955, 0.964)), 0.2, 0.8, *grids)
+    flat = pair_edges(cells((0.965, 0.955, 0.964)), 0.2, 0.8, *grids)
     assert [numbers.numbers(x) for x in flat] == [
         "p2 0.8: the grid's largest; validation accuracy does not separate it from 0.2/0.5 "
         "(difference 0.001, 95% CI -0.036 to 0.038)"]
-    steep = _pair_edges(cells((0.99, 0.995, 0.985)), 0.2, 0.8, *grids)
+    steep = pair_edges(cells((0.99, 0.995, 0.985)), 0.2, 0.8, *grids)
     assert steep == ["p2 0.8: the grid's largest"]
 
 

@@ -63,6 +63,44 @@ def subset(y: np.ndarray, n: int | None, seed: int) -> tuple[int, ...] | None:
     return tuple(int(i) for i in stratified_split(y, n / len(y), seed)[1])
 
 
+FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file of unsigned bytes (MNIST's format): a zero short, the type code 0x08,
+    the number of dimensions, each dimension as a big-endian int32, then the data."""
+    raw = path.read_bytes()
+    zero, code, ndim = int.from_bytes(raw[:2], "big"), raw[2], raw[3]
+    if zero != 0 or code != 0x08:
+        raise ConfigError(f"{path} is not an IDX file of unsigned bytes")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ConfigError(f"{path} holds {data.size} bytes, not the {shape} its header says")
+    return data.reshape(shape)
+
+
+def fashion_mnist(key: str, root: str, download: bool) -> tuple[np.ndarray, ...]:
+    """Fashion-MNIST's (x_train, y_train, x_test, y_test): 28 x 28 images as bytes 0-255,
+    read from the uncompressed IDX files in ROOT/FashionMNIST/raw/; key: the params
+    section, for the message when they are missing (torchvision downloads them there only
+    when `download` is true)."""
+    raw = Path(root) / "FashionMNIST" / "raw"
+    missing = [f for f in FASHION_FILES if not (raw / f).exists()]
+    if missing and download:
+        from torchvision.datasets import FashionMNIST
+
+        for train in (True, False):
+            FashionMNIST(root, train=train, download=True)
+    elif missing:
+        raise ConfigError(
+            f"{key}.source: 'fashion_mnist' selected but {raw}/ lacks {', '.join(missing)}; "
+            f"put the uncompressed IDX files there or set {key}.download: true")
+    return tuple(read_idx(raw / f).astype(np.int64) if "labels" in f else read_idx(raw / f)
+                 for f in FASHION_FILES)
+
+
 TRAINING = ("x_train", "y_train")  # the arrays a draw replaces (validation, test stay)
 
 

@@ -4,8 +4,8 @@
   classes), read straight from the file scikit-learn ships (importing scikit-learn
   would triple this stage's time), split train/test with a fixed, stratified, seeded
   split. Needs no network.
-- fashion_mnist: torchvision.datasets.FashionMNIST read from `root`; it downloads
-  only when `download: true`.
+- fashion_mnist: Fashion-MNIST's IDX files read from `root`/FashionMNIST/raw/
+  (torchvision downloads them there only when `download: true`).
 
 Then a stratified, seeded validation split of the training images, for every choice.
 """
@@ -19,10 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import ConfigError, ImageData
-from pipeline.datasets import stratified_split
-
-FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+from pipeline.datasets import fashion_mnist, stratified_split
 
 
 def digits_file() -> Path:
@@ -44,23 +41,9 @@ def _digits(cfg: ImageData):
 
 
 def _fashion_mnist(cfg: ImageData):
-    from torchvision.datasets import FashionMNIST
-
-    raw = Path(cfg.root) / "FashionMNIST" / "raw"
-    missing = [f for f in FASHION_FILES if not (raw / f).exists()]
-    if missing and not cfg.download:
-        raise ConfigError(
-            f"data.images.source: 'fashion_mnist' selected but {raw}/ lacks "
-            f"{', '.join(missing)}; put the uncompressed IDX files there or set "
-            "data.images.download: true"
-        )
-    parts = []
-    for train in (True, False):
-        ds = FashionMNIST(cfg.root, train=train, download=cfg.download)
-        x = ds.data.reshape(len(ds.data), -1).numpy().astype(np.float32) / 255.0
-        parts.append((x, ds.targets.numpy().astype(np.int64)))
-    (x_train, y_train), (x_test, y_test) = parts
-    return x_train, x_test, y_train, y_test
+    x_train, y_train, x_test, y_test = fashion_mnist("data.images", cfg.root, cfg.download)
+    flat = [x.reshape(len(x), -1).astype(np.float32) / 255.0 for x in (x_train, x_test)]
+    return flat[0], flat[1], y_train, y_test
 
 
 def generate(cfg: ImageData) -> dict[str, np.ndarray]:

