@@ -475,6 +475,9 @@ def test_each_sawtooth_compares_depths_at_their_own_rates_beside_the_null(output
         assert fit.data["collapsed"] == sum(by_depth.values())
         assert f"{2 * teeth} linear pieces" in fit.text and fit.data["best"] > 0
         assert [r["teeth"] for r in fit.data["construction"]] == [teeth]
+        if all(v is not None for v in fit.data["reach"].values()):
+            # a sawtooth every trained shape can write is fitted: well under the null
+            assert fit.data["best"] < 0.3 * fit.data["null"], fit.data
     most = max(study.teeth)
     assert study.answer[1:] == (f"depth_{most}", f"fit_{most}")
 
