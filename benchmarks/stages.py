@@ -1,4 +1,5 @@
-"""Wall time and peak memory of every stage of the default pipeline, on one device.
+"""Wall time, CPU time and peak memory of every stage of the default pipeline, on one
+device.
 
     python -m benchmarks.stages                   # params.yaml as it is, on the CPU
     python -m benchmarks.stages --device cuda     # the same params on the GPU
@@ -72,31 +73,37 @@ def _run_all(tmp: Path, trees: dict[str, Path]) -> None:
     stage); print one Markdown table."""
     names = list(trees)
     plans = {t: _stages(tmp / f"out{k}") for k, t in enumerate(names)}
-    heads = " | ".join(f"{t} wall s | {t} peak MiB" for t in names) if len(names) > 1 \
-        else "wall s | peak MiB"
+    heads = " | ".join(f"{t} wall s | {t} cpu s | {t} peak MiB" for t in names) \
+        if len(names) > 1 else "wall s | cpu s | peak MiB"
     print(f"| stage | {heads} |")
-    print("|" + " --- |" * (1 + 2 * len(names)))
+    print("|" + " --- |" * (1 + 3 * len(names)))
     total = dict.fromkeys(names, 0.0)
+    cpu = dict.fromkeys(names, 0.0)
     for i, name in enumerate(s for s, _ in plans[names[0]]):
         timed = {}
         for t in (names if i % 2 == 0 else names[::-1]):
             timed[t] = _timed_stage(tmp / "params.yaml", plans[t][i][1], trees[t])
             total[t] += timed[t][0]
-        cells = " | ".join(f"{timed[t][0]:.1f} | {timed[t][1]}" for t in names)
+            cpu[t] += timed[t][1]
+        cells = " | ".join(f"{timed[t][0]:.1f} | {timed[t][1]:.1f} | {timed[t][2]}"
+                           for t in names)
         print(f"| {name} | {cells} |", flush=True)
-    print(f"| all stages | {' | '.join(f'{total[t]:.1f} |' for t in names)} |")
+    print(f"| all stages | {' | '.join(f'{total[t]:.1f} | {cpu[t]:.1f} |' for t in names)} |")
 
 
-def _timed_stage(params: Path, args: list[str], tree: Path) -> tuple[float, int]:
-    """Wall seconds and peak resident MiB (the stage or its largest worker), running the
-    `pipeline` package of tree."""
+def _timed_stage(params: Path, args: list[str], tree: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user and system, the stage's workers included: a stage
+    that kept both cores busy shows twice its wall time) and peak resident MiB (the stage
+    or its largest worker), running the `pipeline` package of tree."""
     start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "pipeline",
-                           "--params", str(params), *args], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, cwd=tree)
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", sys.executable, "-m",
+                           "pipeline", "--params", str(params), *args],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          cwd=tree)
     if proc.returncode != 0:
         sys.exit(proc.stderr)
-    return time.perf_counter() - start, round(int(proc.stderr.strip().splitlines()[-1]) / 1024)
+    peak, user, system = proc.stderr.strip().splitlines()[-1].split()
+    return time.perf_counter() - start, float(user) + float(system), round(int(peak) / 1024)
 
 
 if __name__ == "__main__":

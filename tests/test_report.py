@@ -348,3 +348,16 @@ def test_cached_figures_are_the_bytes_of_a_fresh_drawing_and_follow_their_study(
     redrawn = {name for name, svg in third.items() if "<!--cached-->" not in svg}
     assert redrawn and all(name.startswith("spiral_") for name in redrawn)
     assert all(third[name] == fresh[name] for name in redrawn)
+
+
+def test_tables_print_each_mean_and_interval_as_the_findings_do():
+    """A table's "mean ± half-width" uses the findings' format: the mean to the half-width's
+    second significant digit; a run with no interval, the mean alone; no mean, nothing."""
+    from pipeline.report.render import _table_html
+
+    frame = pd.DataFrame({"lr": [0.1, 1.0, 10.0], "val_acc_mean": [0.494321, 0.8969, None],
+                          "val_acc_ci95": [0.00053961, 0.008625, None],
+                          "test_acc_mean": [0.5, 0.25, None]})
+    cells = re.findall(r"<td>(.*?)</td>", _table_html(frame))
+    assert cells == ["0.1", "0.49432 ± 0.00054", "0.5", "1", "0.8969 ± 0.0086", "0.25",
+                     "10", "", ""]

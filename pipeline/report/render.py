@@ -22,7 +22,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from pipeline.io import atomic_dir, write_text
-from pipeline.report import answers, figures
+from pipeline.report import answers, figures, numbers
 from pipeline.report.aggregate import load_analyses
 
 LIBRARIES = ("torch", "numpy", "pandas", "scipy", "seaborn", "scikit-learn", "dvc", "jinja2",
@@ -209,6 +209,14 @@ def _fmt(v) -> str:
     return "" if pd.isna(v) else f"{v:.4g}"
 
 
+def _mean_ci(mean, half) -> str:
+    """A table's "mean ± 95% half-width" in the findings' format (numbers.fmt_interval):
+    the mean to the half-width's second significant digit."""
+    if pd.isna(mean):
+        return ""
+    return _fmt(mean) if half is None or pd.isna(half) else numbers.fmt_interval(mean, half)
+
+
 def _table_html(frame: pd.DataFrame) -> str:
     """A compact HTML table, each value as "mean ± 95% half-width"; pandas escapes text."""
     shown = pd.DataFrame(index=frame.index)
@@ -218,8 +226,8 @@ def _table_html(frame: pd.DataFrame) -> str:
         if col.endswith("_mean"):
             base = col.removesuffix("_mean")
             half = frame.get(f"{base}_ci95")
-            shown[base] = [_fmt(m) + ("" if half is None or pd.isna(h) else f" ± {_fmt(h)}")
-                           for m, h in zip(frame[col], frame[col] if half is None else half)]
+            shown[base] = [_mean_ci(m, h) for m, h in
+                           zip(frame[col], [None] * len(frame) if half is None else half)]
         elif frame[col].dtype.kind == "f":
             shown[col] = frame[col].map(_fmt)
         else:
