@@ -26,6 +26,7 @@ from pipeline.stats import (
     _value,
     compare,
     mark,
+    null_check,
     where,
 )
 
@@ -47,6 +48,10 @@ class Best:
     chosen_on: str | None = None  # the validation (or training) metric it was chosen on
     chosen_value: float = math.nan  # the top's mean on it
     ties: list[str] = field(default_factory=list)  # as good on chosen_on within float32
+    runs: int = 0  # the top's runs, and those of them that collapsed or diverged
+    collapsed: int = 0
+    diverged: int = 0
+    null: dict = field(default_factory=dict)  # stats.null_check of the top on the metric
 
     @property
     def clear(self) -> bool:
@@ -113,8 +118,12 @@ def best_of(cells: pd.DataFrame, candidates: dict[str, dict], metric: str, *,
     comps = comparisons(LEVEL)
     if not (comps and all(c.verdict == "a" for c in comps)):
         comps = comparisons(family_level(len(others)))
+    mine = where(cells, candidates[top])
+    diverged = _flag(mine, "diverged")
     return Best(top, comps, means[top], choose_on, on[top] if choose_on else math.nan,
-                tied[1:])
+                tied[1:], len(mine), int((_flag(mine, "collapsed") & ~diverged).sum()),
+                int(diverged.sum()),
+                null_check(cells, mine, metric, means[top], higher_is_better))
 
 
 @dataclass

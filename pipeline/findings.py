@@ -74,12 +74,18 @@ def comparison(id: str, c: Comparison, what: str, table: str = "cells",
 
 
 def family(id: str, comparisons: list[Comparison], what: str, settings: list[str],
-           metric: str, table: str = "cells") -> Finding:
+           metric: str, table: str = "cells",
+           sides: list[tuple[str, str]] | None = None) -> Finding:
     """One pair (a - b, the same way round in every setting) compared in several settings
     (widths, say), each a verdict of its own: the intervals are at the family's level, so
-    that all of them hold together at 95%."""
-    return Finding(id, "family", "⟦family⟧", {"what": metric, "subject": what, "comparisons": [
-        c.to_dict() | {"table": table, "setting": s} for s, c in zip(settings, comparisons)]})
+    that all of them hold together at 95%. sides: per setting, the names of its a and b
+    where the pair's labels are generic ("with", "without"), for the caveats that name
+    runs (a model that collapsed or did not converge is named, not its role)."""
+    data = {"what": metric, "subject": what, "comparisons": [
+        c.to_dict() | {"table": table, "setting": s} for s, c in zip(settings, comparisons)]}
+    if sides:
+        data["sides"] = [list(pair) for pair in sides]
+    return Finding(id, "family", "⟦family⟧", data)
 
 
 def best(id: str, b: Best, what: str, among: str) -> Finding:
@@ -89,6 +95,8 @@ def best(id: str, b: Best, what: str, among: str) -> Finding:
                    stats._clean({"top": b.top, "clear": b.clear, "chosen_on": b.chosen_on,
                                  "what": what, "among": among, "top_mean": b.top_mean,
                                  "chosen_value": b.chosen_value, "ties": b.ties,
+                                 "runs": b.runs, "collapsed": b.collapsed,
+                                 "diverged": b.diverged, **b.null,
                                  "comparisons": [c.to_dict() for c in b.comparisons]}))
 
 

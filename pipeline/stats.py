@@ -301,13 +301,16 @@ def _null(cells: pd.DataFrame, sides: list[pd.DataFrame], metric: str) -> tuple:
 def null_check(cells: pd.DataFrame, rows: pd.DataFrame, metric: str, mean: float,
                higher_is_better: bool) -> dict:
     """For a chosen configuration (its finished `rows`) whose mean on `metric` is `mean`:
-    the null model's score there, its name and whether the choice beats it; {} where the
-    cells carry no null score for the metric."""
+    the null model's score there, its name and whether the choice beats it, and the share
+    of its finished runs that converged (where the cells say); {} where the cells carry no
+    null score for the metric."""
     null, model = _null(cells, [_ok(rows)], metric)
     if null is None or not np.isfinite(mean):
         return {}
     beats = mean > null if higher_is_better else mean < null
-    return {"null": null, "null_model": model, "null_metric": metric, "beats_null": bool(beats)}
+    converged = _share(_ok(rows), "converged")
+    return {"null": null, "null_model": model, "null_metric": metric, "beats_null": bool(beats)}\
+        | ({} if converged is None else {"converged": converged})
 
 
 def _share(side: pd.DataFrame, column: str) -> float | None:

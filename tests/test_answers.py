@@ -294,3 +294,70 @@ def test_a_tie_that_holds_differences_beyond_the_effect_of_interest_is_underpowe
                  test_var=0.0002)
     assert answers.to_resolve(answers.comparison(by_test)) == (None, 0.01, "")
     assert "whatever the seeds" in answers.statement(_comparison("t", by_test))
+
+
+def test_a_best_that_alone_has_results_says_what_its_runs_and_the_null_say():
+    """Where every other candidate's runs failed, the one left is no answer by itself: the
+    sentence counts its own runs that collapsed, says where its mean does not beat the null
+    model, and the finding is tagged for both."""
+    import pandas as pd
+
+    from pipeline import choices
+    from pipeline import findings as F
+    from pipeline.findings import to_json
+
+    rows = [{"init": init, "seed": s, "val_acc": 0.30, "test_acc": 0.28 + s / 100,
+             "null_test_acc": 0.333, "null_val_acc": 0.333, "diverged": False,
+             "collapsed": init == "xavier" or s < 3}
+            for init in ("he", "xavier") for s in range(5)]
+    b = choices.best_of(pd.DataFrame(rows), {"He": {"init": "he"}, "Xavier": {"init": "xavier"}},
+                        "test_acc", choose_on="val_acc")
+    assert b.top == "He" and not b.comparisons and (b.runs, b.collapsed) == (5, 3)
+    f = F.best("init", b, "test accuracy", "inits")
+    assert "(3 of its 5 runs collapsed)" in f.text
+    assert "does not beat the null model (the majority class, 0.333)" in f.text
+    tags = answers.tags(to_json(f) | {"text": f.text})
+    assert {"collapsed", "null"} <= set(tags)
+
+
+def test_a_ladders_caveat_names_the_model_that_did_not_converge_not_its_role():
+    """A family whose pair is generic (with the step, without it) names, in its caveats,
+    the model whose runs did not converge, once, though it is 'without' in one step and
+    'with' in the one before."""
+    import pandas as pd
+
+    from pipeline import findings as F
+    from pipeline import stats
+    from pipeline.findings import to_json
+
+    rows = [{"variant": v, "seed": s, "test_acc": acc + s / 100, "diverged": False,
+             "collapsed": False, "converged": float(v != "lenet")}
+            for v, acc in (("mlp", 0.80), ("lenet", 0.82), ("relu", 0.90)) for s in range(3)]
+    cells = pd.DataFrame(rows)
+    steps = [("mlp", "lenet"), ("lenet", "relu")]
+    comps = [stats.compare(cells, {"variant": after}, {"variant": before}, "test_acc",
+                           label_a="with the ingredient", label_b="without", level=0.975)
+             for before, after in steps]
+    f = F.family("ladder", comps, "Each ingredient", [f"{b} to {a}" for b, a in steps],
+                 "test accuracy", sides=[(a, b) for b, a in steps])
+    assert f.text.startswith("Not converged: lenet (3 of 3 runs)")
+    assert "with the ingredient (" not in f.text.split(". ")[0]
+    assert answers.statement(to_json(f) | {"text": f.text}).startswith(
+        "Not converged: lenet (3 of 3 runs).")
+
+
+def test_a_choice_whose_own_runs_did_not_converge_is_tagged():
+    """A selection carries the share of its chosen runs that converged (stats.null_check),
+    and is tagged unconverged where some did not, as a comparison of such runs is."""
+    import pandas as pd
+
+    from pipeline import stats
+
+    rows = pd.DataFrame([{"degree": 3, "seed": s, "test_loss": 0.01, "null_test_loss": 0.02,
+                          "diverged": False, "collapsed": False, "converged": float(s > 2)}
+                         for s in range(5)])
+    null = stats.null_check(rows, rows, "test_loss", 0.01, higher_is_better=False)
+    assert null["beats_null"] and null["converged"] == pytest.approx(0.4)
+    finding = {"kind": "selection", "text": "Degree 3 chosen.", "data": {"chosen": 3, **null}}
+    assert "unconverged" in answers.tags(finding)
+    assert "unconverged" not in answers.tags(finding | {"data": {**null, "converged": 1.0}})

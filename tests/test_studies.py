@@ -330,6 +330,20 @@ def test_a_linear_regression_at_its_closed_form_optimum_has_converged(outputs):
     assert at.any() and (out.cells.loc[at, "converged"] == 1.0).all()
 
 
+def test_a_rate_too_large_for_sgd_diverges_though_its_loss_ends_finite():
+    """At batch 100 a learning rate of 3 grows the loss about a millionfold an epoch and
+    still ends finite after 3 epochs: past diverge_factor times its first loss it counts
+    as diverged, not as a run that does not beat the null; a rate that trains does not."""
+    config = load_config(TINY)
+    config = config.model_copy(update={"bracket_rounds": 0, "linear_regression":
+                                       config.linear_regression.model_copy(
+                                           update={"lrs": [0.3, 3.0], "batch_sizes": [100]})})
+    study = studies.load("linear_regression")(config)
+    out = run_study(study, {"linear": with_draws("linear", config)}, "cpu")
+    diverged = out.cells.groupby("lr")["diverged"].all()
+    assert diverged[3.0] and not out.cells.loc[out.cells["lr"] == 0.3, "diverged"].any()
+
+
 def test_deep_sigmoid_gradients_vanish_and_relu_he_keeps_them(outputs):
     _, out, a = outputs["activations"]
     deepest = out.cells["depth"].max()
@@ -479,7 +493,7 @@ def test_each_sawtooth_compares_depths_at_their_own_rates_beside_the_null(output
             # a sawtooth every trained shape can write is fitted: well under the null
             assert fit.data["best"] < 0.3 * fit.data["null"], fit.data
     most = max(study.teeth)
-    assert study.answer[1:] == (f"depth_{most}", f"fit_{most}")
+    assert study.answer[1:] == (f"fit_{most}", f"depth_{most}")  # beside the null first
 
 
 def test_the_width_trend_is_judged_on_the_whole_curve(outputs):
@@ -700,7 +714,7 @@ def test_depth_overall_counts_which_side_wins_each_comparison():
                ("spiral", 100, choices.Best("depth 2", [c("tie", "depth 2", "depth 1")]), depth)]
     mine = pd.DataFrame({"depth": [1, 2, 3], "converged": [1.0, 0.0, 0.0]})
     f = WidthDepth._overall(shallow, mine)
-    assert f.text.startswith("Depth never helped at these budgets")
+    assert f.text.startswith("No budget showed depth helping")
     assert f.data["shallower"] == ["images at 1000 parameters, depth 1 over depth 3"]
     assert f.data["depth_1_chosen"] == 1 and f.data["unconverged"] == 2
     # the comparisons behind each claim travel with it, for the default-run check

@@ -34,8 +34,9 @@ TAGS = {
                     "how many seeds the observed spread would need)",
     "null": "a model compared does not beat the null model (the majority class, the "
             "training class frequencies or the training mean) on this metric",
-    "unconverged": "some runs compared were still improving at the end of training (their "
-                   "training loss fell by more than the tolerance over its last tenth)",
+    "unconverged": "some runs compared had not settled at the end of training (their "
+                   "training loss still fell or rose by more than the tolerance over its "
+                   "last tenth)",
     "collapsed": "some runs collapsed (one class for every point, or one output whatever "
                  "the input); they are counted, never averaged",
 }
@@ -134,9 +135,10 @@ def tags(finding: dict) -> list[str]:
     if any(stats.beats_null(m, c) is False for c in pairs for m in (c.mean_a, c.mean_b)) \
             or finding.get("data", {}).get("beats_null") is False:
         out.append("null")
-    if any(v is not None and v < 1 for c in pairs for v in (c.converged_a, c.converged_b)):
+    if any(v is not None and v < 1 for c in pairs for v in (c.converged_a, c.converged_b)) \
+            or data.get("converged", 1) < 1:  # a choice's own runs (stats.null_check)
         out.append("unconverged")
-    if any(c.collapsed for c in pairs) or finding["kind"] == "estimate" and \
+    if any(c.collapsed for c in pairs) or finding["kind"] in ("estimate", "best") and \
             data.get("collapsed", 0) > 0:
         out.append("collapsed")
     return out
@@ -203,16 +205,15 @@ def _versus(c: Comparison, what: str) -> str:
 def statement(finding: dict, unconverged_too: bool = True) -> str:
     """One short sentence that says no more than the finding's verdict, after what must be
     known first (runs that collapsed, a model that does not beat the null; with
-    unconverged_too, runs still improving), and, where the seeds were too few to settle a
-    comparison, how many would. Within TOTAL characters: past it, the runs still improving
+    unconverged_too, runs not settled), and, where the seeds were too few to settle a
+    comparison, how many would. Within TOTAL characters: past it, the runs not settled
     are left to the finding's tag."""
     power = _power(finding)
     text = _statement(finding) + power
-    pre = words.caveats([c for _, c in comparisons(finding)], short=True,
-                        unconverged_too=unconverged_too)
+    held = words.named_sides(finding.get("data", {}), [c for _, c in comparisons(finding)])
+    pre = words.caveats(held, short=True, unconverged_too=unconverged_too)
     if unconverged_too and len(pre) + 1 + len(text) > TOTAL:
-        pre = words.caveats([c for _, c in comparisons(finding)], short=True,
-                            unconverged_too=False)
+        pre = words.caveats(held, short=True, unconverged_too=False)
     if len(pre) + 1 + len(text) > TOTAL:  # the verdict itself, cut shorter
         text = _statement(finding, TOTAL - len(pre) - 1 - len(power)) + power
     return f"{pre} {text}" if pre else text

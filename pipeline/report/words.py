@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from pipeline.choices import Best, Selection
 from pipeline.findings import _listed as _and
@@ -55,7 +55,9 @@ def points_text(c: Comparison, form: str = " ({} of {} test points)") -> str:
     points)'; '' for other metrics."""
     if not (c.test_points and c.metric == "test_acc" and math.isfinite(c.diff)):
         return ""
-    return form.format(f"{abs(c.diff) * c.test_points:.1f}", c.test_points)
+    points = abs(c.diff) * c.test_points  # a mean over seeds: whole where every seed agrees
+    whole = abs(points - round(points)) < 1e-6
+    return form.format(f"{round(points)}" if whole else f"{points:.1f}", c.test_points)
 
 
 def caveats(comparisons: list[Comparison], short: bool = False,
@@ -121,7 +123,8 @@ def caveats(comparisons: list[Comparison], short: bool = False,
     elif unconverged:
         out.append("Not converged: " + _and([f"{label} ({k} of {n} runs)"
                                              for label, k, n in unconverged])
-                   + ", still improving over the last tenth of training.")
+                   + ", their training loss still falling or rising by more than the "
+                     "tolerance over the last tenth of training.")
     return " ".join(out)
 
 
@@ -194,6 +197,14 @@ def comparison(data: dict) -> str:
                            data.get("pairs", "paired runs"))
 
 
+def named_sides(data: dict, comparisons: list[Comparison]) -> list[Comparison]:
+    """A family's comparisons with each side named as the study names it in that setting
+    (data["sides"]), where its labels are generic, for the caveats that name runs."""
+    if not data.get("sides"):
+        return comparisons
+    return [replace(c, label_a=a, label_b=b) for c, (a, b) in zip(comparisons, data["sides"])]
+
+
 def family(data: dict) -> str:
     """One pair (a - b, the same way round in every setting) compared in several settings,
     each a verdict of its own, the intervals at the family's level."""
@@ -206,7 +217,7 @@ def family(data: dict) -> str:
         verdict = f"{c.winner} {word}" if c.winner else "indistinguishable"
         parts.append(f"{d['setting']}: {verdict} ({fmt_difference(c)})")
     first = comparisons[0]
-    pre = caveats(comparisons)
+    pre = caveats(named_sides(data, comparisons))
     return (f"{pre + ' ' if pre else ''}{sentence(data['subject'])} ({data['what']}, "
             f"{first.label_a} minus {first.label_b}; each interval at "
             f"{level_text(first.level)}, so that the {len(comparisons)} hold together at "
@@ -234,6 +245,14 @@ def best(data: dict) -> str:
         text = f"No run of the {among} finished: every one diverged or collapsed."
     elif not b.comparisons:
         text = f"{b.top}{chosen} is the only one of the {among} with results."
+        lost = [f"{k} of its {data.get('runs')} runs {how}" for k, how in
+                ((data.get("collapsed", 0), "collapsed"), (data.get("diverged", 0), "diverged"))
+                if k]
+        if lost:
+            text = text[:-1] + f" ({_and(lost)})."
+        if data.get("beats_null") is False:
+            text += (f" Its {what}, {fmt(b.top_mean)}, does not beat the null model "
+                     f"({data['null_model']}, {fmt(data['null'])}).")
     elif b.clear:
         closest = min(b.comparisons, key=lambda c: abs(c.diff))
         text = (f"{b.top}{chosen} gives the best {what} among the {among} "

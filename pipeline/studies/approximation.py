@@ -71,9 +71,10 @@ class Approximation(Study):
     @property
     def answer(self) -> tuple[str, ...]:
         """The findings the summary gives: the width trend, and on the sawtooth of most
-        teeth, the depths trained and what a depth could write."""
+        teeth, how near the best trained network came to it beside the null model and what
+        a depth could write, then the depths compared."""
         most = max(self.teeth)
-        return ("width_trend_sin", f"depth_{most}", f"fit_{most}")
+        return ("width_trend_sin", f"fit_{most}", f"depth_{most}")
 
     @property
     def teeth(self) -> list[int]:

@@ -181,7 +181,7 @@ class Cnn(Study):
             a.findings.append(F.family(
                 "ladder", comps, "Each ingredient added to the network before it",
                 [f"+ {ADDED[after]} ({before} to {after})" for before, after in steps],
-                "test accuracy"))
+                "test accuracy", sides=[(after, before) for before, after in steps]))
         unfit = mine[mine["converged"] == 0]
         if len(unfit):
             names = sorted(set(unfit["variant"]), key=LADDER.index)

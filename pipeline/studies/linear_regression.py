@@ -16,6 +16,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from pipeline import choices, stats
 from pipeline import findings as F
@@ -31,6 +32,10 @@ class Params(Section):
     init_std: PositiveFloat = 0.01
     d2l_lr: PositiveFloat = 0.03  # the book's cell
     d2l_batch_size: PositiveInt = 10
+    # a loss above this times its first loss counts as diverged: in 3 epochs a rate too
+    # large for SGD grows the loss a millionfold an epoch and still ends finite; the margin
+    # is wide because the first loss is one batch's (at batch 1, one row's, small by chance)
+    diverge_factor: float = Field(default=1e6, gt=1)
 
 
 class LinearRegression(Study):
@@ -67,7 +72,7 @@ class LinearRegression(Study):
         n_in = data["linear"]["x_train"].shape[1]
         spec = TrainSpec(Arch((n_in, 1), "none"), "sgd", "half_mse", epochs=self.p.epochs,
                          batch_size=cell["batch_size"], log_every=1, init="normal",
-                         init_scale=self.p.init_std)
+                         init_scale=self.p.init_std, diverge_factor=self.p.diverge_factor)
         return Job(spec, seed=cell["seed"], lr=cell["lr"])
 
     def extras(self, out: StudyOutput, results: list, data: dict) -> None:
@@ -172,7 +177,9 @@ class LinearRegression(Study):
                 f"regression from N(0, {p.init_std:g}^2) weights and a zero bias, squared "
                 f"loss / 2, minibatch SGD for {p.epochs} epochs at learning rates "
                 f"{', '.join(f'{v:g}' for v in p.lrs)} and batch sizes "
-                f"{', '.join(map(str, p.batch_sizes))}. Means over {len(self.seeds)} seeds.")
+                f"{', '.join(map(str, p.batch_sizes))}; a run whose loss climbs past "
+                f"{p.diverge_factor:g} times its first loss counts as diverged. Means over "
+                f"{len(self.seeds)} seeds.")
 
 
 STUDY = LinearRegression

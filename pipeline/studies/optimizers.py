@@ -59,7 +59,7 @@ class WilsonPart(Section):
 
 class Params(Section):
     optimizers: grid(Kind) = ["sgd", "momentum", "nesterov", "adam"]
-    lrs: grid(PositiveFloat) = [0.0001, 0.001, 0.01, 0.1, 1.0, 10.0]
+    lrs: grid(PositiveFloat) = [0.0001, 0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
     momentum: float = Field(default=0.9, gt=0, lt=1)
     target_loss: PositiveFloat = 0.5  # epochs_to_target: first logged epoch at or below
     diverge_factor: float = Field(default=10.0, gt=1)

@@ -231,8 +231,8 @@ class WidthDepth(Study):
             text = (f"A deeper network beats a shallower one in {len(deeper)} comparison"
                     f"{'s' * (len(deeper) > 1)}: {'; '.join(deeper)}; {chose}.")
         else:
-            text = (f"Depth never helped at these budgets: no deeper network beats a "
-                    f"shallower one at any of the {n}, and {chose}.")
+            text = (f"No budget showed depth helping: no deeper network beats a shallower "
+                    f"one at any of the {n}, and {chose}.")
         if shallower:
             text += (" Where a difference shows, the shallower network wins: "
                      + "; ".join(shallower) + ".")
