@@ -302,15 +302,16 @@ def null_check(cells: pd.DataFrame, rows: pd.DataFrame, metric: str, mean: float
                higher_is_better: bool) -> dict:
     """For a chosen configuration (its finished `rows`) whose mean on `metric` is `mean`:
     the null model's score there, its name and whether the choice beats it, and the share
-    of its finished runs that converged (where the cells say); {} where the cells carry no
-    null score for the metric."""
+    of its finished runs that converged (where the cells say; without the null's keys
+    where the cells carry no null score for the metric or the mean is missing)."""
+    converged = _share(_ok(rows), "converged")
+    out = {} if converged is None else {"converged": converged}
     null, model = _null(cells, [_ok(rows)], metric)
     if null is None or not np.isfinite(mean):
-        return {}
+        return out
     beats = mean > null if higher_is_better else mean < null
-    converged = _share(_ok(rows), "converged")
-    return {"null": null, "null_model": model, "null_metric": metric, "beats_null": bool(beats)}\
-        | ({} if converged is None else {"converged": converged})
+    return {"null": null, "null_model": model, "null_metric": metric,
+            "beats_null": bool(beats)} | out
 
 
 def _share(side: pd.DataFrame, column: str) -> float | None:
