@@ -265,3 +265,19 @@ def test_a_choice_that_loses_to_the_null_says_so_first():
     other = F.selection("lam", sel, "Lambda", "", better)
     g = F.to_json(other) | {"text": other.text}
     assert g["text"].startswith("Lambda chosen") and "null" not in answers.tags(g)
+
+
+def test_a_count_of_test_points_prints_whole_where_it_is_through_float32():
+    """1499 of 3000 points read through float32 accuracies (2998 and 1499 right) is
+    1499.00002: 1499, not 1499.0; a mean over seeds that is not whole keeps its decimal."""
+    import dataclasses
+
+    from pipeline.stats import Comparison
+
+    fields = {f.name: None for f in dataclasses.fields(Comparison)}
+    diff = float(np.float32(2998 / 3000)) - float(np.float32(1499 / 3000))
+    assert diff * 3000 != 1499  # what float32 leaves of it
+    c = Comparison(**fields | {"metric": "test_acc", "test_points": 3000, "diff": diff})
+    assert words.points_text(c) == " (1499 of 3000 test points)"
+    assert words.points_text(dataclasses.replace(c, diff=1499.4 / 3000)) == \
+        " (1499.4 of 3000 test points)"

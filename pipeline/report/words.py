@@ -55,8 +55,10 @@ def points_text(c: Comparison, form: str = " ({} of {} test points)") -> str:
     points)'; '' for other metrics."""
     if not (c.test_points and c.metric == "test_acc" and math.isfinite(c.diff)):
         return ""
-    points = abs(c.diff) * c.test_points  # a mean over seeds: whole where every seed agrees
-    whole = abs(points - round(points)) < 1e-6
+    # a mean over seeds of whole counts (steps of 1/seeds), read through float32
+    # accuracies: whole where it is within a twentieth of a point of one
+    points = abs(c.diff) * c.test_points
+    whole = abs(points - round(points)) < 0.05
     return form.format(f"{round(points)}" if whole else f"{points:.1f}", c.test_points)
 
 
