@@ -304,9 +304,10 @@ def null_check(cells: pd.DataFrame, rows: pd.DataFrame, metric: str, mean: float
     the null model's score there, its name and whether the choice beats it, and the share
     of its finished runs that converged (where the cells say; without the null's keys
     where the cells carry no null score for the metric or the mean is missing)."""
-    converged = _share(_ok(rows), "converged")
+    ok = _ok(rows)
+    converged = _share(ok, "converged")
     out = {} if converged is None else {"converged": converged}
-    null, model = _null(cells, [_ok(rows)], metric)
+    null, model = _null(cells, [ok], metric)
     if null is None or not np.isfinite(mean):
         return out
     beats = mean > null if higher_is_better else mean < null

@@ -80,10 +80,10 @@ def _fashion(cfg: MnistData) -> dict[str, np.ndarray]:
             raise ConfigError(f"data.mnist: Fashion-MNIST's {side} images are "
                               f"{' x '.join(map(str, x.shape[1:]))}, not {SIDE} x {SIDE}")
     parts = []
-    for x, y, limit, shift in ((x_train, y_train, cfg.limit, 2), (x_test, y_test,
-                                                                  cfg.limit_test, 3)):
-        if limit is not None and limit < len(y):
-            keep = stratified_split(y, limit / len(y), cfg.seed + shift)[1]
+    for x, y, limit, offset in ((x_train, y_train, cfg.limit, 2),
+                                (x_test, y_test, cfg.limit_test, 3)):
+        if limit is not None and limit < len(y):  # each subset with a seed of its own
+            keep = stratified_split(y, limit / len(y), cfg.seed + offset)[1]
             x, y = x[keep], y[keep]
         parts += [x, y]
     return _splits(cfg, *parts)
