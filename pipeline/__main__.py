@@ -141,13 +141,16 @@ def run_aggregate(args) -> None:
 
 
 def run_report(args) -> None:
-    from pipeline.report.render import build_report
+    from pipeline.report import compare
 
     config = load_config(Path(args.params), studies=())
+    diffs = compare.start(config.report.baseline)  # DVC's diffs run while the rest loads
+    from pipeline.report.render import build_report
+
     html = Path(args.html)
     pdf = Path(args.pdf) if args.pdf and config.report.pdf else None
     n = build_report(Path(args.results), Path(args.reports), Path(args.runs), html, pdf,
-                     Path(args.figures), Path(args.params), config)
+                     Path(args.figures), Path(args.params), config, diffs)
     print(f"report: {n} studies -> {html}" + (f", {pdf}" if pdf else ""))
 
 

@@ -350,6 +350,26 @@ def test_cached_figures_are_the_bytes_of_a_fresh_drawing_and_follow_their_study(
     assert all(third[name] == fresh[name] for name in redrawn)
 
 
+def test_a_report_from_cached_figures_loads_no_plotting_library(built, tmp_path):
+    """With every figure in the cache, the report stage never imports matplotlib or
+    seaborn (a second of its time); a missing figure imports them and draws it."""
+    import sys
+
+    root, _ = built
+    cache = tmp_path / "figures"
+    script = ("import sys; from pathlib import Path; import pandas as pd\n"
+              "from pipeline.report.render import build_sections\n"
+              f"root, cache = Path({str(root)!r}), Path({str(cache)!r})\n"
+              "card = pd.read_csv(root / 'reports' / 'scorecard.csv')\n"
+              "build_sections(root / 'data' / 'results', root / 'reports', card, png=True,"
+              " cache=cache)\n"
+              "print(sorted(m for m in ('matplotlib', 'seaborn') if m in sys.modules))\n")
+    run = lambda: subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True,  # noqa: E731
+                                 capture_output=True, text=True).stdout.strip()
+    assert run() == "['matplotlib', 'seaborn']"  # a cold cache: every figure drawn
+    assert run() == "[]"
+
+
 def test_tables_print_each_mean_and_interval_as_the_findings_do():
     """A table's "mean ± half-width" uses the findings' format: the mean to the half-width's
     second significant digit; a run with no interval, the mean alone; no mean, nothing."""

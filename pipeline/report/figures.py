@@ -11,7 +11,6 @@ import io
 import itertools
 import math
 import re
-from dataclasses import dataclass
 
 import matplotlib
 
@@ -24,28 +23,10 @@ import seaborn as sns  # noqa: E402
 
 from pipeline import stats  # noqa: E402
 from pipeline.report import numbers  # noqa: E402
+from pipeline.report.drawn import PDF_SCALE, PNG_DPI, Drawn  # noqa: E402, F401
 
 sns.set_theme(style="whitegrid", context="paper")
 plt.rcParams["svg.hashsalt"] = "report"  # stable ids: the same numbers give the same SVG
-
-
-PNG_DPI = 120  # the PDF's figures, drawn at this resolution
-PDF_SCALE = 0.5  # and shown at this fraction of their size: 240 dpi as printed
-
-
-@dataclass(frozen=True)
-class Drawn:
-    """One figure twice: SVG for the HTML report and reports/figures/, PNG for the PDF
-    (WeasyPrint draws SVG in Python: the figures' SVG took longer to lay out than the whole
-    rest of the PDF); width_pt is the SVG's width, the size the PNG is shown at. The PNG
-    is drawn only for a PDF: it adds about half again to the drawing time."""
-
-    svg: str
-    png: bytes | None
-
-    @property
-    def width_pt(self) -> float:
-        return float(re.match(r'<svg[^>]*?\swidth="([\d.]+)pt"', self.svg).group(1))
 
 
 SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")

@@ -1,6 +1,6 @@
 """The report: every study's analysis.json, tables and figure specs -> jinja2 (autoescape
 on) -> report.html -> WeasyPrint -> report.pdf. It names no study. The HTML shows the
-figures as inline SVG; the PDF as PNG (figures.PNG_DPI), shown at figures.PDF_SCALE of its size.
+figures as inline SVG; the PDF as PNG (drawn.PNG_DPI), shown at drawn.PDF_SCALE of its size.
 
 The figures are also written as SVG files (reports/figures/, the stage's DVC output,
 byte-identical for identical results); the HTML and PDF add the run's provenance (wall
@@ -22,8 +22,9 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from pipeline.io import atomic_dir, write_text
-from pipeline.report import answers, figures, numbers
+from pipeline.report import answers, numbers
 from pipeline.report.aggregate import load_analyses
+from pipeline.report.drawn import PDF_SCALE, Drawn
 
 LIBRARIES = ("torch", "numpy", "pandas", "scipy", "seaborn", "scikit-learn", "dvc", "jinja2",
              "weasyprint")
@@ -37,9 +38,9 @@ class Section:
     setting: str
     findings: list[dict] = field(default_factory=list)  # statement, tags, text
     answer: dict = field(default_factory=dict)  # answers.answer
-    forest: figures.Drawn | None = None
+    forest: Drawn | None = None
     references: list[dict] = field(default_factory=list)
-    figures: list[tuple[str, figures.Drawn]] = field(default_factory=list)  # (caption, drawn)
+    figures: list[tuple[str, Drawn]] = field(default_factory=list)  # (caption, drawn)
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     params: dict = field(default_factory=dict)
 
@@ -93,14 +94,16 @@ class Tables:
         return pd.read_csv(folder / f"{name}.csv")
 
 
-def _draw(job: tuple[dict, Tables | None, bool]) -> figures.Drawn:
+def _draw(job: tuple[dict, Tables | None, bool]) -> Drawn:
+    from pipeline.report import figures  # matplotlib and seaborn: only to draw
+
     spec, load, png = job
     if spec["kind"] == "forest":
         return figures.render(figures.forest(spec["rows"]), png)
     return figures.draw(spec, load(spec["data"]), load, png)
 
 
-FIGURE_CODE = ("figures.py", "answers.py")  # the code a figure's bytes depend on
+FIGURE_CODE = ("figures.py", "drawn.py", "answers.py")  # the code a figure's bytes depend on
 
 
 def _study_digest(results: Path, reports: Path, study: str) -> str:
@@ -135,13 +138,13 @@ class FigureCache:
         text = json.dumps([spec, digest, png, self.code], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    def get(self, key: str, png: bool) -> figures.Drawn | None:
+    def get(self, key: str, png: bool) -> Drawn | None:
         svg, raster = self.root / f"{key}.svg", self.root / f"{key}.png"
         if not svg.exists() or (png and not raster.exists()):
             return None
-        return figures.Drawn(svg.read_text(), raster.read_bytes() if png else None)
+        return Drawn(svg.read_text(), raster.read_bytes() if png else None)
 
-    def put(self, key: str, drawn: figures.Drawn) -> None:
+    def put(self, key: str, drawn: Drawn) -> None:
         from pipeline.io import atomic_path
 
         write_text(self.root / f"{key}.svg", drawn.svg)
@@ -172,6 +175,8 @@ def build_sections(results: Path, reports: Path, scorecard: pd.DataFrame, worker
             keys.append(store.key(spec, digest, png) if store else None)
     found = [store.get(k, png) if store else None for k in keys]
     todo = [job for job, hit in zip(jobs, found) if hit is None]
+    if todo:
+        from pipeline.report import figures  # noqa: F401 (once, before the workers fork)
     if workers > 1 and len(todo) > 1:
         import multiprocessing as mp
 
@@ -259,7 +264,7 @@ def render_html(sections: list[Section], scorecard: pd.DataFrame, prov: dict,
     env.filters["percentile"] = percentile
     return env.get_template("report.html.j2").render(
         sections=sections, scorecard=scorecard.to_dict("records"), prov=prov,
-        comparison=comparison, raster=raster, tags=answers.TAGS, scale=figures.PDF_SCALE)
+        comparison=comparison, raster=raster, tags=answers.TAGS, scale=PDF_SCALE)
 
 
 def write_pdf(html: str, path: Path) -> None:
@@ -272,10 +277,12 @@ def write_pdf(html: str, path: Path) -> None:
 
 
 def build_report(results: Path, reports: Path, runs: Path, html: Path, pdf: Path | None,
-                 figures_dir: Path, params_path: Path, config) -> int:
+                 figures_dir: Path, params_path: Path, config, diffs=None) -> int:
+    """Write the report; diffs: compare.start's DVC diffs, when already started."""
     from pipeline.report import compare
 
-    diffs = compare.start(config.report.baseline)  # DVC's diffs run while figures draw
+    if diffs is None:
+        diffs = compare.start(config.report.baseline)  # DVC's diffs run while figures draw
     scorecard = pd.read_csv(reports / "scorecard.csv")
     cache = Path(config.cell_cache) / "figures" if config.cell_cache else None
     sections, svgs = build_sections(results, reports, scorecard, workers=config.workers,
