@@ -24,7 +24,10 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 def project_copy(dest: Path, params: Path = TINY) -> Path:
-    """A fresh git + DVC repo holding the project's tracked files and the given params."""
+    """A fresh git + DVC repo holding the project's tracked files and the given params,
+    with a cell cache of its own as a user's project has (.cell_cache, git-ignored): a
+    re-run trains only new cells and draws only changed figures. (The tiny profile keeps
+    none, for the tests that run studies in this process.)"""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
     for rel in files:
@@ -32,7 +35,9 @@ def project_copy(dest: Path, params: Path = TINY) -> Path:
         if src.is_file() and not rel.startswith(("data/", "reports/")) and rel != "dvc.lock":
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    shutil.copy(params, dest / "params.yaml")
+    text = params.read_text()
+    (dest / "params.yaml").write_text(text.replace("\ncell_cache: null\n",
+                                                   "\ncell_cache: .cell_cache\n"))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(git + ["init", "-q"], cwd=dest, check=True)
     subprocess.run(git + ["add", "-A"], cwd=dest, check=True)

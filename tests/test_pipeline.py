@@ -172,8 +172,8 @@ def test_forced_rerun_leaves_the_lock_and_the_results_unchanged(tiny_repo, tmp_p
     shutil.copytree(pristine, root, symlinks=True)
     subprocess.run(GIT + ["add", "-A"], cwd=root, check=True)
     subprocess.run(GIT + ["commit", "-q", "-m", "results"], cwd=root, check=True)
-    for stage in ("linear_regression", "width_depth", "aggregate", "report"):
-        assert dvc("repro", "-f", "-s", stage, cwd=root).returncode == 0
+    stages = ("linear_regression", "width_depth", "aggregate", "report")
+    assert dvc("repro", "-f", "-s", *stages, cwd=root).returncode == 0
     status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True,
                             text=True).stdout
     assert status == "", status

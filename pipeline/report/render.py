@@ -134,8 +134,10 @@ class FigureCache:
     def __init__(self, root: Path):
         self.root, self.code = root, _code_digest()
 
-    def key(self, spec: dict, digest: str, png: bool) -> str:
-        text = json.dumps([spec, digest, png, self.code], sort_keys=True, default=str)
+    def key(self, spec: dict, digest: str) -> str:
+        """One key for the SVG and the PNG (the SVG is the same bytes with or without
+        the PNG drawn beside it)."""
+        text = json.dumps([spec, digest, self.code], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def get(self, key: str, png: bool) -> Drawn | None:
@@ -172,7 +174,7 @@ def build_sections(results: Path, reports: Path, scorecard: pd.DataFrame, worker
         for name, spec in specs:
             jobs.append((spec, None if spec["kind"] == "forest" else load, png))
             names.append(name)
-            keys.append(store.key(spec, digest, png) if store else None)
+            keys.append(store.key(spec, digest) if store else None)
     found = [store.get(k, png) if store else None for k in keys]
     todo = [job for job, hit in zip(jobs, found) if hit is None]
     if todo:
