@@ -86,7 +86,8 @@ def run_data(args) -> None:
     print(f"data {args.name}: {shapes} -> {args.out}")
 
 
-def run_study(args) -> None:
+def run_study(args) -> tuple:
+    """Train, analyse and write one study; returns (study, its output, its analysis)."""
     from pipeline import studies
 
     try:
@@ -120,6 +121,7 @@ def run_study(args) -> None:
     print(f"study {args.name}: {len(out.cells)} cells ({out.cached} from the cell cache) on "
           f"{device} in {seconds:.1f} s, peak {peak} MiB, {diverged} diverged, "
           f"{len(analysis.findings)} findings -> {paths.results}")
+    return study, out, analysis
 
 
 def peak_rss_mib() -> int:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline import studies
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "params_tiny.yaml"
 BIN = Path(sys.executable).parent  # the venv's python, dvc
@@ -65,3 +67,34 @@ def tiny_repo(tmp_path_factory):
     pristine = tmp_path_factory.mktemp("pristine") / "project"
     shutil.copytree(root, pristine, symlinks=True)  # for tests that need it untouched
     return root, first, pristine
+
+
+def tiny_data(root: Path) -> Path:
+    """Every dataset of the tiny profile, written by its data stage's code under root/data."""
+    from pipeline.config import load_config
+    from pipeline.datasets import build
+
+    config = load_config(TINY)
+    for name in type(config.data).model_fields:
+        build(name, config, root / "data" / f"{name}.npz")
+    return root / "data"
+
+
+def study_args(study: str, data: Path, out: Path) -> list[str]:
+    return ["study", study, "--data", str(data), "--results", str(out / "results"),
+            "--reports", str(out / "reports"), "--runs", str(out / "runs")]
+
+
+@pytest.fixture(scope="session")
+def tiny_studies(tmp_path_factory) -> tuple[dict, Path]:
+    """Every study of the tiny profile trained once in this process, as its stage runs it
+    (`python -m pipeline study NAME`): ({name: (study, output, analysis)}, the folder its
+    files went to: results/, reports/)."""
+    from pipeline.__main__ import _parser, run_study
+
+    root = tmp_path_factory.mktemp("in_process")
+    data = tiny_data(root)
+    runs = {name: run_study(_parser().parse_args(["--params", str(TINY),
+                                                  *study_args(name, data, root)]))
+            for name in studies.names()}
+    return runs, root

@@ -16,20 +16,7 @@ import yaml
 from pipeline import studies
 from pipeline.__main__ import main
 from pipeline.config import load_config
-from pipeline.datasets import build
-from tests.conftest import ROOT, TINY, dvc
-
-
-def _tiny_data(root: Path) -> Path:
-    config = load_config(TINY)
-    for name in type(config.data).model_fields:
-        build(name, config, root / "data" / f"{name}.npz")
-    return root / "data"
-
-
-def _study_args(study: str, data: Path, out: Path) -> list[str]:
-    return ["study", study, "--data", str(data), "--results", str(out / "results"),
-            "--reports", str(out / "reports"), "--runs", str(out / "runs")]
+from tests.conftest import ROOT, TINY, dvc, study_args, tiny_data
 
 
 def _files(out: Path, study: str) -> dict[str, bytes]:
@@ -45,18 +32,16 @@ def _files(out: Path, study: str) -> dict[str, bytes]:
 def _study(params: dict, tmp: Path, data: Path, tag: str, study: str = "spiral") -> dict:
     path = tmp / f"{tag}.yaml"
     path.write_text(yaml.safe_dump(params))
-    assert main(["--params", str(path), *_study_args(study, data, tmp / tag)]) == 0
+    assert main(["--params", str(path), *study_args(study, data, tmp / tag)]) == 0
     return json.loads((tmp / tag / "runs" / f"{study}.json").read_text())
 
 
-def test_two_runs_give_byte_identical_files(tiny_repo, tmp_path):
+def test_two_runs_give_byte_identical_files(tiny_repo, tiny_studies):
     """Every study run again, in this process, writes the bytes its stage wrote under the
     tiny project's `dvc repro` (another process, on the data its data stages wrote)."""
     pristine = tiny_repo[2]
-    data = _tiny_data(tmp_path)
     for study in studies.names():
-        assert main(["--params", str(TINY), *_study_args(study, data, tmp_path / "a")]) == 0
-        again = _files(tmp_path / "a", study)
+        again = _files(tiny_studies[1], study)
         first = _files(pristine / "data", study) | _files(pristine, study)
         assert sorted(first) == sorted(again), study
         assert all(first[k] == again[k] for k in again), \
@@ -66,14 +51,14 @@ def test_two_runs_give_byte_identical_files(tiny_repo, tmp_path):
 
 
 def test_killed_study_leaves_no_output_and_a_rerun_matches(tmp_path):
-    data = _tiny_data(tmp_path)
+    data = tiny_data(tmp_path)
     params = yaml.safe_load(TINY.read_text())
     params["spiral"]["epochs"] = 20000  # long enough to be killed mid-training
     slow = tmp_path / "slow.yaml"
     slow.write_text(yaml.safe_dump(params))
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--params", str(slow),
-                             *_study_args("spiral", data, out)], cwd=ROOT,
+                             *study_args("spiral", data, out)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(4.0)
     assert proc.poll() is None, "the study ended before it could be killed"
@@ -81,8 +66,8 @@ def test_killed_study_leaves_no_output_and_a_rerun_matches(tmp_path):
     proc.wait()
     assert not out.exists()
     # a complete run afterwards equals an uninterrupted one
-    assert main(["--params", str(TINY), *_study_args("spiral", data, out)]) == 0
-    assert main(["--params", str(TINY), *_study_args("spiral", data, tmp_path / "ref")]) == 0
+    assert main(["--params", str(TINY), *study_args("spiral", data, out)]) == 0
+    assert main(["--params", str(TINY), *study_args("spiral", data, tmp_path / "ref")]) == 0
     assert _files(out, "spiral") == _files(tmp_path / "ref", "spiral")
 
 
@@ -114,7 +99,7 @@ def test_nothing_unpickles_data():
 
 
 def test_adding_a_grid_value_trains_only_its_cells(tmp_path):
-    data = _tiny_data(tmp_path)
+    data = tiny_data(tmp_path)
     params = yaml.safe_load(TINY.read_text())
     params["cell_cache"] = str(tmp_path / "cache")
     params["spiral"]["fair"]["adam_lrs"] = [0.01]
@@ -134,7 +119,7 @@ def test_the_cache_equals_a_cold_run_where_one_job_sits_at_two_positions(tmp_pat
     """The regularization grid trains the same (0.5, 0.5, no decay) job in its dropout and
     its interaction grids, at different positions of their groups: one cache key. Cold,
     warm, and with a grid value added then removed, the tables are the same bytes."""
-    data = _tiny_data(tmp_path)
+    data = tiny_data(tmp_path)
     params = yaml.safe_load(TINY.read_text())
     params["regularization"]["dropout"]["interaction_dropouts"] = [0.0, 0.5]
     params["cell_cache"] = None
@@ -153,7 +138,7 @@ def test_the_cache_equals_a_cold_run_where_one_job_sits_at_two_positions(tmp_pat
 
 
 def test_killed_study_keeps_finished_cells_in_the_cache(tmp_path):
-    data = _tiny_data(tmp_path)
+    data = tiny_data(tmp_path)
     params = yaml.safe_load(TINY.read_text())
     params["cell_cache"] = str(tmp_path / "cache")
     params["spiral"]["epochs"] = 3000  # several groups, trained in turn
@@ -161,7 +146,7 @@ def test_killed_study_keeps_finished_cells_in_the_cache(tmp_path):
     slow.write_text(yaml.safe_dump(params))
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--params", str(slow),
-                             *_study_args("spiral", data, out)], cwd=ROOT,
+                             *study_args("spiral", data, out)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     def stored() -> list[Path]:  # a finished entry, not the temp file of one being written
         return [p for p in (tmp_path / "cache").rglob("*.npz") if not p.name.startswith(".")]
@@ -183,7 +168,7 @@ def test_killed_study_keeps_finished_cells_in_the_cache(tmp_path):
 
 def test_ray_executor_gives_the_local_numbers(tmp_path):
     pytest.importorskip("ray")
-    data = _tiny_data(tmp_path)
+    data = tiny_data(tmp_path)
     params = yaml.safe_load(TINY.read_text())
     params["workers"] = 2
     _study(params, tmp_path, data, "local")
@@ -203,7 +188,7 @@ def test_a_small_memory_budget_splits_groups_and_changes_no_byte(tmp_path):
 
     from pipeline.engine import EngineOptions, plan_groups
 
-    data = _tiny_data(tmp_path)
+    data = tiny_data(tmp_path)
     params = yaml.safe_load(TINY.read_text())
     params["workers"] = 2
     _study(params, tmp_path, data, "roomy", "regularization")
@@ -225,14 +210,14 @@ def test_a_small_memory_budget_splits_groups_and_changes_no_byte(tmp_path):
 
 
 def test_a_cell_too_large_for_the_budget_is_refused_before_training(tmp_path, capsys):
-    data = _tiny_data(tmp_path)
+    data = tiny_data(tmp_path)
     params = yaml.safe_load(TINY.read_text())
     params["max_memory"] = "64MiB"
     params["spiral"]["width"] = 200000
     path = tmp_path / "huge.yaml"
     path.write_text(yaml.safe_dump(params))
     start = time.perf_counter()
-    code = main(["--params", str(path), *_study_args("spiral", data, tmp_path / "out")])
+    code = main(["--params", str(path), *study_args("spiral", data, tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "Traceback" not in err
     assert "too large" in err and "max_memory (64MiB)" in err and "200000" in err

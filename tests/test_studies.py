@@ -28,15 +28,8 @@ def _data() -> dict:
 
 
 @pytest.fixture(scope="module")
-def outputs():
-    config = load_config(TINY)
-    data = _data()
-    result = {}
-    for name in studies.names():
-        study = studies.load(name)(config)
-        out = run_study(study, data, "cpu")
-        result[name] = (study, out, study.analyze(out))
-    return result
+def outputs(tiny_studies):
+    return tiny_studies[0]
 
 
 def _finding(analysis, id_: str):
