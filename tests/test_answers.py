@@ -361,3 +361,16 @@ def test_a_choice_whose_own_runs_did_not_converge_is_tagged():
     finding = {"kind": "selection", "text": "Degree 3 chosen.", "data": {"chosen": 3, **null}}
     assert "unconverged" in answers.tags(finding)
     assert "unconverged" not in answers.tags(finding | {"data": {**null, "converged": 1.0}})
+
+
+def test_a_sentence_keeps_a_params_name_as_params_yaml_spells_it():
+    """A sentence that starts with a label is capitalised, but not a name from params.yaml
+    (leaky_relu, lr), which the report prints as the user types it."""
+    from pipeline.report.numbers import sentence
+
+    assert sentence("leaky_relu with adam gives higher test accuracy") == \
+        "leaky_relu with adam gives higher test accuracy"
+    assert sentence("lr 0.003 and lr 3 do not beat the null") == \
+        "lr 0.003 and lr 3 do not beat the null"
+    assert sentence("degree 19 and degree 3 are indistinguishable") == \
+        "Degree 19 and degree 3 are indistinguishable"

@@ -118,9 +118,13 @@ def name(metric: str) -> str:
     return NAMES.get(metric, metric.replace("_", " "))
 
 
+CODE_WORD = re.compile(r"[a-z0-9]*_\w*\b|lr\b")  # a params name: leaky_relu, lr
+
+
 def sentence(text: str) -> str:
-    """Capitalise the first letter (labels may start a sentence in lower case)."""
-    return text[:1].upper() + text[1:]
+    """Capitalise the first letter (labels may start a sentence in lower case), unless
+    the sentence starts with a name as params.yaml spells it (leaky_relu, lr)."""
+    return text if CODE_WORD.match(text) else text[:1].upper() + text[1:]
 
 
 MARK = re.compile(r"⟦(\w+)(?::(.*?))?⟧")  # pipeline.findings writes these
