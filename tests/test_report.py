@@ -35,8 +35,8 @@ def drawn(built, tmp_path_factory):
     root, _ = built
     cache = tmp_path_factory.mktemp("figures")
     scorecard = pd.read_csv(root / "reports" / "scorecard.csv")
-    _, svgs = build_sections(root / "data" / "results", root / "reports", scorecard, png=True,
-                             cache=cache)
+    _, svgs = build_sections(root / "data" / "results", root / "reports", scorecard, workers=2,
+                             png=True, cache=cache)
     return cache, svgs
 
 
