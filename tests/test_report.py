@@ -122,10 +122,14 @@ def test_the_pdf_shows_every_figure(built):
     assert figures.PNG_DPI / figures.PDF_SCALE >= 200
 
 
-def test_figures_are_files_with_stable_bytes(built, drawn):
+def test_figures_are_files_with_stable_bytes(built):
+    """Drawn afresh in this process, without the PNG, every figure is the SVG the stage
+    wrote in another process with its PNG (so the figure cache keeps one key for both)."""
     root, _ = built
     svgs = sorted((root / "reports" / "figures").glob("*.svg"))
-    _, again = drawn  # drawn afresh in this process, the stage's files in another
+    scorecard = pd.read_csv(root / "reports" / "scorecard.csv")
+    _, again = build_sections(root / "data" / "results", root / "reports", scorecard,
+                              workers=2, png=False)
     assert sorted(again) == [p.name for p in svgs]
     assert all(again[p.name] == p.read_text() for p in svgs)
 
@@ -371,28 +375,38 @@ def test_cached_figures_are_the_bytes_of_a_fresh_drawing_and_follow_their_study(
     assert all(third[name] == fresh[name] for name in redrawn)
 
 
-def test_a_report_from_cached_figures_loads_no_plotting_library(built, drawn, tmp_path):
-    """With every figure in the cache, the report stage never imports matplotlib or
-    seaborn (a second of its time); one figure missing, it imports them to draw it."""
+def test_a_report_from_cached_figures_loads_no_plotting_library(tiny_repo, drawn, tmp_path):
+    """With every figure in the cache, the report stage (PDF included) never imports
+    matplotlib or seaborn (a second of its time); one figure missing, building the
+    sections imports them to draw it."""
+    import os
     import sys
 
-    root, _ = built
+    root = tmp_path / "project"
+    shutil.copytree(tiny_repo[2], root, symlinks=True)  # its .cell_cache holds the figures
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    stage = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline", "report"],
+                           cwd=root, env=env, capture_output=True, text=True)
+    assert stage.returncode == 0, stage.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in stage.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "pipeline.report.render" in imported and "weasyprint" in imported
+    assert not imported & {"matplotlib", "seaborn", "pipeline.report.figures"}
+
     script = ("import sys; from pathlib import Path; import pandas as pd\n"
               "from pipeline.report.render import build_sections\n"
-              f"root = Path({str(root)!r})\n"
+              f"root = Path({str(tiny_repo[2])!r})\n"
               "card = pd.read_csv(root / 'reports' / 'scorecard.csv')\n"
               "build_sections(root / 'data' / 'results', root / 'reports', card, png=True,"
               " cache=Path(sys.argv[1]))\n"
               "print(sorted(m for m in ('matplotlib', 'seaborn') if m in sys.modules))\n")
-    loads = lambda cache: subprocess.run(  # noqa: E731
-        [sys.executable, "-c", script, str(cache)], cwd=ROOT, check=True,
-        capture_output=True, text=True).stdout.strip()
-    assert loads(drawn[0]) == "[]"
     short = tmp_path / "figures"
     shutil.copytree(drawn[0], short)
     for entry in sorted(short.glob("*.svg"))[:1]:
         entry.unlink()
-    assert loads(short) == "['matplotlib', 'seaborn']"
+    loads = subprocess.run([sys.executable, "-c", script, str(short)], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    assert loads == "['matplotlib', 'seaborn']"
 
 
 def test_tables_print_each_mean_and_interval_as_the_findings_do():
@@ -406,3 +420,21 @@ def test_tables_print_each_mean_and_interval_as_the_findings_do():
     cells = re.findall(r"<td>(.*?)</td>", _table_html(frame))
     assert cells == ["0.1", "0.49432 ± 0.00054", "0.5", "1", "0.8969 ± 0.0086", "0.25",
                      "10", "", ""]
+
+
+def test_the_figure_cache_key_covers_the_project_code_the_figures_import():
+    """A figure's cache key hashes figures.py and every project module it imports, so that
+    a change to one (a number's format, a level) draws the figures again."""
+    import ast
+
+    from pipeline.report.render import FIGURE_CODE
+
+    package = ROOT / "pipeline"
+    imported = set()
+    for node in ast.walk(ast.parse((package / "report" / "figures.py").read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module.split(".")[0] == "pipeline":
+            base = Path(*node.module.split(".")[1:])
+            for alias in node.names:
+                module = package / base / f"{alias.name}.py"
+                imported.add(module if module.exists() else package / f"{base}.py")
+    assert imported and {str(p.relative_to(package)) for p in imported} <= set(FIGURE_CODE)

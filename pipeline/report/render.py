@@ -103,7 +103,9 @@ def _draw(job: tuple[dict, Tables | None, bool]) -> Drawn:
     return figures.draw(spec, load(spec["data"]), load, png)
 
 
-FIGURE_CODE = ("figures.py", "drawn.py", "answers.py")  # the code a figure's bytes depend on
+# the code a figure's bytes depend on: the drawing, the numbers' format, the levels
+FIGURE_CODE = ("report/figures.py", "report/drawn.py", "report/answers.py", "report/numbers.py",
+               "stats.py")
 
 
 def _study_digest(results: Path, reports: Path, study: str) -> str:
@@ -117,10 +119,10 @@ def _study_digest(results: Path, reports: Path, study: str) -> str:
 
 
 def _code_digest() -> str:
-    here = Path(__file__).parent
+    package = Path(__file__).parents[1]
     h = hashlib.sha256()
     for name in FIGURE_CODE:
-        h.update((here / name).read_bytes())
+        h.update((package / name).read_bytes())
     for lib in ("matplotlib", "seaborn", "pandas", "numpy"):
         h.update(version(lib).encode())
     return h.hexdigest()
