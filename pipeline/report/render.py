@@ -282,11 +282,10 @@ def write_pdf(html: str, path: Path) -> None:
 
 def build_report(results: Path, reports: Path, runs: Path, html: Path, pdf: Path | None,
                  figures_dir: Path, params_path: Path, config, diffs=None) -> int:
-    """Write the report; diffs: compare.start's DVC diffs, when already started."""
+    """Write the report; diffs: compare.start's DVC diffs, when already started (else
+    compare.compare starts them)."""
     from pipeline.report import compare
 
-    if diffs is None:
-        diffs = compare.start(config.report.baseline)  # DVC's diffs run while figures draw
     scorecard = pd.read_csv(reports / "scorecard.csv")
     cache = Path(config.cell_cache) / "figures" if config.cell_cache else None
     sections, svgs = build_sections(results, reports, scorecard, workers=config.workers,
