@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -420,6 +421,76 @@ def test_tables_print_each_mean_and_interval_as_the_findings_do():
     cells = re.findall(r"<td>(.*?)</td>", _table_html(frame))
     assert cells == ["0.1", "0.49432 ± 0.00054", "0.5", "1", "0.8969 ± 0.0086", "0.25",
                      "10", "", ""]
+
+
+def test_the_pdf_tables_are_as_wide_as_their_text_in_a_fixed_layout():
+    """The PDF's appendix tables carry their column widths (WeasyPrint need not measure
+    each cell): a table that fits takes each column's longest line; a wider one the
+    page's width, no column narrower than its longest word; the cells are the same."""
+    from pipeline.report.render import CHAR_EM, HEAD_EM, PAD_EM, PAGE_EM, _table_html
+
+    def widths(html: str) -> list[float]:
+        assert 'style="table-layout: fixed;' in html.split(">", 1)[0]
+        return [float(w) for w in re.findall(r'<col style="width: ([\d.]+)em">', html)]
+
+    narrow = pd.DataFrame({"lr": [0.1, 1.0], "val_acc_mean": [0.494321, 0.8969],
+                           "val_acc_ci95": [0.00053961, 0.008625]})
+    cells = re.findall(r"<td>(.*?)</td>", _table_html(narrow))
+    assert re.findall(r"<td>(.*?)</td>", _table_html(narrow, fixed=True)) == cells
+    assert widths(_table_html(narrow, fixed=True)) == pytest.approx(
+        [CHAR_EM * len("0.1") + PAD_EM, CHAR_EM * len("0.49432 ± 0.00054") + PAD_EM], abs=0.01)
+    wide = pd.DataFrame({f"metric_{k}_mean": [0.123456789] for k in range(8)} |
+                        {f"metric_{k}_ci95": [0.000123456] for k in range(8)})
+    got = widths(_table_html(wide, fixed=True))
+    assert len(got) == 8 and sum(got) == pytest.approx(PAGE_EM, abs=0.05)
+    assert min(got) >= HEAD_EM * len("metric_0") + PAD_EM - 0.01  # never below a word
+    assert "<colgroup>" not in _table_html(wide)  # the HTML page keeps the automatic layout
+
+
+def test_the_pdf_is_written_in_its_own_process_and_its_failure_is_the_reports(tmp_path,
+                                                                              monkeypatch):
+    """The PdfWriter's process writes the PDF it is sent; a failure there is raised by
+    the report with its message, and a report that stops first (or fails midway) leaves
+    no PDF and no part-written file."""
+    import weasyprint
+
+    from pipeline.report.pdf import PdfWriter
+
+    page = "<h1>Report</h1>" + "<p>" + "words " * 20000 + "</p>"
+    good = tmp_path / "good" / "report.pdf"
+    writer = PdfWriter(good)
+    writer.send(page)
+    writer.wait()
+    writer.close()
+    assert good.read_bytes().startswith(b"%PDF")
+
+    stopped = tmp_path / "stopped" / "report.pdf"
+    stopped.parent.mkdir()
+    writer = PdfWriter(stopped)  # closed before its HTML came
+    writer.close()
+    assert list(stopped.parent.iterdir()) == []
+    writer = PdfWriter(stopped)  # closed while it lays the PDF out, its file begun
+    writer.send(page)
+    for _ in range(400):
+        if list(stopped.parent.iterdir()):
+            break
+        time.sleep(0.05)
+    assert list(stopped.parent.iterdir())
+    writer.close()
+    assert list(stopped.parent.iterdir()) == []
+
+    def broken(self, target, **kwargs):
+        Path(target).write_bytes(b"%PDF half")
+        raise ValueError("no fonts")
+
+    monkeypatch.setattr(weasyprint.HTML, "write_pdf", broken)  # the process is forked after
+    failed = tmp_path / "failed" / "report.pdf"
+    writer = PdfWriter(failed)
+    writer.send(page)
+    with pytest.raises(RuntimeError, match=r"report.pdf: ValueError: no fonts"):
+        writer.wait()
+    writer.close()
+    assert list(failed.parent.iterdir()) == []
 
 
 def test_the_figure_cache_key_covers_the_project_code_the_figures_import():
