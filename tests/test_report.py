@@ -423,74 +423,148 @@ def test_tables_print_each_mean_and_interval_as_the_findings_do():
                      "10", "", ""]
 
 
-def test_the_pdf_tables_are_as_wide_as_their_text_in_a_fixed_layout():
-    """The PDF's appendix tables carry their column widths (WeasyPrint need not measure
-    each cell): a table that fits takes each column's longest line; a wider one the
-    page's width, no column narrower than its longest word; the cells are the same."""
-    from pipeline.report.render import CHAR_EM, HEAD_EM, PAD_EM, PAGE_EM, _table_html
+def test_the_pdf_tables_fit_their_text_in_a_fixed_layout_as_the_automatic_one_does():
+    """Laid out by WeasyPrint with the report's style, an appendix table that carries its
+    column widths holds every text inside its cell and stays on the page, no taller than
+    the automatic layout makes it; a table too wide even at its narrowest keeps the
+    automatic layout. The cells are the same either way."""
+    from weasyprint import HTML
+    from weasyprint.formatting_structure import boxes
 
-    def widths(html: str) -> list[float]:
-        assert 'style="table-layout: fixed;' in html.split(">", 1)[0]
-        return [float(w) for w in re.findall(r'<col style="width: ([\d.]+)em">', html)]
+    from pipeline.report.render import _table_html
 
-    narrow = pd.DataFrame({"lr": [0.1, 1.0], "val_acc_mean": [0.494321, 0.8969],
-                           "val_acc_ci95": [0.00053961, 0.008625]})
-    cells = re.findall(r"<td>(.*?)</td>", _table_html(narrow))
-    assert re.findall(r"<td>(.*?)</td>", _table_html(narrow, fixed=True)) == cells
-    assert widths(_table_html(narrow, fixed=True)) == pytest.approx(
-        [CHAR_EM * len("0.1") + PAD_EM, CHAR_EM * len("0.49432 ± 0.00054") + PAD_EM], abs=0.01)
-    wide = pd.DataFrame({f"metric_{k}_mean": [0.123456789] for k in range(8)} |
-                        {f"metric_{k}_ci95": [0.000123456] for k in range(8)})
-    got = widths(_table_html(wide, fixed=True))
-    assert len(got) == 8 and sum(got) == pytest.approx(PAGE_EM, abs=0.05)
-    assert min(got) >= HEAD_EM * len("metric_0") + PAD_EM - 0.01  # never below a word
-    assert "<colgroup>" not in _table_html(wide)  # the HTML page keeps the automatic layout
+    def boxes_of(box):
+        yield box
+        for child in getattr(box, "children", None) or []:
+            yield from boxes_of(child)
+
+    rows = ["leaky_relu", "none", "sigmoid"]
+    frames = {
+        "narrow": pd.DataFrame({"activation": rows, "bracket_round": [0, 1, 2],
+                                "lr": [0.003, 10.0, 0.3], "val_acc_mean": [0.998534, 0.49427, 0.6],
+                                "val_acc_ci95": [0.00047, 0.00054, 0.2]}),
+        "shared": pd.DataFrame({"activation": rows} |
+                               {f"{k}_acc_mean": [0.998534, 0.49427, 0.6] for k in
+                                ("train", "val", "test", "null_val", "null_test", "a", "b")} |
+                               {f"{k}_acc_ci95": [0.00047, 0.00054, 0.2] for k in
+                                ("train", "val", "test", "null_val", "null_test", "a", "b")}),
+        "too_wide": pd.DataFrame({f"metric_number_{k}": [0.123456] for k in range(12)}),
+    }
+    for frame in frames.values():
+        cells = re.findall(r"<td>(.*?)</td>", _table_html(frame))
+        assert re.findall(r"<td>(.*?)</td>", _table_html(frame, fixed=True)) == cells
+    assert "<colgroup>" in _table_html(frames["shared"], fixed=True)
+    assert "<colgroup>" not in _table_html(frames["too_wide"], fixed=True)
+    assert "<colgroup>" not in _table_html(frames["narrow"])  # the HTML page: automatic
+
+    style = re.search(r"<style>(.*?)</style>", (ROOT / "pipeline" / "report" / "templates" /
+                                                "report.html.j2").read_text(), re.S)[1]
+    tables = "".join(_table_html(f, fixed=fixed) for f in list(frames.values())[:2]
+                     for fixed in (True, False))
+    page = HTML(string=f"<html><head><style>{style}</style></head><body>"
+                f"<section class='study appendix'>{tables}</section></body></html>"
+                ).render().pages[0]._page_box
+    right = page.content_box_x() + page.width
+    laid = [b for b in boxes_of(page) if isinstance(b, boxes.TableBox)]
+    assert len(laid) == 4
+    for fixed, automatic in (laid[0:2], laid[2:4]):
+        assert fixed.position_x + fixed.width <= right + 0.5
+        assert fixed.height <= automatic.height + 0.5  # no more lines than before
+        for cell in (b for b in boxes_of(fixed) if isinstance(b, boxes.TableCellBox)):
+            edge = cell.content_box_x() + cell.width
+            for text in (b for b in boxes_of(cell) if isinstance(b, boxes.TextBox)):
+                assert text.position_x + text.width <= edge + 0.01, text.text
 
 
 def test_the_pdf_is_written_in_its_own_process_and_its_failure_is_the_reports(tmp_path,
                                                                               monkeypatch):
     """The PdfWriter's process writes the PDF it is sent; a failure there is raised by
-    the report with its message, and a report that stops first (or fails midway) leaves
-    no PDF and no part-written file."""
+    the report with its message, and a report that stops first (before sending its HTML,
+    or while the PDF is being written) leaves no PDF and no part-written file."""
     import weasyprint
 
     from pipeline.report.pdf import PdfWriter
 
-    page = "<h1>Report</h1>" + "<p>" + "words " * 20000 + "</p>"
-    good = tmp_path / "good" / "report.pdf"
-    writer = PdfWriter(good)
-    writer.send(page)
-    writer.wait()
-    writer.close()
-    assert good.read_bytes().startswith(b"%PDF")
+    page = "<h1>Report</h1><p>words</p>"
+    folders = {name: tmp_path / name for name in ("good", "early", "midway", "failed")}
+    for folder in folders.values():
+        folder.mkdir()
+    writers = []
 
-    stopped = tmp_path / "stopped" / "report.pdf"
-    stopped.parent.mkdir()
-    writer = PdfWriter(stopped)  # closed before its HTML came
-    writer.close()
-    assert list(stopped.parent.iterdir()) == []
-    writer = PdfWriter(stopped)  # closed while it lays the PDF out, its file begun
-    writer.send(page)
-    for _ in range(400):
-        if list(stopped.parent.iterdir()):
-            break
-        time.sleep(0.05)
-    assert list(stopped.parent.iterdir())
-    writer.close()
-    assert list(stopped.parent.iterdir()) == []
+    def writer(name: str) -> PdfWriter:
+        writers.append(PdfWriter(folders[name] / "report.pdf"))
+        return writers[-1]
+
+    try:
+        good = writer("good")
+        good.send(page)
+        good.wait()
+        assert (folders["good"] / "report.pdf").read_bytes().startswith(b"%PDF")
+
+        early = writer("early")  # the report stops before its HTML: the process ends
+        early._conn.close()
+        early._proc.join(timeout=30)
+        assert early._proc.exitcode == 0 and list(folders["early"].iterdir()) == []
+
+        def slow(self, target, **kwargs):  # begins its file, then takes its time
+            Path(target).write_bytes(b"%PDF part")
+            time.sleep(60)
+
+        monkeypatch.setattr(weasyprint.HTML, "write_pdf", slow)  # each process forks after
+        midway = writer("midway")
+        midway.send(page)
+        for _ in range(400):
+            if list(folders["midway"].iterdir()):
+                break
+            time.sleep(0.05)
+        assert list(folders["midway"].iterdir())  # the part-written file
+        midway.close()
+        assert list(folders["midway"].iterdir()) == []
+
+        def broken(self, target, **kwargs):
+            Path(target).write_bytes(b"%PDF part")
+            raise ValueError("no fonts")
+
+        monkeypatch.setattr(weasyprint.HTML, "write_pdf", broken)
+        failed = writer("failed")
+        failed.send(page)
+        with pytest.raises(RuntimeError, match=r"report.pdf: ValueError: no fonts"):
+            failed.wait()
+        assert list(folders["failed"].iterdir()) == []
+    finally:
+        for w in writers:
+            w.close()
+
+
+def test_a_pdf_that_fails_fails_the_report_after_its_html(built, drawn, tmp_path,
+                                                          monkeypatch):
+    """build_report raises the PDF's failure (the stage exits with it), after writing the
+    HTML page; no PDF is left."""
+    import weasyprint
+
+    from pipeline.config import load_config
+    from pipeline.report import compare
+    from pipeline.report.render import build_report
+
+    root, _ = built
+    reports = tmp_path / "reports"
+    shutil.copytree(root / "reports", reports)
+    (reports / "report.pdf").unlink(missing_ok=True)
+    config = load_config(root / "params.yaml")
+    config = config.model_copy(update={"cell_cache": str(tmp_path / "cache")})
+    shutil.copytree(drawn[0], tmp_path / "cache" / "figures")  # every figure cached
 
     def broken(self, target, **kwargs):
-        Path(target).write_bytes(b"%PDF half")
         raise ValueError("no fonts")
 
-    monkeypatch.setattr(weasyprint.HTML, "write_pdf", broken)  # the process is forked after
-    failed = tmp_path / "failed" / "report.pdf"
-    writer = PdfWriter(failed)
-    writer.send(page)
+    monkeypatch.setattr(weasyprint.HTML, "write_pdf", broken)
+    monkeypatch.setattr(compare, "start", lambda baseline: None)  # no DVC diffs here
     with pytest.raises(RuntimeError, match=r"report.pdf: ValueError: no fonts"):
-        writer.wait()
-    writer.close()
-    assert list(failed.parent.iterdir()) == []
+        build_report(root / "data" / "results", reports, root / "data" / "runs",
+                     tmp_path / "report.html", tmp_path / "report.pdf",
+                     tmp_path / "figures", root / "params.yaml", config)
+    assert (tmp_path / "report.html").exists()
+    assert not list(tmp_path.glob("*.pdf")) and not list(tmp_path.glob(".report.pdf*"))
 
 
 def test_the_figure_cache_key_covers_the_project_code_the_figures_import():

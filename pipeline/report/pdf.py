@@ -4,7 +4,9 @@ stage writes the HTML page, on a second core."""
 
 from __future__ import annotations
 
+import glob
 import multiprocessing as mp
+import os
 from pathlib import Path
 
 
@@ -15,7 +17,8 @@ class PdfWriter:
         ctx = mp.get_context("fork")
         self.path = Path(path)
         self._conn, theirs = ctx.Pipe()
-        self._proc = ctx.Process(target=_write, args=(theirs, self.path), daemon=True)
+        self._proc = ctx.Process(target=_write, args=(theirs, self._conn, self.path,
+                                                      os.getpid()), daemon=True)
         self._proc.start()
         theirs.close()
 
@@ -31,8 +34,10 @@ class PdfWriter:
         try:
             error = self._conn.recv()
         except EOFError:
-            error = f"its process ended (exit code {self._proc.exitcode})"
+            error = None
         self._proc.join()
+        if error is None and self._proc.exitcode != 0:
+            error = f"its process ended with exit code {self._proc.exitcode}"
         if error:
             raise RuntimeError(f"{self.path}: {error}")
 
@@ -43,11 +48,13 @@ class PdfWriter:
         if self._proc.is_alive():
             self._proc.kill()
         self._proc.join()
-        for tmp in self.path.parent.glob(f".{self.path.name}.*.pdf"):  # atomic_path's
+        # atomic_path's temporary files
+        for tmp in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.pdf"):
             tmp.unlink(missing_ok=True)
 
 
-def _write(conn, path: Path) -> None:
+def _write(conn, ours, path: Path, parent: int) -> None:
+    ours.close()  # the stage's end: closed there, the pipe then ends here too
     try:
         from weasyprint import HTML
 
@@ -59,6 +66,8 @@ def _write(conn, path: Path) -> None:
             return  # the report stopped before its PDF
         with atomic_path(path, ".pdf") as tmp:
             HTML(string=html).write_pdf(tmp)
+            if os.getppid() != parent:  # the stage died meanwhile: no PDF of its own
+                raise SystemExit(1)
         conn.send(None)
     except Exception as exc:  # the stage raises it from wait()
         conn.send(f"{type(exc).__name__}: {exc}")

@@ -228,7 +228,7 @@ def _mean_ci(mean, half) -> str:
 
 def _table_html(frame: pd.DataFrame, fixed: bool = False) -> str:
     """A compact HTML table, each value as "mean ± 95% half-width"; pandas escapes text.
-    fixed: column widths set from the text, for the PDF."""
+    fixed: with the column widths its text needs (widths.py), for the PDF."""
     shown = pd.DataFrame(index=frame.index)
     for col in frame.columns:
         if col.endswith(("_std", "_ci95")):
@@ -243,33 +243,12 @@ def _table_html(frame: pd.DataFrame, fixed: bool = False) -> str:
         else:
             shown[col] = frame[col]
     html = shown.to_html(index=False, border=0, classes="results", escape=True, na_rep="")
-    return _fixed_widths(html, shown) if fixed else html
+    if not fixed:
+        return html
+    from pipeline.report.widths import fixed_layout
 
-
-# the PDF's tables: 8pt DejaVu Sans, about 0.62 em a character (bold headers 0.68), 12px
-# of padding a cell, on A4's 186 mm between the margins (65.9 em)
-CHAR_EM, HEAD_EM, PAD_EM, PAGE_EM = 0.62, 0.68, 1.2, 65.0
-
-
-def _fixed_widths(html: str, shown: pd.DataFrame) -> str:
-    """The table with its column widths set from its text, as the automatic layout would
-    set them (each column its longest line, or, where those overflow the page, its
-    longest word plus a share of the rest), in a fixed layout: WeasyPrint then lays it out
-    without measuring every cell first, about a second less for the PDF's appendix."""
-    longest, widest = [], []  # per column: its longest line, its longest word, in em
-    for c in shown.columns:
-        text = [str(v) for v in shown[c]]
-        longest.append(max([HEAD_EM * len(str(c))] + [CHAR_EM * len(t) for t in text]) + PAD_EM)
-        widest.append(max([HEAD_EM * len(str(c))] +
-                          [CHAR_EM * len(w) for t in text for w in t.split()]) + PAD_EM)
-    room = sum(longest) - sum(widest)
-    share = 1.0 if sum(longest) <= PAGE_EM or room <= 0 else \
-        max(0.0, (PAGE_EM - sum(widest)) / room)
-    ems = [w + share * (n - w) for n, w in zip(longest, widest)]
-    cols = "".join(f'<col style="width: {w:.2f}em">' for w in ems)
-    tag, rest = html.split(">", 1)
-    return (f'{tag} style="table-layout: fixed; width: {sum(ems):.2f}em">'
-            f"<colgroup>{cols}</colgroup>{rest}")
+    return fixed_layout(html, [str(c) for c in shown.columns],
+                        [[str(v) for v in shown[c].fillna("")] for c in shown.columns])
 
 
 def percentile(p: float) -> str:
