@@ -423,59 +423,6 @@ def test_tables_print_each_mean_and_interval_as_the_findings_do():
                      "10", "", ""]
 
 
-def test_the_pdf_tables_fit_their_text_in_a_fixed_layout_as_the_automatic_one_does():
-    """Laid out by WeasyPrint with the report's style, an appendix table that carries its
-    column widths holds every text inside its cell and stays on the page, no taller than
-    the automatic layout makes it; a table too wide even at its narrowest keeps the
-    automatic layout. The cells are the same either way."""
-    from weasyprint import HTML
-    from weasyprint.formatting_structure import boxes
-
-    from pipeline.report.render import _table_html
-
-    def boxes_of(box):
-        yield box
-        for child in getattr(box, "children", None) or []:
-            yield from boxes_of(child)
-
-    rows = ["leaky_relu", "none", "sigmoid"]
-    frames = {
-        "narrow": pd.DataFrame({"activation": rows, "bracket_round": [0, 1, 2],
-                                "lr": [0.003, 10.0, 0.3], "val_acc_mean": [0.998534, 0.49427, 0.6],
-                                "val_acc_ci95": [0.00047, 0.00054, 0.2]}),
-        "shared": pd.DataFrame({"activation": rows} |
-                               {f"{k}_acc_mean": [0.998534, 0.49427, 0.6] for k in
-                                ("train", "val", "test", "null_val", "null_test", "a", "b")} |
-                               {f"{k}_acc_ci95": [0.00047, 0.00054, 0.2] for k in
-                                ("train", "val", "test", "null_val", "null_test", "a", "b")}),
-        "too_wide": pd.DataFrame({f"metric_number_{k}": [0.123456] for k in range(12)}),
-    }
-    for frame in frames.values():
-        cells = re.findall(r"<td>(.*?)</td>", _table_html(frame))
-        assert re.findall(r"<td>(.*?)</td>", _table_html(frame, fixed=True)) == cells
-    assert "<colgroup>" in _table_html(frames["shared"], fixed=True)
-    assert "<colgroup>" not in _table_html(frames["too_wide"], fixed=True)
-    assert "<colgroup>" not in _table_html(frames["narrow"])  # the HTML page: automatic
-
-    style = re.search(r"<style>(.*?)</style>", (ROOT / "pipeline" / "report" / "templates" /
-                                                "report.html.j2").read_text(), re.S)[1]
-    tables = "".join(_table_html(f, fixed=fixed) for f in list(frames.values())[:2]
-                     for fixed in (True, False))
-    page = HTML(string=f"<html><head><style>{style}</style></head><body>"
-                f"<section class='study appendix'>{tables}</section></body></html>"
-                ).render().pages[0]._page_box
-    right = page.content_box_x() + page.width
-    laid = [b for b in boxes_of(page) if isinstance(b, boxes.TableBox)]
-    assert len(laid) == 4
-    for fixed, automatic in (laid[0:2], laid[2:4]):
-        assert fixed.position_x + fixed.width <= right + 0.5
-        assert fixed.height <= automatic.height + 0.5  # no more lines than before
-        for cell in (b for b in boxes_of(fixed) if isinstance(b, boxes.TableCellBox)):
-            edge = cell.content_box_x() + cell.width
-            for text in (b for b in boxes_of(cell) if isinstance(b, boxes.TextBox)):
-                assert text.position_x + text.width <= edge + 0.01, text.text
-
-
 def test_the_pdf_is_written_in_its_own_process_and_its_failure_is_the_reports(tmp_path,
                                                                               monkeypatch):
     """The PdfWriter's process writes the PDF it is sent; a failure there is raised by

@@ -226,9 +226,8 @@ def _mean_ci(mean, half) -> str:
     return _fmt(mean) if half is None or pd.isna(half) else numbers.fmt_interval(mean, half)
 
 
-def _table_html(frame: pd.DataFrame, fixed: bool = False) -> str:
-    """A compact HTML table, each value as "mean ± 95% half-width"; pandas escapes text.
-    fixed: with the column widths its text needs (widths.py), for the PDF."""
+def _table_html(frame: pd.DataFrame) -> str:
+    """A compact HTML table, each value as "mean ± 95% half-width"; pandas escapes text."""
     shown = pd.DataFrame(index=frame.index)
     for col in frame.columns:
         if col.endswith(("_std", "_ci95")):
@@ -242,13 +241,7 @@ def _table_html(frame: pd.DataFrame, fixed: bool = False) -> str:
             shown[col] = frame[col].map(_fmt)
         else:
             shown[col] = frame[col]
-    html = shown.to_html(index=False, border=0, classes="results", escape=True, na_rep="")
-    if not fixed:
-        return html
-    from pipeline.report.widths import fixed_layout
-
-    return fixed_layout(html, [str(c) for c in shown.columns],
-                        [[str(v) for v in shown[c].fillna("")] for c in shown.columns])
+    return shown.to_html(index=False, border=0, classes="results", escape=True, na_rep="")
 
 
 def percentile(p: float) -> str:
