@@ -272,32 +272,31 @@ def render_html(sections: list[Section], scorecard: pd.DataFrame, prov: dict,
 
 
 def build_report(results: Path, reports: Path, runs: Path, html: Path, pdf: Path | None,
-                 figures_dir: Path, params_path: Path, config, diffs=None,
-                 writer=None) -> int:
+                 figures_dir: Path, params_path: Path, config, diffs=None) -> int:
     """Write the report; diffs: compare.start's DVC diffs, when already started (else
-    compare.compare starts them); writer: a PdfWriter for `pdf`, when already started
-    (else one starts here). The PDF is laid out in the writer's process while this one
-    writes the HTML page."""
-    if pdf is not None and writer is None:
+    compare.compare starts them). The PDF is laid out in a PdfWriter's process, started
+    first, while this one writes the HTML page."""
+    writer = None
+    if pdf is not None:
         from pipeline.report.pdf import PdfWriter
 
         writer = PdfWriter(pdf)
     try:
         return _build_report(results, reports, runs, html, figures_dir, params_path,
-                             config, diffs, writer, png=pdf is not None)
+                             config, diffs, writer)
     finally:
         if writer is not None:
             writer.close()
 
 
 def _build_report(results: Path, reports: Path, runs: Path, html: Path, figures_dir: Path,
-                  params_path: Path, config, diffs, writer, png: bool) -> int:
+                  params_path: Path, config, diffs, writer) -> int:
     from pipeline.report import compare
 
     scorecard = pd.read_csv(reports / "scorecard.csv")
     cache = Path(config.cell_cache) / "figures" if config.cell_cache else None
     sections, svgs = build_sections(results, reports, scorecard, workers=config.workers,
-                                    png=png, cache=cache)
+                                    png=writer is not None, cache=cache)
     spread = {f"{a['study']}.{k}": v for a in load_analyses(results)
               for k, v in a["spread"].items() if v is not None}
     comparison = compare.compare(config.report.baseline, params_path, reports / "metrics",
