@@ -425,14 +425,14 @@ def test_tables_print_each_mean_and_interval_as_the_findings_do():
 
 def test_the_pdf_is_written_in_its_own_process_and_its_failure_is_the_reports(tmp_path,
                                                                               monkeypatch):
-    """The PdfWriter's process writes the PDF it is sent; a failure there is raised by
-    the report with its message, and a report that stops first (before sending its HTML,
-    or while the PDF is being written) leaves no PDF and no part-written file."""
+    """The PdfWriter's processes write the PDF they are sent; a failure there is raised
+    by the report with its message, and a report that stops first (before sending its
+    HTML, or while the PDF is being written) leaves no PDF and no part-written file."""
     import weasyprint
 
-    from pipeline.report.pdf import PdfWriter
+    from pipeline.report.pdf import APPENDIX, PdfWriter
 
-    page = "<h1>Report</h1><p>words</p>"
+    page = f"<html><head></head><body><h1>Report</h1>{APPENDIX}<p>more</p></body></html>"
     folders = {name: tmp_path / name for name in ("good", "early", "midway", "failed")}
     for folder in folders.values():
         folder.mkdir()
@@ -448,10 +448,12 @@ def test_the_pdf_is_written_in_its_own_process_and_its_failure_is_the_reports(tm
         good.wait()
         assert (folders["good"] / "report.pdf").read_bytes().startswith(b"%PDF")
 
-        early = writer("early")  # the report stops before its HTML: the process ends
-        early._conn.close()
-        early._proc.join(timeout=30)
-        assert early._proc.exitcode == 0 and list(folders["early"].iterdir()) == []
+        early = writer("early")  # the report stops before its HTML: the processes end
+        for conn, proc in zip(early._conns, early._procs):
+            conn.close()
+            proc.join(timeout=30)
+            assert proc.exitcode == 0
+        assert list(folders["early"].iterdir()) == []
 
         def slow(self, target, **kwargs):  # begins its file, then takes its time
             Path(target).write_bytes(b"%PDF part")
@@ -481,6 +483,47 @@ def test_the_pdf_is_written_in_its_own_process_and_its_failure_is_the_reports(tm
     finally:
         for w in writers:
             w.close()
+
+
+def test_the_pdfs_two_parts_join_into_one_document(tmp_path):
+    """The body and the appendix, laid out apart, make one PDF: the body's pages, then the
+    appendix's (labelled and numbered A-1, ...); the body's link into the appendix leads
+    to the appendix's page; the appendix's headings sit under the body's title in the
+    outline, as they would in one document."""
+    from pypdf import PdfReader
+    from weasyprint import HTML
+
+    from pipeline.report.pdf import APPENDIX, join, split
+
+    style = ('<style>@page { @bottom-center { content: "page " counter(page) " of " '
+             'counter(pages); } } @page appendix { @bottom-center { content: "page A-" '
+             'counter(page); } } body.appendix-part { page: appendix; }</style>')
+    page = (f'<html><head>{style}</head><body><h1>Report</h1><h2 id="study">Study</h2>'
+            '<p>Its tables: <a href="#appendix-study">appendix</a>.</p>'
+            '<p style="page-break-before: always">more body</p>'
+            f'{APPENDIX}<section id="appendix"><h2>Appendix</h2><h3 id="appendix-study">'
+            'Study, in full</h3><p style="page-break-before: always">its tables</p>'
+            '</section></body></html>')
+    body, appendix = split(page)
+    assert "Report" in body and "its tables" not in body
+    assert "Report" not in appendix and "its tables" in appendix
+    parts = tmp_path / "body.pdf", tmp_path / "appendix.pdf"
+    for html, part in zip((body, appendix), parts):
+        HTML(string=html).write_pdf(part)
+    join(*parts, tmp_path / "report.pdf")
+
+    pdf = PdfReader(tmp_path / "report.pdf")
+    assert [p.extract_text().split()[-1] for p in pdf.pages] == ["2", "2", "A-1", "A-2"]
+    assert pdf.page_labels == ["1", "2", "A-1", "A-2"]
+    links = [a.get_object()["/Dest"] for a in pdf.pages[0]["/Annots"]]
+    assert links == ["appendix-study"]
+    assert pdf.get_destination_page_number(pdf.named_destinations["appendix-study"]) == 2
+    assert pdf.get_destination_page_number(pdf.named_destinations["study"]) == 0
+
+    def titles(items):
+        return [titles(i) if isinstance(i, list) else i.title for i in items]
+
+    assert titles(pdf.outline) == ["Report", ["Study", "Appendix", ["Study, in full"]]]
 
 
 def test_a_pdf_that_fails_fails_the_report_after_its_html(built, drawn, tmp_path,

@@ -274,7 +274,7 @@ def render_html(sections: list[Section], scorecard: pd.DataFrame, prov: dict,
 def build_report(results: Path, reports: Path, runs: Path, html: Path, pdf: Path | None,
                  figures_dir: Path, params_path: Path, config, diffs=None) -> int:
     """Write the report; diffs: compare.start's DVC diffs, when already started (else
-    compare.compare starts them). The PDF is laid out in a PdfWriter's process, started
+    compare.compare starts them). The PDF is laid out in a PdfWriter's two processes, started
     first, while this one writes the HTML page."""
     writer = None
     if pdf is not None:
