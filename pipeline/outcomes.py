@@ -150,34 +150,48 @@ def converged(curve: list[dict], epochs: int, tol: float, below: float | None = 
     return settled(curve, window(epochs), tol)
 
 
-def add(out_cells: pd.DataFrame, results: list, arrays: dict, tol: float) -> pd.DataFrame:
-    """Every cell's null scores, collapsed and converged columns, and its test points."""
-    import torch
-
-    from pipeline.engine import predict
-
+def add(out_cells: pd.DataFrame, results: list, arrays: dict, tol: float,
+        known: dict | None = None) -> pd.DataFrame:
+    """Every cell's null scores, collapsed and converged columns, and its test points.
+    known: the outcomes of results already scored (by the result's identity), kept across
+    calls (the bracketing rounds score the cells trained before them again), so that each
+    trained model predicts its test set once."""
+    known = {} if known is None else known
     points = Points()
     rows = []
-    from pipeline.datasets import draw
-
-    for cell, res in zip(out_cells["cell"], results):
-        row_ = out_cells.loc[out_cells["cell"] == cell].iloc[0]
-        data = draw(arrays[row_["dataset"]], int(row_["seed"]))
-        job = res.job
-        spec = job.spec
-        y_train = data["y_train"] if job.rows is None else data["y_train"][list(job.rows)]
-        splits = {s: data[f"y_{s}"] for s in SPLITS if f"y_{s}" in data}
-        row = null_scores(spec.loss, y_train, splits)
-        row["collapsed"] = False
-        row["converged"] = converged(res.curve, spec.epochs, tol, spec.stop_below)
-        if not res.diverged:
-            x = torch.as_tensor(data["x_test"])
-            y_hat = predict(spec.arch, [p.float() for p in res.params], x).double().numpy()
-            # a model whose inputs do not vary (a degree-0 polynomial) is constant by design
-            used = data["x_test"][:, :job.active_inputs or data["x_test"].shape[1]]
-            row["collapsed"] = bool(np.ptp(used, axis=0).any()) and collapsed(spec.loss, y_hat)
-            for metric, values in point_values(spec.loss, y_hat, data["y_test"]).items():
-                points.add(cell, metric, values)
-        rows.append(row)
+    keys = out_cells[["cell", "dataset", "seed"]].to_dict("records")
+    for key, res in zip(keys, results):
+        if id(res) not in known:
+            known[id(res)] = (res, _outcome(res, arrays[key["dataset"]], int(key["seed"]), tol))
+        row, values = known[id(res)][1]
+        for metric, v in values.items():
+            points.add(key["cell"], metric, v)
+        rows.append(dict(row))
     extra = pd.DataFrame(rows, index=out_cells.index)
     return attach(pd.concat([out_cells, extra], axis=1), points)
+
+
+def _outcome(res, arrays, seed: int, tol: float) -> tuple[dict, dict]:
+    """One trained model's null scores, collapsed and converged flags, and test points."""
+    import torch
+
+    from pipeline.datasets import draw
+    from pipeline.engine import predict
+
+    data = draw(arrays, seed)
+    job = res.job
+    spec = job.spec
+    y_train = data["y_train"] if job.rows is None else data["y_train"][list(job.rows)]
+    splits = {s: data[f"y_{s}"] for s in SPLITS if f"y_{s}" in data}
+    row = null_scores(spec.loss, y_train, splits)
+    row["collapsed"] = False
+    row["converged"] = converged(res.curve, spec.epochs, tol, spec.stop_below)
+    values = {}
+    if not res.diverged:
+        x = torch.as_tensor(data["x_test"])
+        y_hat = predict(spec.arch, [p.float() for p in res.params], x).double().numpy()
+        # a model whose inputs do not vary (a degree-0 polynomial) is constant by design
+        used = data["x_test"][:, :job.active_inputs or data["x_test"].shape[1]]
+        row["collapsed"] = bool(np.ptp(used, axis=0).any()) and collapsed(spec.loss, y_hat)
+        values = point_values(spec.loss, y_hat, data["y_test"])
+    return row, values

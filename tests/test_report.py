@@ -98,7 +98,13 @@ def test_pdf_has_a_page_or_more_per_study(built):
     from pypdf import PdfReader
 
     root, html = built
-    pages = [p.extract_text() for p in PdfReader(root / "reports" / "report.pdf").pages]
+    pdf = PdfReader(root / "reports" / "report.pdf")
+    pages = [p.extract_text() for p in pdf.pages]
+    # the appendix, laid out apart, is labelled and numbered A-1, ... (its footers too)
+    appendix = next(i for i, text in enumerate(pages) if "Appendix: findings in full" in text)
+    assert pdf.page_labels[appendix - 1:appendix + 1] == [str(appendix), "A-1"]
+    assert pages[appendix].split()[-4:] == ["page", "A-1", "of", f"A-{len(pages) - appendix}"]
+    assert pdf.metadata.title == "Deep-learning fundamentals: study report"
     for study in studies.names():
         title = re.search(rf'id="{study}">\s*<h2>([^<]+)</h2>', html).group(1)
         starts = [i for i, text in enumerate(pages) if title.split(".", 1)[1].strip() in text]
@@ -470,9 +476,10 @@ def test_the_pdf_is_written_in_its_own_process_and_its_failure_is_the_reports(tm
         midway.close()
         assert list(folders["midway"].iterdir()) == []
 
-        def broken(self, target, **kwargs):
+        def broken(self, target, **kwargs):  # the appendix fails, the body is written
             Path(target).write_bytes(b"%PDF part")
-            raise ValueError("no fonts")
+            if "appendix" in Path(target).name:
+                raise ValueError("no fonts")
 
         monkeypatch.setattr(weasyprint.HTML, "write_pdf", broken)
         failed = writer("failed")
@@ -513,6 +520,7 @@ def test_the_pdfs_two_parts_join_into_one_document(tmp_path):
     join(*parts, tmp_path / "report.pdf")
 
     pdf = PdfReader(tmp_path / "report.pdf")
+    assert pdf.metadata.title == PdfReader(parts[0]).metadata.title
     assert [p.extract_text().split()[-1] for p in pdf.pages] == ["2", "2", "A-1", "A-2"]
     assert pdf.page_labels == ["1", "2", "A-1", "A-2"]
     links = [a.get_object()["/Dest"] for a in pdf.pages[0]["/Annots"]]
@@ -524,6 +532,28 @@ def test_the_pdfs_two_parts_join_into_one_document(tmp_path):
         return [titles(i) if isinstance(i, list) else i.title for i in items]
 
     assert titles(pdf.outline) == ["Report", ["Study", "Appendix", ["Study, in full"]]]
+
+
+def test_the_bodys_anchors_into_the_appendix_add_no_page():
+    """The empty anchors split() ends the body with (so that its links into the appendix
+    survive) take no room: with the report's own style, a body that fills its last page
+    to any depth has as many pages with them as without."""
+    from weasyprint import HTML
+
+    from pipeline.report.pdf import APPENDIX, split
+
+    template = (ROOT / "pipeline" / "report" / "templates" / "report.html.j2").read_text()
+    style = template[template.index("<style>"):template.index("</style>") + 8]
+    for n in range(26, 40):  # the body's last line moves down its page, and past it
+        paras = "".join(f"<p>line {i}</p>" for i in range(n))
+        page = (f'<html><head>{style}</head><body><h1>Report</h1><section class="study">'
+                f'<h2>Study</h2>{paras}</section>{APPENDIX}<section class="study appendix" '
+                'id="appendix"><h2>Appendix</h2><h3 id="appendix-study">x</h3></section>'
+                '</body></html>')
+        body, _ = split(page)
+        plain = page[:page.index(APPENDIX)] + "</body></html>"
+        assert len(HTML(string=body).render().pages) == \
+            len(HTML(string=plain).render().pages), n
 
 
 def test_a_pdf_that_fails_fails_the_report_after_its_html(built, drawn, tmp_path,

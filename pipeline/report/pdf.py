@@ -111,9 +111,10 @@ def split(html: str) -> tuple[str, str]:
     that WeasyPrint keeps the body's links into it (join points them at the appendix)."""
     at = html.index(APPENDIX)
     head, appendix = html[:html.index("<body")], html[at:]
-    ids = re.findall(r'\bid="([^"]+)"', appendix)
+    ids = re.findall(r'(?<![\w-])id="([^"]+)"', appendix)
     anchors = "".join(f'<a id="{i}"></a>' for i in ids)
-    return (f'{html[:at]}<div style="height: 0; overflow: hidden">{anchors}</div>\n'
+    # out of the flow: in it, even an empty line box can push a page of its own
+    return (f'{html[:at]}<div style="position: absolute">{anchors}</div>\n'
             "</body>\n</html>\n", f'{head}<body class="appendix-part">\n{appendix}')
 
 

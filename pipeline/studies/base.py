@@ -159,15 +159,16 @@ def run_study(study: Study, data: dict, device) -> StudyOutput:
         grid = bracketing.mark(grid)
     study.prepare(data)
     results = train_cells(study, grid, data, arrays, device)
+    known: dict = {}  # each trained model's outcomes, scored once over the rounds
     for round_ in range(1, study.config.bracket_rounds + 1):
-        cells = outcomes.add(tidy(grid, results).cells, results, arrays, tol)
+        cells = outcomes.add(tidy(grid, results).cells, results, arrays, tol, known)
         added = bracketing.extend(study, cells, grid, round_)
         if not added:
             break
         grid += added
         results += train_cells(study, added, data, arrays, device, f" (bracketing {round_})")
     out = tidy(grid, results)
-    out.cells = outcomes.add(out.cells, results, arrays, tol)
+    out.cells = outcomes.add(out.cells, results, arrays, tol, known)
     study.extras(out, results, data)
     return out
 
