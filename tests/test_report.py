@@ -455,6 +455,8 @@ def test_the_pdf_is_written_in_its_own_process_and_its_failure_is_the_reports(tm
         assert (folders["good"] / "report.pdf").read_bytes().startswith(b"%PDF")
 
         early = writer("early")  # the report stops before its HTML: the processes end
+        with pytest.raises(RuntimeError, match=r"wait\(\) before send\(\)"):
+            early.wait()  # (waiting for them there would never end)
         for conn, proc in zip(early._conns, early._procs):
             conn.close()
             proc.join(timeout=30)

@@ -37,10 +37,12 @@ class PdfWriter:
             self._procs.append(proc)
         for _, theirs in pipes:
             theirs.close()
+        self._sent = False
 
     def send(self, html: str) -> None:
         """The PDF's HTML (split at APPENDIX): the processes lay its parts out while this
         one goes on."""
+        self._sent = True
         for conn, part in zip(self._conns, split(html)):
             try:
                 conn.send(part)
@@ -49,6 +51,8 @@ class PdfWriter:
 
     def wait(self) -> None:
         """Until the PDF is written; a failure of either part raised here."""
+        if not self._sent:  # the processes would wait for their HTML forever
+            raise RuntimeError(f"{self.path}: wait() before send()")
         errors = []
         for conn, proc in zip(self._conns, self._procs):
             try:
