@@ -97,6 +97,7 @@ def run_study(args) -> tuple:
     config = load_config(Path(args.params), studies=(args.name,))
     from pipeline.config import resolve_device
     from pipeline.datasets import load
+    from pipeline.engine.blas import arithmetic
     from pipeline.io import write_json
     from pipeline.studies.base import Paths, run_study, write_study
 
@@ -115,7 +116,8 @@ def run_study(args) -> tuple:
     write_study(study, out, analysis, paths)
     peak = peak_rss_mib()
     write_json(Path(args.runs) / f"{args.name}.json",
-               {"device": str(device), "cells": len(out.cells), "cached": out.cached,
+               {"device": str(device), "arithmetic": arithmetic(device),
+                "cells": len(out.cells), "cached": out.cached,
                 "seconds": round(seconds, 3), "peak_mib": peak})
     diverged = int(out.cells["diverged"].sum())
     print(f"study {args.name}: {len(out.cells)} cells ({out.cached} from the cell cache) on "

@@ -553,6 +553,9 @@ def test_cache_key_covers_every_engine_file_and_the_platform(tmp_path, monkeypat
     monkeypatch.undo()
     monkeypatch.setattr(blas, "mode", lambda: "mkl-cbwr-2")
     assert cache.engine_digest() != base
+    monkeypatch.undo()
+    monkeypatch.setattr(blas, "processor", lambda: "another CPU")
+    assert cache.engine_digest() != base
 
 
 def test_blas_runs_in_its_reproducible_mode():

@@ -50,6 +50,23 @@ def test_repro_runs_every_stage_and_writes_outputs(tiny_repo):
     assert "/spiral.npz" in (root / "data" / ".gitignore").read_text()  # git-ignored by DVC
 
 
+def test_each_run_records_the_arithmetic_that_decided_its_bits(tiny_repo):
+    """The processor, torch's kernel set and the BLAS mode: another kind of processor
+    gives other last bits, so the run says which it was, and so does the report."""
+    import torch
+
+    from pipeline.engine import blas
+
+    root, _, _ = tiny_repo
+    expected = (f"{blas.processor()}, torch kernels {torch.backends.cpu.get_cpu_capability()}"
+                f", mkl-cbwr-")
+    for study in studies.names():
+        run = json.loads((root / "data" / "runs" / f"{study}.json").read_text())
+        assert run["arithmetic"].startswith(expected), (study, run)
+    html = (root / "reports" / "report.html").read_text()
+    assert f"Arithmetic: {run['arithmetic']}." in html
+
+
 def test_every_stage_depends_on_every_project_file_it_imports(tiny_repo):
     """The modules each stage imported (PYTHONPROFILEIMPORTTIME) are its dvc.yaml deps."""
     root, first, _ = tiny_repo

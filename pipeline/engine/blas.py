@@ -6,12 +6,17 @@ SGD the losses differed by 10 %). MKL's conditional numerical reproducibility (C
 its strict mode makes results independent of alignment. The mode must be chosen before
 MKL's first call: `pipeline/__init__.py` sets MKL_CBWR for this process and its children,
 and `ensure_reproducible()` sets it through MKL's own API when torch was imported first.
+
+Strict CNR fixes the rounding on one kind of processor only: MKL and torch's own kernels
+are chosen by the instruction set (AVX2, AVX-512), and another set rounds differently.
+`arithmetic()` names what decides the last bits, for the cache key and the run's record.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import platform
 from functools import cache
 
 CBWR_AUTO = 2
@@ -57,3 +62,26 @@ def ensure_reproducible() -> None:
             "reproducible mode, so a model's numbers would depend on its position in a "
             "group: import pipeline before running torch code, or start Python with "
             "MKL_CBWR=AUTO,STRICT")
+
+
+@cache
+def processor() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), or what the platform reports."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def arithmetic(device: str = "cpu") -> str:
+    """What decides a result's last bits on this machine, in words: the processor (or the
+    GPU), the kernel set torch dispatches to, and the BLAS mode."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return f"{torch.cuda.get_device_name(torch.device(device))}, CUDA {torch.version.cuda}"
+    return f"{processor()}, torch kernels {torch.backends.cpu.get_cpu_capability()}, {mode()}"

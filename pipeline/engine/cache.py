@@ -2,10 +2,11 @@
 trains only the cells whose key is new (add one grid value: train only its cells).
 
 The key hashes the job (spec, seed, every per-model knob, training rows), the data, every
-source file of the engine, torch's version and build, the CPU capability torch dispatches
-to, the BLAS reproducibility mode and the device type. A cell's numbers do not depend on
-its group or its position in it (tests/test_engine.py), so a cached result is the result a
-cold run gives. Entries are .npz files (no pickle), written atomically.
+source file of the engine, torch's version and build, the processor, the CPU capability
+torch dispatches to, the BLAS reproducibility mode and the device type. A cell's numbers do
+not depend on its group or its position in it (tests/test_engine.py), so a cached result is
+the result a cold run gives on this kind of processor. Entries are .npz files (no pickle),
+written atomically.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def engine_digest() -> str:
     h = hashlib.sha256()
     for path in sorted(Path(__file__).parent.glob("*.py")):
         h.update(path.name.encode() + path.read_bytes())
-    platform = (torch.__version__, torch.version.git_version,
+    platform = (torch.__version__, torch.version.git_version, blas.processor(),
                 torch.backends.cpu.get_cpu_capability(), blas.mode())
     h.update(repr(platform).encode())
     return h.hexdigest()

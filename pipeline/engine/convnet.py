@@ -197,6 +197,38 @@ def nn_weights(net: ConvNet, params: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
+class _OneChannelConv(torch.autograd.Function):
+    """F.conv2d of a one-channel image (a CNN's first layer on grey digits) whose backward
+    runs in the channels-last layout: there, on the CPU, mkldnn's kernel for the weight's
+    gradient took 1.0 ms for LeNet's first layer on 64 images, against 5.2 ms in the
+    default layout (the same bits in every case of LeNet's shapes tried). The forward
+    stays in the default layout, faster for it and for the layers after it."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: int):
+        ctx.save_for_backward(x, w)
+        ctx.padding = padding
+        return F.conv2d(x, w, b, padding=padding)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        x, w = ctx.saved_tensors
+        p, last = ctx.padding, torch.channels_last
+        gx, gw, gb = torch.ops.aten.convolution_backward(
+            g.contiguous(memory_format=last), x.to(memory_format=last), w, [w.shape[0]],
+            [1, 1], [p, p], [1, 1], False, [0, 0], 1, [ctx.needs_input_grad[0], True, True])
+        return gx, gw, gb, None
+
+
+def conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: int) -> torch.Tensor:
+    """torch.nn.functional.conv2d (stride 1); a one-channel input on the CPU with its
+    backward in the faster layout (`_OneChannelConv`)."""
+    if x.shape[1] == 1 and x.device.type == "cpu" and torch.is_grad_enabled() \
+            and w.requires_grad:
+        return _OneChannelConv.apply(x, w, b, padding)
+    return F.conv2d(x, w, b, padding=padding)
+
+
 def model_forward(net: ConvNet, q: list[torch.Tensor], x: torch.Tensor,
                   masks: list[torch.Tensor] | None = None) -> torch.Tensor:
     """One model's outputs (R, out) for rows x (R, C, H, W), its parameters q in the
@@ -207,7 +239,7 @@ def model_forward(net: ConvNet, q: list[torch.Tensor], x: torch.Tensor,
     for layer in net.layers:
         kind = layer[0]
         if kind == "conv":
-            h = F.conv2d(h, next(weights), next(weights), padding=(*layer[1:], 0)[2])
+            h = conv2d(h, next(weights), next(weights), (*layer[1:], 0)[2])
         elif kind == "avgpool":
             h = avg_pool(h, layer[1])
         elif kind == "maxpool":

@@ -69,6 +69,8 @@ def provenance(params_path: Path, runs: Path, seeds: list[int]) -> dict:
         "seeds": seeds,
         "versions": versions,
         "runs": timing,
+        # what decided the results' last bits (older run records have none)
+        "arithmetic": sorted({r["arithmetic"] for r in timing.values() if r.get("arithmetic")}),
         "rendered": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
