@@ -310,3 +310,23 @@ def test_shift_is_refused_where_it_cannot_apply():
         TrainSpec(SMALL, shift=8)
     with pytest.raises(ValueError, match="ConvNet only"):
         TrainSpec(Arch((4, 3)), shift=1)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_a_one_channel_convolutions_own_backward_gives_torchs_gradients(padding):
+    """The first layer's backward in the channels-last layout: gradients of the input,
+    kernel and bias as torch's own (gradcheck in float64), and a convolution without a
+    bias or without gradients goes to F.conv2d."""
+    from pipeline.engine.convnet import _OneChannelConv, conv2d
+
+    g = torch.Generator().manual_seed(padding)
+    x = torch.rand(3, 1, 7, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 1, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *t: _OneChannelConv.apply(*t, padding), (x, w, b))
+    out = conv2d(x, w, b, padding)
+    assert out.grad_fn is not None and "OneChannelConv" in type(out.grad_fn).__name__
+    torch.testing.assert_close(out, F.conv2d(x, w, b, padding=padding))
+    assert "OneChannelConv" not in type(conv2d(x, w, None, padding).grad_fn).__name__
+    with torch.no_grad():
+        torch.testing.assert_close(conv2d(x, w, b, padding), F.conv2d(x, w, b, padding=padding))

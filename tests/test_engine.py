@@ -558,6 +558,22 @@ def test_cache_key_covers_every_engine_file_and_the_platform(tmp_path, monkeypat
     assert cache.engine_digest() != base
 
 
+def test_cache_key_names_the_gpu_a_cell_trained_on(tmp_path, monkeypatch):
+    """A GPU's cells are keyed by its name and CUDA version, so one GPU's cells are never
+    served to another; a CPU's key holds the processor through the engine digest."""
+    from pipeline.engine import blas, cache
+
+    store = cache.CellCache(tmp_path)
+    job = Job(TrainSpec(Arch((2, 3), "none")), seed=0, lr=0.1)
+    cpu = store.key(job, "data", torch.device("cpu"))
+    monkeypatch.setattr(blas, "arithmetic", lambda device: "GPU A, CUDA 13.0")
+    a = store.key(job, "data", torch.device("cuda"))
+    assert store.key(job, "data", torch.device("cpu")) == cpu
+    monkeypatch.setattr(blas, "arithmetic", lambda device: "GPU B, CUDA 13.0")
+    b = store.key(job, "data", torch.device("cuda"))
+    assert len({cpu, a, b}) == 3
+
+
 def test_blas_runs_in_its_reproducible_mode():
     from pipeline.engine import blas
 

@@ -3,10 +3,10 @@ trains only the cells whose key is new (add one grid value: train only its cells
 
 The key hashes the job (spec, seed, every per-model knob, training rows), the data, every
 source file of the engine, torch's version and build, the processor, the CPU capability
-torch dispatches to, the BLAS reproducibility mode and the device type. A cell's numbers do
-not depend on its group or its position in it (tests/test_engine.py), so a cached result is
-the result a cold run gives on this kind of processor. Entries are .npz files (no pickle),
-written atomically.
+torch dispatches to, the BLAS reproducibility mode and the device (a GPU by its name and
+CUDA version; with Ray, the driver's). A cell's numbers do not depend on its group or its
+position in it (tests/test_engine.py), so a cached result is the result a cold run gives on
+this kind of processor. Entries are .npz files (no pickle), written atomically.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ class CellCache:
         self.engine = engine_digest()
 
     def key(self, job: Job, data_key: str, device: torch.device) -> str:
-        text = f"{self.engine}|{data_key}|{torch.device(device).type}|{job!r}"
+        dev = torch.device(device)  # a GPU by its name and CUDA version (a CPU: in engine)
+        where = dev.type if dev.type == "cpu" else blas.arithmetic(dev)
+        text = f"{self.engine}|{data_key}|{where}|{job!r}"
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _path(self, key: str) -> Path:

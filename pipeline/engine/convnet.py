@@ -224,7 +224,7 @@ def conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: int) -> t
     """torch.nn.functional.conv2d (stride 1); a one-channel input on the CPU with its
     backward in the faster layout (`_OneChannelConv`)."""
     if x.shape[1] == 1 and x.device.type == "cpu" and torch.is_grad_enabled() \
-            and w.requires_grad:
+            and w.requires_grad and b is not None:
         return _OneChannelConv.apply(x, w, b, padding)
     return F.conv2d(x, w, b, padding=padding)
 
