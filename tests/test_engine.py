@@ -574,6 +574,15 @@ def test_cache_key_names_the_gpu_a_cell_trained_on(tmp_path, monkeypatch):
     assert len({cpu, a, b}) == 3
 
 
+def test_mkls_reproducible_mode_is_named_in_words():
+    from pipeline.engine import blas
+
+    assert blas.describe(65538) == "MKL reproducible mode (branch auto, strict)"
+    assert blas.describe(10) == "MKL reproducible mode (branch AVX2)"
+    assert blas.describe(65548) == "MKL reproducible mode (branch AVX-512, strict)"
+    assert blas.describe(1) == "MKL reproducible mode (branch 1)"
+
+
 def test_blas_runs_in_its_reproducible_mode():
     from pipeline.engine import blas
 

@@ -56,16 +56,15 @@ def test_each_run_records_the_arithmetic_that_decided_its_bits(tiny_repo):
     import torch
 
     from pipeline.engine import blas
-    from pipeline.report.render import _cbwr_words
 
     root, _, _ = tiny_repo
     expected = (f"{blas.processor()}, torch kernels {torch.backends.cpu.get_cpu_capability()}"
-                f", {blas.mode()}")
+                f", {blas.mode_words()}")
     for study in studies.names():
         run = json.loads((root / "data" / "runs" / f"{study}.json").read_text())
         assert run["arithmetic"] == expected, (study, run)
     html = (root / "reports" / "report.html").read_text()
-    assert f"Arithmetic: {_cbwr_words(expected)}." in html
+    assert f"Arithmetic: {expected}." in html
 
 
 def test_every_stage_depends_on_every_project_file_it_imports(tiny_repo):

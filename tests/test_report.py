@@ -606,14 +606,3 @@ def test_the_figure_cache_key_covers_the_project_code_the_figures_import():
                 imported.add(module if module.exists() else package / f"{base}.py")
     assert imported and {str(p.relative_to(package)) for p in imported} <= set(FIGURE_CODE)
 
-
-def test_mkls_reproducible_mode_is_named_in_words():
-    from pipeline.report.render import _cbwr_words
-
-    cpu = "AMD EPYC, torch kernels AVX2, "
-    assert _cbwr_words(cpu + "mkl-cbwr-65538") == \
-        cpu + "MKL reproducible mode (branch auto, strict)"
-    assert _cbwr_words("mkl-cbwr-10") == "MKL reproducible mode (branch AVX2)"
-    assert _cbwr_words("mkl-cbwr-65548") == "MKL reproducible mode (branch AVX-512, strict)"
-    assert _cbwr_words("mkl-cbwr-1") == "MKL reproducible mode (branch 1)"
-    assert _cbwr_words("x, no-mkl") == "x, no-mkl"

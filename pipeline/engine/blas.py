@@ -47,6 +47,24 @@ def mode() -> str:
     return "no-mkl" if mkl is None else f"mkl-cbwr-{mkl[0](CBWR_ALL)}"
 
 
+# MKL's CNR branches (mkl_cbwr_get's low bits), for the mode in words
+CBWR_BRANCHES = {CBWR_AUTO: "auto", 3: "compatible", 4: "SSE2", 6: "SSSE3", 7: "SSE4.1",
+                 8: "SSE4.2", 9: "AVX", 10: "AVX2", 12: "AVX-512"}
+
+
+def describe(cbwr: int) -> str:
+    """An MKL CNR mode (mkl_cbwr_get's value) in words."""
+    branch = cbwr & ~CBWR_STRICT
+    strict = ", strict" if cbwr & CBWR_STRICT else ""
+    return f"MKL reproducible mode (branch {CBWR_BRANCHES.get(branch, str(branch))}{strict})"
+
+
+def mode_words() -> str:
+    """The BLAS reproducibility mode in words, as the run's record gives it."""
+    mkl = _mkl()
+    return "no MKL" if mkl is None else describe(mkl[0](CBWR_ALL))
+
+
 def ensure_reproducible() -> None:
     """Turn on MKL's strict CNR mode, or fail with the reason if MKL already ran in
     another mode (its mode cannot change after its first call)."""
@@ -84,4 +102,5 @@ def arithmetic(device: str = "cpu") -> str:
 
     if str(device).startswith("cuda"):
         return f"{torch.cuda.get_device_name(torch.device(device))}, CUDA {torch.version.cuda}"
-    return f"{processor()}, torch kernels {torch.backends.cpu.get_cpu_capability()}, {mode()}"
+    return (f"{processor()}, torch kernels {torch.backends.cpu.get_cpu_capability()}, "
+            f"{mode_words()}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,19 +53,6 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-CBWR_BRANCHES = {2: "auto", 3: "compatible", 4: "SSE2", 6: "SSSE3", 7: "SSE4.1",
-                 8: "SSE4.2", 9: "AVX", 10: "AVX2", 12: "AVX-512"}
-
-
-def _cbwr_words(arithmetic: str) -> str:
-    """MKL's reproducibility mode as the run records it ("mkl-cbwr-65538"), in words."""
-    def words(m: re.Match) -> str:
-        mode = int(m.group(1))
-        branch = CBWR_BRANCHES.get(mode & 0xFFFF, str(mode & 0xFFFF))
-        return f"MKL reproducible mode (branch {branch}{', strict' * bool(mode & 0x10000)})"
-    return re.sub(r"mkl-cbwr-(\d+)", words, arithmetic)
-
-
 def provenance(params_path: Path, runs: Path, seeds: list[int]) -> dict:
     versions = {}
     for lib in LIBRARIES:
@@ -84,8 +70,7 @@ def provenance(params_path: Path, runs: Path, seeds: list[int]) -> dict:
         "versions": versions,
         "runs": timing,
         # what decided the results' last bits (older run records have none)
-        "arithmetic": sorted({_cbwr_words(r["arithmetic"]) for r in timing.values()
-                              if r.get("arithmetic")}),
+        "arithmetic": sorted({r["arithmetic"] for r in timing.values() if r.get("arithmetic")}),
         "rendered": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
