@@ -45,7 +45,7 @@ class Params(Section):
     lrs: grid(PositiveFloat) = [0.001, 0.003, 0.01]  # bracketed on validation accuracy
     optimizer: Literal["sgd", "momentum", "adam"] = "adam"
     batch_size: PositiveInt = 64
-    epochs: PositiveInt = 50  # the bound; each model stops once it fits (fit_loss)
+    epochs: PositiveInt = 100  # the bound; each model stops once it fits (fit_loss)
     log_every: PositiveInt = 2  # epochs between evaluations (and stopping checks)
     # trained until it fits its training images: a model stops once its training loss
     # (cross-entropy, without dropout) is at or below this, or at the epoch bound
