@@ -80,7 +80,7 @@ class Dropout(Section):
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: PositiveFloat = 0.5
     batch_size: PositiveInt = 64
-    epochs: PositiveInt = 20
+    epochs: PositiveInt = 50  # about 900 steps: at 20 every run was still learning
     log_every: PositiveInt = 5
     init_std: PositiveFloat = 0.01
 
