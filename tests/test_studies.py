@@ -302,19 +302,6 @@ def test_width_depth_trains_no_bottleneck_and_each_depth_at_its_own_rate(outputs
                 assert side["lr"] == means.idxmax(), (f.id, side)
 
 
-def test_width_depth_trains_each_spiral_model_until_it_converges(outputs):
-    """With until_converged a model stops once it converges, at most its bound, and the
-    outcome's converged flag agrees with where it stopped; images train a fixed count."""
-    study, out, _ = outputs["width_depth"]
-    bound = study.p.spiral.epochs
-    spiral = out.cells[out.cells["dataset"] == "spiral"]
-    stopped = spiral["stopped_epoch"].dropna()
-    assert len(stopped) and (stopped < bound).all()
-    assert (spiral.loc[stopped.index, "converged"] == 1).all()
-    assert out.cells.loc[out.cells["dataset"] == "images", "stopped_epoch"].isna().all()
-    assert f"at most {bound} epochs" in study.setting()
-
-
 def test_linear_regression_recovers_w_and_b_down_to_the_noise(outputs):
     _, out, a = outputs["linear_regression"]
     d2l = out.cells[(out.cells["lr"] == 0.03) & (out.cells["batch_size"] == 10)]
@@ -859,6 +846,13 @@ def test_cnn_ladder_pairs_each_variant_at_its_own_learning_rate(outputs):
         assert c["a"]["variant"] == after and c["b"]["variant"] == before
         for side, v in (("a", after), ("b", before)):
             assert f"{v} {c[side]['lr']:g}" in lrs
+    # the ingredients together: the last network against the first CNN that learned, each
+    # at its own rate (here sigmoid LeNet learned nothing, so ReLU LeNet is the first)
+    total = _finding(a, "ladder_total").data
+    assert (total["a"]["variant"], total["b"]["variant"]) == (learned[-1], learned[1])
+    for side in ("a", "b"):
+        assert f"{total[side]['variant']} {total[side]['lr']:g}" in lrs
+    assert "ladder_total" in study.answer
     # a variant whose runs at its chosen rate did not fit their images is named
     bracket = study.brackets()[0]
     unfit = [v for v in learned if (stats.where(cells, {

@@ -83,7 +83,7 @@ def network(variant: str, p: Params, classes: int = 10):
 class Cnn(Study):
     name = "cnn"
     order = 10
-    answer = ("ladder", "cnn_vs_mlp")
+    answer = ("ladder", "ladder_total", "cnn_vs_mlp")
     title = "Convolutional networks: LeNet to AlexNet"
     question = ("Which of AlexNet's ingredients (ReLU, max pooling, dropout, width) improve "
                 "LeNet-5 on real MNIST digits, and does a CNN beat an MLP there?")
@@ -182,6 +182,14 @@ class Cnn(Study):
                 "ladder", comps, "Each ingredient added to the network before it",
                 [f"+ {ADDED[after]} ({before} to {after})" for before, after in steps],
                 "test accuracy", sides=[(after, before) for before, after in steps]))
+        rungs = [v for v in learned if v != "mlp"]  # the CNNs, in ladder order
+        if len(rungs) >= 3:  # the ingredients together, beyond any one step
+            base, top = rungs[0], rungs[-1]
+            a.findings.append(F.comparison("ladder_total", stats.compare(
+                cells, {"variant": top, "lr": chosen[top].chosen},
+                {"variant": base, "lr": chosen[base].chosen}, "test_acc",
+                label_a=f"the ladder's last network ({top})",
+                label_b=f"its first CNN ({base})"), "test accuracy"))
         unfit = mine[mine["converged"] == 0]
         if len(unfit):
             names = sorted(set(unfit["variant"]), key=LADDER.index)

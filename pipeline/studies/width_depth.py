@@ -4,9 +4,8 @@ shallower-and-wider better?
 For each budget and depth, the width whose parameter count is closest to the budget
 (within a tolerance) gives one ReLU MLP, so every depth competes at the same size; a depth
 whose width would be narrower than the outputs is left out (a bottleneck, not depth).
-Every model trains with the same optimizer, until it converges within a bound of steps
-(`until_converged`, or for a fixed number of steps), on the spiral (full batch) and on the
-default images (minibatch), each depth at its own learning rate, chosen on
+Every model trains with the same optimizer and budget of steps, on the spiral (full batch)
+and on the default images (minibatch), each depth at its own learning rate, chosen on
 validation accuracy and bracketed. The depth per budget is chosen on validation accuracy
 (each at its learning rate), and the depths are compared on test accuracy over seeds
 (d2l 5.1; Eldan and Shamir 2016 on the power of depth).
@@ -30,11 +29,8 @@ from pipeline.studies.base import Study, StudyOutput
 
 class Part(Section):
     batch_size: PositiveInt | None = None  # None: full batch
-    epochs: PositiveInt = 300  # with until_converged, the bound
+    epochs: PositiveInt = 300
     log_every: PositiveInt = 50
-    # train each model until it converges (converge_tol), at most its epochs: the question
-    # is which shape fits the budget best, not which learns fastest
-    until_converged: bool = False
     budgets: grid(PositiveInt) = [1000, 5000]
 
 
@@ -44,8 +40,7 @@ class Params(Section):
     activation: Activation = "relu"
     optimizer: Optimizer = "adam"
     lrs: grid(PositiveFloat) = [0.003, 0.01, 0.03]  # each depth chooses its own
-    spiral: Part = Part(epochs=1000, log_every=10, until_converged=True,
-                        budgets=[100, 300, 1000])
+    spiral: Part = Part(epochs=600, log_every=30, budgets=[100, 300, 1000])
     images: Part = Part(batch_size=64, epochs=40, log_every=5, budgets=[1000, 5000, 20000])
 
 
@@ -135,8 +130,7 @@ class WidthDepth(Study):
         n_in, n_out = self._shape(cell["dataset"])
         arch = Arch((n_in, *[cell["width"]] * cell["depth"], n_out), p.activation)
         spec = TrainSpec(arch, p.optimizer, "cross_entropy", epochs=part.epochs,
-                         batch_size=part.batch_size, log_every=part.log_every,
-                         stop_tol=self.config.converge_tol if part.until_converged else None)
+                         batch_size=part.batch_size, log_every=part.log_every)
         return Job(spec, seed=cell["seed"], lr=cell["lr"])
 
     def analyze(self, out: StudyOutput) -> Analysis:
@@ -264,12 +258,8 @@ class WidthDepth(Study):
     def setting(self) -> str:
         p = self.p
         parts = "; ".join(
-            f"{d}: budgets {', '.join(map(str, part.budgets))} parameters, "
-            + (f"each model until it converged (its training loss falling by less than "
-               f"{self.config.converge_tol:.0%} over a tenth of its bound, or its training "
-               f"accuracy moving by less than that), at most {part.epochs} epochs"
-               if part.until_converged else f"{part.epochs} epochs")
-            + f", {'full batch' if part.batch_size is None else f'batch {part.batch_size}'}"
+            f"{d}: budgets {', '.join(map(str, part.budgets))} parameters, {part.epochs} "
+            f"epochs, {'full batch' if part.batch_size is None else f'batch {part.batch_size}'}"
             for d, part in (("spiral", p.spiral), ("images", p.images)))
         return (f"Depths {', '.join(map(str, p.depths))}, each at the width whose parameter "
                 f"count is closest to the budget (within {p.tolerance:.0%}); {p.activation} "
